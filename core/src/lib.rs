@@ -1,0 +1,24 @@
+//! Pure domain logic of seckill, shared by the Redis module, the gateway and the worker.
+//!
+//! Nothing in this crate talks to Redis, MySQL or HTTP, so every rule of the sale can be
+//! tested alone with tables and property tests.
+//!
+//! # Layout
+//! - [`ids`]: validated identifiers (activity, user) that are safe to embed in key names.
+//! - [`keys`]: the Redis key layout; every key of an activity shares its hash tag.
+//! - [`decision`]: the reservation decision (window, per-user limit, stock) and activity state.
+//! - [`limits`]: bounds on numbers accepted from outside, and their parsing.
+//! - [`entry`]: the reservation entry appended to the activity's stream, encoded and decoded.
+//! - [`refusal`]: machine-readable refusal codes shared by the module and the gateway.
+
+pub mod decision;
+pub mod entry;
+pub mod ids;
+pub mod keys;
+pub mod limits;
+pub mod refusal;
+
+pub use decision::{decide_reserve, ActivityState, Grant, Sale};
+pub use entry::{EntryError, ReservationEntry};
+pub use ids::{ActivityId, IdError, UserId};
+pub use refusal::Refusal;

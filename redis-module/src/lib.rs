@@ -1,0 +1,52 @@
+//! The seckill Redis module: `SECKILL.CREATE`, `SECKILL.RESERVE`, `SECKILL.RELEASE` and
+//! `SECKILL.STATUS`.
+//!
+//! One `SECKILL.RESERVE` checks the window, the per-user limit and the stock, decrements the
+//! stock, records the buyer and appends the reservation to the activity's stream, all inside
+//! one command, so nothing can happen between the decrement and the queue.
+//!
+//! # Layout
+//! - `commands/`: one file per command, each with `parse` (arguments to a typed request) and
+//!   `apply` (the request against the keyspace).
+//! - [`store`]: typed access to an activity's keys through the low-level key API, and the
+//!   replication of effects.
+//! - [`reply`]: every error reply is built here.
+//! - [`docs`]: `COMMAND DOCS` / `COMMAND INFO` metadata (summary, arity, key specs, arguments).
+//!
+//! The decision itself (window, limit, stock) is `seckill_core::decide_reserve`, plain Rust.
+//!
+//! # Replication and persistence
+//! Commands never replicate themselves: the clock is read once on the primary, and what
+//! changed is propagated as plain `HSET`/`XADD` (wrapped in `MULTI`/`EXEC` by Redis), so a
+//! replica, an AOF replay or an RDB reload done after the window closed ends in the same
+//! state, with the same stream entry ids.
+
+use redis_module::{redis_module, Context, RedisString, Status};
+
+pub mod commands;
+pub mod docs;
+pub mod reply;
+pub mod store;
+
+fn init(ctx: &Context, _args: &[RedisString]) -> Status {
+    store::Names::init();
+    if let Err(e) = docs::register(ctx) {
+        // Docs are a convenience: a server that refuses them still gets working commands.
+        ctx.log_warning(&format!("seckill: command docs not registered: {e}"));
+    }
+    Status::Ok
+}
+
+redis_module! {
+    name: "seckill",
+    version: 1,
+    allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
+    data_types: [],
+    init: init,
+    commands: [
+        ["seckill.create", commands::create::run, "write deny-oom", 1, 1, 1, ""],
+        ["seckill.reserve", commands::reserve::run, "write deny-oom fast", 1, 1, 1, ""],
+        ["seckill.release", commands::release::run, "write deny-oom", 1, 1, 1, ""],
+        ["seckill.status", commands::status::run, "readonly fast", 1, 1, 1, ""],
+    ],
+}

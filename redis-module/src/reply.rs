@@ -1,0 +1,33 @@
+//! Error replies, built in one place so every prefix stays machine-readable.
+//!
+//! Refusals start with their code (`-SOLDOUT ...`); argument errors with `ERR`; a key of the
+//! wrong type with `WRONGTYPE`.
+
+use redis_module::RedisError;
+use seckill_core::Refusal;
+use std::fmt::Display;
+
+pub fn refusal(r: Refusal, detail: impl Display) -> RedisError {
+    RedisError::String(format!("{} {detail}", r.code()))
+}
+
+pub fn arg(detail: impl Display) -> RedisError {
+    RedisError::String(format!("ERR {detail}"))
+}
+
+pub fn wrong_type(key: &str) -> RedisError {
+    RedisError::String(format!(
+        "WRONGTYPE key '{key}' holds a value that is not a seckill activity's"
+    ))
+}
+
+/// An activity that exists and whose window has not ended cannot be overwritten.
+pub fn exists(activity: impl Display) -> RedisError {
+    RedisError::String(format!(
+        "EXISTS activity '{activity}' exists and has not ended; it cannot be overwritten"
+    ))
+}
+
+pub fn internal(detail: impl Display) -> RedisError {
+    RedisError::String(format!("ERR internal: {detail}"))
+}

@@ -1,0 +1,16 @@
+//! Test harness shared by every crate's integration tests: private servers on free loopback
+//! ports, each in its own temporary directory, killed and removed when the guard drops (also
+//! when the test panics).
+//!
+//! # Layout
+//! - [`redis`]: `redis-server` with the freshly built seckill module loaded.
+//! - [`ports`]: free loopback ports and readiness polling.
+//! - [`process`]: a child-process guard that kills on drop.
+
+pub mod ports;
+pub mod process;
+pub mod redis;
+
+pub use self::redis::{module_path, RedisOptions, RedisServer};
+pub use ports::free_port;
+pub use process::ChildGuard;

@@ -1,0 +1,148 @@
+//! A private `redis-server` with the seckill module loaded.
+
+use crate::ports::{free_port, wait_for_port};
+use crate::process::ChildGuard;
+use anyhow::{bail, Context};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Path of the module built by `cargo build` (debug unless `SECKILL_MODULE` says otherwise).
+///
+/// Integration tests run after the workspace is built, so the cdylib is next to the test
+/// binary's `deps/` directory.
+pub fn module_path() -> anyhow::Result<PathBuf> {
+    if let Ok(p) = std::env::var("SECKILL_MODULE") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().context("Failed to find the test executable")?;
+    // target/<profile>/deps/test-binary -> target/<profile>/libseckill_module.so
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test executable has no target/<profile> parent")?;
+    let candidate = profile_dir.join("libseckill_module.so");
+    if !candidate.exists() {
+        bail!(
+            "{} does not exist: run `cargo build -p seckill-module` first (make test does)",
+            candidate.display()
+        );
+    }
+    Ok(candidate)
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RedisOptions {
+    /// Append-only file with this fsync policy (`always`, `everysec`, `no`).
+    pub appendfsync: Option<&'static str>,
+    /// Start as a replica of this port.
+    pub replica_of: Option<u16>,
+    /// `cluster-enabled yes` (for `CLUSTER KEYSLOT`).
+    pub cluster: bool,
+    /// Load no module (for baselines).
+    pub without_module: bool,
+}
+
+/// A running `redis-server`; killed and its directory removed on drop.
+pub struct RedisServer {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    options: RedisOptions,
+    guard: ChildGuard,
+}
+
+impl RedisServer {
+    pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(RedisOptions::default())
+    }
+
+    pub fn start_with(options: RedisOptions) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("seckill-redis-")
+            .tempdir()
+            .context("Failed to create a temp dir for redis-server")?;
+        let port = free_port();
+        let guard = spawn(dir.path(), port, &options)?;
+        Ok(Self {
+            port,
+            dir,
+            options,
+            guard,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn client(&self) -> anyhow::Result<redis::Client> {
+        redis::Client::open(self.url()).context("Failed to build a redis client")
+    }
+
+    pub fn connection(&self) -> anyhow::Result<redis::Connection> {
+        self.client()?
+            .get_connection()
+            .with_context(|| format!("Failed to connect to redis-server on port {}", self.port))
+    }
+
+    /// SIGKILL, as a crash or power loss of the process would.
+    pub fn kill(&mut self) {
+        self.guard.kill();
+    }
+
+    /// Starts the server again on the same port and directory (it reloads RDB/AOF).
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.guard.kill();
+        self.guard = spawn(self.dir.path(), self.port, &self.options)?;
+        Ok(())
+    }
+
+    /// Runs `redis-cli` against this server and returns its stdout.
+    pub fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .context("Failed to run redis-cli (install redis-tools)")?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+fn spawn(dir: &Path, port: u16, options: &RedisOptions) -> anyhow::Result<ChildGuard> {
+    let mut cmd = Command::new("redis-server");
+    cmd.arg("--port")
+        .arg(port.to_string())
+        .args(["--bind", "127.0.0.1", "--save", "", "--daemonize", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .args(["--logfile", "redis.log"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if !options.without_module {
+        cmd.arg("--loadmodule").arg(module_path()?);
+    }
+    if let Some(policy) = options.appendfsync {
+        cmd.args(["--appendonly", "yes", "--appendfsync", policy]);
+    }
+    if let Some(primary) = options.replica_of {
+        cmd.args(["--replicaof", "127.0.0.1", &primary.to_string()]);
+    }
+    if options.cluster {
+        cmd.args(["--cluster-enabled", "yes", "--cluster-config-file"])
+            .arg(dir.join("nodes.conf"));
+    }
+    let child = cmd
+        .spawn()
+        .context("Failed to start redis-server (is it installed? run scripts/setup.sh)")?;
+    let mut guard = ChildGuard::new(child);
+    if !wait_for_port(port, Duration::from_secs(10)) {
+        let log = std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default();
+        guard.kill();
+        bail!("redis-server did not start on port {port}; its log:\n{log}");
+    }
+    Ok(guard)
+}
