@@ -68,6 +68,8 @@ impl Sale {
 
 /// Decides a reservation of `qty` (already validated as ≥ 1) by a user holding `held`.
 ///
+/// A user has at most one live reservation per activity, of up to `limit` units: the order
+/// table enforces one live order per user and activity too, so the two can never disagree.
 /// Checks run in the order the contract gives: window, per-user limit, stock. The limit comes
 /// before stock so a repeated click by a buyer is reported as `LIMIT`, never as `SOLDOUT`.
 pub fn decide_reserve(sale: &Sale, held: u64, qty: u64, now_ms: u64) -> Result<Grant, Refusal> {
@@ -76,8 +78,7 @@ pub fn decide_reserve(sale: &Sale, held: u64, qty: u64, now_ms: u64) -> Result<G
         ActivityState::Ended => return Err(Refusal::Ended),
         ActivityState::Open | ActivityState::SoldOut => {}
     }
-    let held_after = held.checked_add(qty).ok_or(Refusal::Limit)?;
-    if held_after > sale.limit {
+    if held > 0 || qty > sale.limit {
         return Err(Refusal::Limit);
     }
     if sale.remaining < qty {
@@ -85,7 +86,7 @@ pub fn decide_reserve(sale: &Sale, held: u64, qty: u64, now_ms: u64) -> Result<G
     }
     Ok(Grant {
         remaining: sale.remaining - qty,
-        held: held_after,
+        held: qty,
     })
 }
 
@@ -135,13 +136,21 @@ mod tests {
                 Err(Refusal::Limit),
             ),
             (
-                "up to the limit",
+                "second reservation under the limit",
                 SALE,
                 1,
                 1,
                 1_500,
+                Err(Refusal::Limit),
+            ),
+            (
+                "the limit in one go",
+                SALE,
+                0,
+                2,
+                1_500,
                 Ok(Grant {
-                    remaining: 2,
+                    remaining: 1,
                     held: 2,
                 }),
             ),
@@ -252,12 +261,12 @@ mod tests {
             match decide_reserve(&sale, held, qty, now) {
                 Ok(g) => {
                     prop_assert!(now >= start && (end == 0 || now < end));
-                    prop_assert!(held + qty <= limit && qty <= remaining);
+                    prop_assert!(held == 0 && qty <= limit && qty <= remaining);
                     prop_assert_eq!(g.remaining, remaining - qty);
                 }
                 Err(Refusal::NotStarted) => prop_assert!(now < start),
                 Err(Refusal::Ended) => prop_assert!(end != 0 && now >= end),
-                Err(Refusal::Limit) => prop_assert!(held + qty > limit),
+                Err(Refusal::Limit) => prop_assert!(held > 0 || qty > limit),
                 Err(Refusal::SoldOut) => prop_assert!(qty > remaining),
                 Err(Refusal::NoActivity) => prop_assert!(false, "decision never says NOACTIVITY"),
             }

@@ -1,0 +1,7 @@
+CREATE TABLE products (
+    id          BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+    name        VARCHAR(200)    NOT NULL,
+    price_cents BIGINT UNSIGNED NOT NULL,
+    created_at  DATETIME(3)     NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    PRIMARY KEY (id)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;
