@@ -1,4 +1,213 @@
+//! `COMMAND DOCS` / `COMMAND INFO` metadata, registered with `RedisModule_SetCommandInfo`
+//! (Redis 7.0+).
+//!
+//! The crate's `#[command]` macro would register the same, but it also sets ACL categories
+//! through a 7.2-only API, which Debian's 7.0 refuses; so the info structs are filled here.
+//! Every command declares its activity id argument as its key: the keys it really touches
+//! (`seckill:{<id>}...`) carry the id as their hash tag and so sit in the same slot.
+
+use redis_module::raw;
 use redis_module::Context;
-pub fn register(_ctx: &Context) -> Result<(), String> {
+use std::ffi::{c_char, c_int, CString};
+
+struct Arg {
+    name: &'static str,
+    kind: raw::RedisModuleCommandArgType,
+    token: Option<&'static str>,
+    optional: bool,
+    summary: &'static str,
+}
+
+struct Doc {
+    name: &'static str,
+    summary: &'static str,
+    complexity: &'static str,
+    arity: c_int,
+    key_flags: u64,
+    key_notes: &'static str,
+    args: Vec<Arg>,
+}
+
+const KEY: raw::RedisModuleCommandArgType = raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_KEY;
+const STRING: raw::RedisModuleCommandArgType =
+    raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_STRING;
+const INTEGER: raw::RedisModuleCommandArgType =
+    raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_INTEGER;
+const UNIX_TIME: raw::RedisModuleCommandArgType =
+    raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_UNIX_TIME;
+
+const NOTES: &str = "the activity id; the command touches seckill:{<activity>}, \
+                     seckill:{<activity>}:buyers, :stream and :released, all in its slot";
+
+fn activity() -> Arg {
+    Arg {
+        name: "activity",
+        kind: KEY,
+        token: None,
+        optional: false,
+        summary: "activity id",
+    }
+}
+
+fn option(
+    name: &'static str,
+    kind: raw::RedisModuleCommandArgType,
+    token: &'static str,
+    summary: &'static str,
+) -> Arg {
+    Arg {
+        name,
+        kind,
+        token: Some(token),
+        optional: true,
+        summary,
+    }
+}
+
+fn docs() -> Vec<Doc> {
+    let rw = (raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE) as u64;
+    let ro = (raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS) as u64;
+    vec![
+        Doc {
+            name: "seckill.create",
+            summary: "Creates (preheats) a flash-sale activity; refuses to overwrite one that has not ended",
+            complexity: "O(1)",
+            arity: -4,
+            key_flags: rw,
+            key_notes: NOTES,
+            args: vec![
+                activity(),
+                Arg { name: "stock", kind: INTEGER, token: Some("STOCK"), optional: false, summary: "units for sale" },
+                option("limit", INTEGER, "LIMIT", "most units one user may hold (default 1)"),
+                option("start", UNIX_TIME, "START", "window start, unix milliseconds (default: open now)"),
+                option("end", UNIX_TIME, "END", "window end, unix milliseconds (default: no end)"),
+                option("product", STRING, "PRODUCT", "product id copied into each reservation"),
+                option("price", INTEGER, "PRICE", "unit price in cents copied into each reservation"),
+            ],
+        },
+        Doc {
+            name: "seckill.reserve",
+            summary: "Atomically checks window, per-user limit and stock, decrements the stock, records the buyer and appends the reservation to the activity's stream. Replies [reservation-id, remaining] or SOLDOUT/LIMIT/NOTSTARTED/ENDED/NOACTIVITY",
+            complexity: "O(1)",
+            arity: 4,
+            key_flags: rw,
+            key_notes: NOTES,
+            args: vec![
+                activity(),
+                Arg { name: "user", kind: STRING, token: None, optional: false, summary: "buyer id" },
+                Arg { name: "quantity", kind: INTEGER, token: None, optional: false, summary: "units, 1..=LIMIT" },
+            ],
+        },
+        Doc {
+            name: "seckill.release",
+            summary: "Returns a reservation's stock exactly once; replies the quantity returned (0 when already released)",
+            complexity: "O(log N) with N the stream's length",
+            arity: 3,
+            key_flags: rw,
+            key_notes: NOTES,
+            args: vec![
+                activity(),
+                Arg { name: "reservation-id", kind: STRING, token: None, optional: false, summary: "id replied by SECKILL.RESERVE" },
+            ],
+        },
+        Doc {
+            name: "seckill.status",
+            summary: "Total, remaining, reserved, buyers, window and state (pending/open/sold-out/ended) of an activity",
+            complexity: "O(1)",
+            arity: 2,
+            key_flags: ro,
+            key_notes: NOTES,
+            args: vec![activity()],
+        },
+    ]
+}
+
+fn cstr(s: &str) -> Result<CString, String> {
+    CString::new(s).map_err(|e| e.to_string())
+}
+
+pub fn register(ctx: &Context) -> Result<(), String> {
+    // Safety: the API table is filled once when the module loads, before `init` runs.
+    let (Some(get_command), Some(set_info)) =
+        (unsafe { (raw::RedisModule_GetCommand, raw::RedisModule_SetCommandInfo) })
+    else {
+        return Err("this Redis has no SetCommandInfo (needs 7.0+)".into());
+    };
+    let version = raw::RedisModuleCommandInfoVersion {
+        version: 1,
+        sizeof_historyentry: std::mem::size_of::<raw::RedisModuleCommandHistoryEntry>(),
+        sizeof_keyspec: std::mem::size_of::<raw::RedisModuleCommandKeySpec>(),
+        sizeof_arg: std::mem::size_of::<raw::RedisModuleCommandArg>(),
+    };
+    let since = cstr("0.1.0")?;
+    for doc in docs() {
+        // Every CString below outlives the SetCommandInfo call, which copies what it keeps.
+        let name = cstr(doc.name)?;
+        let summary = cstr(doc.summary)?;
+        let complexity = cstr(doc.complexity)?;
+        let notes = cstr(doc.key_notes)?;
+        let strings: Vec<(CString, Option<CString>, CString)> = doc
+            .args
+            .iter()
+            .map(|a| {
+                Ok((
+                    cstr(a.name)?,
+                    a.token.map(cstr).transpose()?,
+                    cstr(a.summary)?,
+                ))
+            })
+            .collect::<Result<_, String>>()?;
+        // Safety: all-zero is a valid value of these plain C structs (null pointers, zero
+        // enums); a zeroed trailing element terminates each array as the API requires.
+        let mut key_specs: Vec<raw::RedisModuleCommandKeySpec> =
+            vec![unsafe { std::mem::zeroed() }; 2];
+        key_specs[0].notes = notes.as_ptr();
+        key_specs[0].flags = doc.key_flags;
+        key_specs[0].begin_search_type =
+            raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_INDEX;
+        key_specs[0].bs.index.pos = 1;
+        key_specs[0].find_keys_type =
+            raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE;
+        key_specs[0].fk.range.lastkey = 0;
+        key_specs[0].fk.range.keystep = 1;
+        key_specs[0].fk.range.limit = 0;
+        let mut args: Vec<raw::RedisModuleCommandArg> =
+            vec![unsafe { std::mem::zeroed() }; doc.args.len() + 1];
+        for (i, (a, (n, t, s))) in doc.args.iter().zip(&strings).enumerate() {
+            args[i].name = n.as_ptr();
+            args[i].type_ = a.kind;
+            args[i].key_spec_index = if a.kind == KEY { 0 } else { -1 };
+            args[i].token = t.as_ref().map_or(std::ptr::null(), |t| t.as_ptr());
+            args[i].summary = s.as_ptr();
+            args[i].since = since.as_ptr();
+            args[i].flags = if a.optional {
+                raw::REDISMODULE_CMD_ARG_OPTIONAL as c_int
+            } else {
+                0
+            };
+        }
+        let mut info = raw::RedisModuleCommandInfo {
+            version: &version,
+            summary: summary.as_ptr(),
+            complexity: complexity.as_ptr(),
+            since: since.as_ptr(),
+            history: std::ptr::null_mut(),
+            tips: std::ptr::null(),
+            arity: doc.arity,
+            key_specs: key_specs.as_mut_ptr(),
+            args: args.as_mut_ptr(),
+        };
+        // Safety: the command was registered by `redis_module!` before `init` runs; every
+        // pointer in `info` is live for the duration of the call.
+        unsafe {
+            let command = get_command(ctx.get_raw(), name.as_ptr() as *const c_char);
+            if command.is_null() {
+                return Err(format!("command {} is not registered", doc.name));
+            }
+            if set_info(command, &mut info) != raw::REDISMODULE_OK as c_int {
+                return Err(format!("Redis refused the info of {}", doc.name));
+            }
+        }
+    }
     Ok(())
 }

@@ -49,9 +49,11 @@ impl Create {
                     product = Some(id.as_str().to_owned());
                     continue;
                 }
-                _ => return Err(reply::arg(format_args!(
+                _ => {
+                    return Err(reply::arg(format_args!(
                     "unknown option '{name}'; expected STOCK, LIMIT, START, END, PRODUCT or PRICE"
-                ))),
+                )))
+                }
             };
             if slot.is_some() {
                 return Err(reply::arg(format_args!("option {name} given twice")));
