@@ -117,6 +117,7 @@ fn spawn(dir: &Path, port: u16, options: &RedisOptions) -> anyhow::Result<ChildG
     cmd.arg("--port")
         .arg(port.to_string())
         .args(["--bind", "127.0.0.1", "--save", "", "--daemonize", "no"])
+        .args(["--enable-debug-command", "local"])
         .arg("--dir")
         .arg(dir)
         .args(["--logfile", "redis.log"])
@@ -144,5 +145,24 @@ fn spawn(dir: &Path, port: u16, options: &RedisOptions) -> anyhow::Result<ChildG
         guard.kill();
         bail!("redis-server did not start on port {port}; its log:\n{log}");
     }
+    wait_until_loaded(port)?;
     Ok(guard)
+}
+
+/// Waits until the server answers PING (it answers LOADING while it replays RDB/AOF).
+fn wait_until_loaded(port: u16) -> anyhow::Result<()> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut last = String::new();
+    while std::time::Instant::now() < deadline {
+        match client
+            .get_connection()
+            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+        {
+            Ok(_) => return Ok(()),
+            Err(e) => last = e.to_string(),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!("redis-server on port {port} never finished loading: {last}")
 }
