@@ -6,11 +6,17 @@
 //! - [`redis`]: `redis-server` with the freshly built seckill module loaded.
 //! - [`ports`]: free loopback ports and readiness polling.
 //! - [`process`]: a child-process guard that kills on drop.
+//! - [`mariadb`]: a private `mariadbd` (fresh database per test, stop/start for outages).
+//! - [`etcd`]: a private single-member etcd.
 
+pub mod etcd;
+pub mod mariadb;
 pub mod ports;
 pub mod process;
 pub mod redis;
 
 pub use self::redis::{module_path, RedisOptions, RedisServer};
+pub use etcd::Etcd;
+pub use mariadb::MariaDb;
 pub use ports::free_port;
 pub use process::ChildGuard;
