@@ -1,0 +1,177 @@
+//! Startup: [`Worker::build`] connects and binds (so tests read the metrics port), then
+//! [`Worker::run_until_stopped`] runs the consumers, the lag poller, the sweeper and the
+//! metrics endpoint until the shutdown token fires, and waits for all of them.
+
+use crate::config::Settings;
+use crate::consumer::Consumer;
+use crate::db;
+use crate::leader::{election_kind, run_sweeper};
+use crate::metrics::{self, Metrics};
+use crate::streams;
+use anyhow::Context;
+use redis::aio::ConnectionManager;
+use sqlx::MySqlPool;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub struct Worker {
+    settings: Settings,
+    redis: redis::Client,
+    /// Shared by the lag poller and the sweeper (consumers have their own, since their
+    /// blocking reads would hold up everything else on a shared connection).
+    shared_redis: ConnectionManager,
+    pool: MySqlPool,
+    metrics: Arc<Metrics>,
+    listener: Option<TcpListener>,
+}
+
+impl Worker {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let redis = redis::Client::open(settings.redis.url.as_str())
+            .with_context(|| format!("Invalid redis.url '{}'", settings.redis.url))?;
+        let shared_redis = ConnectionManager::new(redis.clone())
+            .await
+            .context("Failed to connect to Redis")?;
+        let pool = db::pool(
+            &settings.mysql.url,
+            settings.mysql.max_connections,
+            Duration::from_millis(settings.mysql.acquire_timeout_ms),
+        )
+        .context("Invalid mysql.url")?;
+        let metrics = Metrics::new().context("Failed to register metrics")?;
+        let listener = if settings.worker.metrics_addr.is_empty() {
+            None
+        } else {
+            Some(
+                TcpListener::bind(&settings.worker.metrics_addr)
+                    .await
+                    .with_context(|| {
+                        format!("Failed to bind metrics on {}", settings.worker.metrics_addr)
+                    })?,
+            )
+        };
+        Ok(Self {
+            settings,
+            redis,
+            shared_redis,
+            pool,
+            metrics,
+            listener,
+        })
+    }
+
+    /// The bound metrics port (useful with `metrics_addr: 127.0.0.1:0`).
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.port())
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let w = &self.settings.worker;
+        let base = if w.consumer.is_empty() {
+            format!("{}-{}", hostname(), std::process::id())
+        } else {
+            w.consumer.clone()
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 0..w.consumers.max(1) {
+            let conn = ConnectionManager::new(self.redis.clone())
+                .await
+                .context("Failed to connect to Redis")?;
+            let c = Consumer::new(
+                conn,
+                self.pool.clone(),
+                w.clone(),
+                format!("{base}-{n}"),
+                self.metrics.clone(),
+            );
+            tasks.spawn(c.run(shutdown.clone()));
+        }
+        tasks.spawn(poll_lag(
+            self.shared_redis.clone(),
+            w.group.clone(),
+            Duration::from_millis(w.lag_interval_ms.max(100)),
+            self.metrics.clone(),
+            shutdown.clone(),
+        ));
+        if w.sweeper.enabled {
+            tracing::info!(
+                election = election_kind(&self.settings),
+                "payment-timeout sweeper enabled"
+            );
+            tasks.spawn(run_sweeper(
+                self.settings.clone(),
+                self.pool.clone(),
+                self.shared_redis.clone(),
+                self.metrics.clone(),
+                shutdown.clone(),
+            ));
+        }
+        if let Some(l) = self.listener {
+            tasks.spawn(metrics::serve(l, self.metrics.clone(), shutdown.clone()));
+        }
+        while let Some(r) = tasks.join_next().await {
+            if let Err(e) = r {
+                tracing::error!(error = %e, "worker task panicked");
+                shutdown.cancel();
+            }
+        }
+        self.pool.close().await;
+        Ok(())
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "worker".into())
+}
+
+async fn poll_lag(
+    mut redis: ConnectionManager,
+    group: String,
+    every: Duration,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        match streams::all_lags(&mut redis, &group).await {
+            Ok(rows) => {
+                for r in rows {
+                    let l = [r.activity.as_str()];
+                    metrics
+                        .stream_length
+                        .with_label_values(&l)
+                        .set(r.length as i64);
+                    metrics
+                        .group_lag
+                        .with_label_values(&l)
+                        .set(r.lag.unwrap_or(r.length) as i64);
+                    metrics
+                        .group_pending
+                        .with_label_values(&l)
+                        .set(r.pending as i64);
+                    metrics
+                        .dead_letters
+                        .with_label_values(&l)
+                        .set(r.dead_letters as i64);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "lag poll failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}

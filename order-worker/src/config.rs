@@ -1,0 +1,195 @@
+//! Settings of the worker, layered: `configs/config.yaml` (or `--config FILE`), then
+//! environment variables `SECKILL_<SECTION>__<KEY>` (e.g. `SECKILL_MYSQL__URL`), then flags.
+//!
+//! The file is shared by every seckill binary: each reads the sections it needs and ignores
+//! the rest (`gateway`, `auth`, `rate_limit`, ...).
+
+use figment::providers::{Env, Format, Serialized, Yaml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Duration;
+
+/// Default location of the configuration file, relative to the working directory.
+pub const DEFAULT_CONFIG: &str = "configs/config.yaml";
+
+/// Builds the layered figment: file (if it exists, or error if it was asked for), env.
+/// Callers merge their flags on top and extract their own settings type.
+pub fn figment(config: Option<&Path>) -> Result<Figment, ConfigError> {
+    let mut fig = Figment::new();
+    match config {
+        Some(path) => {
+            if !path.exists() {
+                return Err(ConfigError::Missing(path.display().to_string()));
+            }
+            fig = fig.merge(Yaml::file(path));
+        }
+        None => {
+            if Path::new(DEFAULT_CONFIG).exists() {
+                fig = fig.merge(Yaml::file(DEFAULT_CONFIG));
+            }
+        }
+    }
+    Ok(fig.merge(Env::prefixed("SECKILL_").split("__")))
+}
+
+/// Loads the worker's settings with `overrides` (flags) on top.
+pub fn load<T: Serialize>(config: Option<&Path>, overrides: T) -> Result<Settings, ConfigError> {
+    figment(config)?
+        .merge(Serialized::defaults(overrides))
+        .extract()
+        .map_err(|e| ConfigError::Invalid(Box::new(e)))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    Missing(String),
+    #[error("invalid configuration: {0}")]
+    Invalid(#[source] Box<figment::Error>),
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Settings {
+    pub redis: RedisSettings,
+    pub mysql: MysqlSettings,
+    pub etcd: EtcdSettings,
+    pub worker: WorkerSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RedisSettings {
+    /// `redis://host:port/` of the server with the seckill module.
+    pub url: String,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379/".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct MysqlSettings {
+    /// `mysql://user:password@host:port/database`. No usable default password: set it with
+    /// `SECKILL_MYSQL__URL` outside development.
+    pub url: String,
+    /// Pool size of each process.
+    pub max_connections: u32,
+    /// How long a query may wait for a pooled connection before it counts as "unreachable".
+    pub acquire_timeout_ms: u64,
+}
+
+impl Default for MysqlSettings {
+    fn default() -> Self {
+        Self {
+            url: "mysql://root@127.0.0.1:3306/seckill".into(),
+            max_connections: 8,
+            acquire_timeout_ms: 3_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct EtcdSettings {
+    /// Client endpoints (`http://127.0.0.1:2379`). Empty: no etcd; the sweeper then elects
+    /// its leader with a MySQL advisory lock (`GET_LOCK`).
+    pub endpoints: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct WorkerSettings {
+    /// Consumer group shared by every worker on every activity stream.
+    pub group: String,
+    /// Consumer name prefix; empty means `<hostname>-<pid>`. Each consumer task appends `-<n>`.
+    pub consumer: String,
+    /// Consumer tasks in this process (each reads, inserts and acks on its own).
+    pub consumers: usize,
+    /// Most entries read by one XREADGROUP and inserted by one multi-row INSERT.
+    pub batch_size: usize,
+    /// How long XREADGROUP blocks waiting for new entries.
+    pub block_ms: u64,
+    /// How often activity streams are discovered with SCAN.
+    pub discover_interval_ms: u64,
+    /// Entries pending this long in any consumer are taken over (XAUTOCLAIM).
+    pub claim_idle_ms: u64,
+    /// How often a consumer looks for such entries.
+    pub claim_interval_ms: u64,
+    /// An entry delivered more often than this goes to the dead-letter stream.
+    pub max_deliveries: u64,
+    /// Payment window used when the activity has no row in MySQL.
+    pub payment_window_secs: u64,
+    /// First and longest pause between retries while MySQL or Redis is unreachable.
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+    /// `host:port` of the Prometheus `/metrics` endpoint; empty disables it.
+    pub metrics_addr: String,
+    /// How often the per-activity lag gauges are refreshed.
+    pub lag_interval_ms: u64,
+    pub sweeper: SweeperSettings,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            group: "seckill-orders".into(),
+            consumer: String::new(),
+            consumers: 2,
+            batch_size: 1_000,
+            block_ms: 1_000,
+            discover_interval_ms: 2_000,
+            claim_idle_ms: 30_000,
+            claim_interval_ms: 5_000,
+            max_deliveries: 5,
+            payment_window_secs: 900,
+            backoff_initial_ms: 100,
+            backoff_max_ms: 5_000,
+            metrics_addr: "127.0.0.1:9101".into(),
+            lag_interval_ms: 2_000,
+            sweeper: SweeperSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct SweeperSettings {
+    /// Run the payment-timeout sweeper (only the elected leader sweeps).
+    pub enabled: bool,
+    /// Pause between passes.
+    pub interval_ms: u64,
+    /// Most orders expired or repaired in one pass.
+    pub batch: u32,
+    /// Name of the election (etcd) or of the advisory lock (MySQL).
+    pub lock_name: String,
+    /// Lease of the etcd leader; a crashed leader is replaced after at most this long.
+    pub lease_secs: i64,
+}
+
+impl Default for SweeperSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_ms: 1_000,
+            batch: 500,
+            lock_name: "seckill-sweeper".into(),
+            lease_secs: 10,
+        }
+    }
+}
+
+impl WorkerSettings {
+    pub fn backoff(&self) -> crate::backoff::Backoff {
+        crate::backoff::Backoff::new(
+            Duration::from_millis(self.backoff_initial_ms.max(1)),
+            Duration::from_millis(self.backoff_max_ms.max(self.backoff_initial_ms.max(1))),
+        )
+    }
+}

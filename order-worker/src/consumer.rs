@@ -1,0 +1,370 @@
+//! One consumer of the group: a loop around [`Consumer::try_process_batch`].
+//!
+//! A batch is read (claims of idle entries first, then new entries of every stream), planned
+//! ([`crate::plan`]), its dead letters moved away, its rows inserted with one multi-row insert
+//! in one transaction, and only then acked. While MySQL or Redis is unreachable the batch in
+//! hand is retried with exponential backoff; it is never dropped. On shutdown the batch in
+//! hand is finished (or, if the database stays down, left pending for another worker to
+//! claim).
+
+use crate::backoff::Backoff;
+use crate::config::WorkerSettings;
+use crate::db::{self, DbError};
+use crate::metrics::Metrics;
+use crate::plan::{plan_batch, DeadReason, RawEntry, Windows};
+use crate::streams;
+use redis::aio::ConnectionManager;
+use seckill_core::ActivityId;
+use sqlx::MySqlPool;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumeError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl ConsumeError {
+    fn dependency(&self) -> &'static str {
+        match self {
+            ConsumeError::Redis(_) => "redis",
+            ConsumeError::Db(_) => "mysql",
+        }
+    }
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Outcome {
+    pub read: usize,
+    pub inserted: u64,
+    pub duplicates: u64,
+    pub dead: usize,
+}
+
+/// A batch read but not yet fully acked; kept across retries so nothing is read twice or
+/// dead-lettered twice.
+struct InHand {
+    entries: Vec<RawEntry>,
+    /// Indexes already dead-lettered (and acked).
+    dead_done: HashSet<usize>,
+    /// Whether the rows are committed (only the ack is left).
+    committed: bool,
+    outcome: Outcome,
+}
+
+pub struct Consumer {
+    redis: ConnectionManager,
+    pool: MySqlPool,
+    settings: WorkerSettings,
+    pub name: String,
+    metrics: Arc<Metrics>,
+    streams: Vec<(String, ActivityId)>,
+    windows: Windows,
+    last_discover: Option<Instant>,
+    last_claim: Option<Instant>,
+    in_hand: Option<InHand>,
+}
+
+impl Consumer {
+    pub fn new(
+        redis: ConnectionManager,
+        pool: MySqlPool,
+        settings: WorkerSettings,
+        name: String,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let windows = Windows {
+            by_activity: Default::default(),
+            default_secs: settings.payment_window_secs,
+        };
+        Self {
+            redis,
+            pool,
+            settings,
+            name,
+            metrics,
+            streams: Vec::new(),
+            windows,
+            last_discover: None,
+            last_claim: None,
+            in_hand: None,
+        }
+    }
+
+    /// Runs until `shutdown`, then finishes the batch in hand.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut backoff: Backoff = self.settings.backoff();
+        tracing::info!(consumer = %self.name, group = %self.settings.group, "consumer started");
+        loop {
+            if shutdown.is_cancelled() && self.in_hand.is_none() {
+                break;
+            }
+            match self.try_process_batch(!shutdown.is_cancelled()).await {
+                Ok(_) => backoff.reset(),
+                Err(e) => {
+                    self.metrics
+                        .retries_total
+                        .with_label_values(&[e.dependency()])
+                        .inc();
+                    let delay = backoff.next_delay(rand::random());
+                    tracing::warn!(
+                        consumer = %self.name, error = %e, attempt = backoff.attempts(),
+                        delay_ms = delay.as_millis() as u64,
+                        in_hand = self.in_hand.as_ref().map_or(0, |h| h.entries.len()),
+                        "batch failed, retrying"
+                    );
+                    if shutdown.is_cancelled() && backoff.attempts() >= 3 {
+                        tracing::warn!(consumer = %self.name, "giving up the batch in hand at shutdown; it stays pending for another worker");
+                        break;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.cancelled(), if self.in_hand.is_none() => {}
+                    }
+                }
+            }
+        }
+        tracing::info!(consumer = %self.name, "consumer stopped");
+    }
+
+    /// Discovers new streams (when due), then finishes the batch in hand or reads a new one
+    /// (when `read_more`) and processes it.
+    pub async fn try_process_batch(&mut self, read_more: bool) -> Result<Outcome, ConsumeError> {
+        if self.in_hand.is_none() {
+            if !read_more {
+                return Ok(Outcome::default());
+            }
+            self.discover_if_due().await?;
+            let entries = self.read().await?;
+            if entries.is_empty() {
+                return Ok(Outcome::default());
+            }
+            self.in_hand = Some(InHand {
+                outcome: Outcome {
+                    read: entries.len(),
+                    ..Outcome::default()
+                },
+                entries,
+                dead_done: HashSet::new(),
+                committed: false,
+            });
+        }
+        self.process_in_hand().await
+    }
+
+    async fn discover_if_due(&mut self) -> Result<(), ConsumeError> {
+        let due = self.last_discover.is_none_or(|t| {
+            t.elapsed() >= Duration::from_millis(self.settings.discover_interval_ms)
+        });
+        if !due {
+            return Ok(());
+        }
+        let found = streams::discover(&mut self.redis).await?;
+        let known: HashSet<&String> = self.streams.iter().map(|(k, _)| k).collect();
+        let new: Vec<(String, ActivityId)> = found
+            .into_iter()
+            .filter(|(k, _)| !known.contains(k))
+            .collect();
+        if !new.is_empty() {
+            let ids: Vec<u64> = new
+                .iter()
+                .filter_map(|(_, a)| a.as_str().parse().ok())
+                .collect();
+            // The payment window must be known before the first row of an activity is
+            // written, so a stream joins only once the lookup succeeded.
+            let found = db::payment_windows(&self.pool, &ids).await?;
+            for (key, _) in &new {
+                streams::ensure_group(&mut self.redis, key, &self.settings.group).await?;
+            }
+            self.windows.by_activity.extend(found);
+            tracing::info!(consumer = %self.name, streams = new.len(), "discovered activity streams");
+            self.streams.extend(new);
+        }
+        self.last_discover = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn read(&mut self) -> Result<Vec<RawEntry>, ConsumeError> {
+        let claim_due = self
+            .last_claim
+            .is_none_or(|t| t.elapsed() >= Duration::from_millis(self.settings.claim_interval_ms));
+        if claim_due {
+            self.last_claim = Some(Instant::now());
+            let mut claimed = Vec::new();
+            for (key, activity) in &self.streams {
+                let room = self.settings.batch_size.saturating_sub(claimed.len());
+                if room == 0 {
+                    break;
+                }
+                let got = streams::claim_idle(
+                    &mut self.redis,
+                    key,
+                    activity,
+                    &self.settings.group,
+                    &self.name,
+                    self.settings.claim_idle_ms,
+                    room,
+                )
+                .await;
+                match got {
+                    Ok(got) => claimed.extend(got),
+                    Err(e) if e.code() == Some("NOGROUP") => self.last_discover = None,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if !claimed.is_empty() {
+                self.metrics.claimed_total.inc_by(claimed.len() as u64);
+                tracing::info!(consumer = %self.name, entries = claimed.len(), "claimed idle entries");
+                // Come back for more claims before reading new entries.
+                self.last_claim = None;
+                return Ok(claimed);
+            }
+        }
+        // COUNT applies per stream: a batch holds at most `batch_size` entries of each.
+        let r = streams::read_new(
+            &mut self.redis,
+            &self.settings.group,
+            &self.name,
+            &self.streams,
+            self.settings.batch_size.clamp(1, db::MAX_ROWS_PER_INSERT),
+            self.settings.block_ms,
+        )
+        .await;
+        match r {
+            Err(e) if e.code() == Some("NOGROUP") => {
+                // A stream was deleted and recreated: forget the streams, rediscover.
+                self.streams.clear();
+                self.last_discover = None;
+                Ok(Vec::new())
+            }
+            Err(e) => Err(e.into()),
+            Ok(entries) => {
+                if self.streams.is_empty() {
+                    // XREADGROUP over no stream returns at once: pause instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(self.settings.block_ms)).await;
+                }
+                Ok(entries)
+            }
+        }
+    }
+
+    async fn process_in_hand(&mut self) -> Result<Outcome, ConsumeError> {
+        let Some(hand) = self.in_hand.as_mut() else {
+            return Ok(Outcome::default());
+        };
+        let plan = plan_batch(&hand.entries, self.settings.max_deliveries, &self.windows);
+        for (i, reason) in &plan.dead {
+            if hand.dead_done.contains(i) {
+                continue;
+            }
+            dead_letter(
+                &mut self.redis,
+                &self.settings.group,
+                &self.name,
+                &self.metrics,
+                &hand.entries[*i],
+                reason,
+            )
+            .await?;
+            hand.dead_done.insert(*i);
+            hand.outcome.dead += 1;
+        }
+        if !hand.committed {
+            let rows: Vec<_> = plan.rows.clone();
+            let started = Instant::now();
+            let result = match db::insert_orders(&self.pool, &rows).await {
+                Err(DbError::Rejected(e)) => {
+                    tracing::warn!(error = %e, "batch refused, inserting row by row to find the culprit");
+                    insert_one_by_one(&self.pool, &rows).await?
+                }
+                other => other?,
+            };
+            self.metrics
+                .commit_seconds
+                .observe(started.elapsed().as_secs_f64());
+            self.metrics.batch_size.observe(hand.entries.len() as f64);
+            self.metrics.orders_inserted_total.inc_by(result.inserted);
+            self.metrics.duplicates_total.inc_by(result.duplicates);
+            hand.outcome.inserted += result.inserted;
+            hand.outcome.duplicates += result.duplicates;
+            hand.committed = true;
+            for (i, reason) in &result.skipped {
+                tracing::error!(reservation = %hand.entries[*i].id, %reason, "order row refused; dead-lettering");
+            }
+            for (i, reason) in result.skipped {
+                if hand.dead_done.contains(&i) {
+                    continue;
+                }
+                dead_letter(
+                    &mut self.redis,
+                    &self.settings.group,
+                    &self.name,
+                    &self.metrics,
+                    &hand.entries[i],
+                    &reason,
+                )
+                .await?;
+                hand.dead_done.insert(i);
+                hand.outcome.dead += 1;
+            }
+        }
+        let to_ack: Vec<&RawEntry> = hand
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !hand.dead_done.contains(i))
+            .map(|(_, e)| e)
+            .collect();
+        streams::ack(&mut self.redis, &self.settings.group, &to_ack).await?;
+        let outcome = hand.outcome;
+        self.in_hand = None;
+        tracing::debug!(consumer = %self.name, ?outcome, "batch done");
+        Ok(outcome)
+    }
+}
+
+async fn dead_letter(
+    redis: &mut ConnectionManager,
+    group: &str,
+    consumer: &str,
+    metrics: &Metrics,
+    entry: &RawEntry,
+    reason: &DeadReason,
+) -> Result<(), ConsumeError> {
+    streams::dead_letter(redis, group, consumer, entry, reason).await?;
+    metrics
+        .dead_lettered_total
+        .with_label_values(&[reason.kind()])
+        .inc();
+    tracing::warn!(activity = %entry.activity, reservation = %entry.id, %reason, "entry dead-lettered");
+    Ok(())
+}
+
+/// Fallback when the database refuses a whole batch: one insert per row, so only the rows it
+/// refuses are dead-lettered.
+async fn insert_one_by_one(
+    pool: &MySqlPool,
+    rows: &[(usize, crate::plan::OrderRow)],
+) -> Result<db::Inserted, DbError> {
+    let mut total = db::Inserted::default();
+    for row in rows {
+        match db::insert_orders(pool, std::slice::from_ref(row)).await {
+            Ok(r) => {
+                total.inserted += r.inserted;
+                total.duplicates += r.duplicates;
+                total.skipped.extend(r.skipped);
+            }
+            Err(DbError::Rejected(e)) => total
+                .skipped
+                .push((row.0, DeadReason::Rejected(e.to_string()))),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(total)
+}

@@ -1,0 +1,134 @@
+//! `seckill-worker`: see the library for what it does.
+
+use anyhow::Context;
+use clap::Parser;
+use seckill_worker::{config, init_tracing, Worker};
+use serde::Serialize;
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "seckill-worker",
+    version,
+    about = "Drains reservation streams into MySQL orders"
+)]
+struct Cli {
+    /// Configuration file (default: configs/config.yaml when present).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Log JSON lines instead of text.
+    #[arg(long)]
+    log_json: bool,
+    /// Apply the database migrations and exit.
+    #[arg(long)]
+    migrate: bool,
+    /// Revert every migration and exit.
+    #[arg(long)]
+    rollback: bool,
+    #[command(flatten)]
+    overrides: Overrides,
+}
+
+/// Flags that override the file and the environment.
+#[derive(Debug, clap::Args, Serialize)]
+struct Overrides {
+    #[command(flatten)]
+    #[serde(skip_serializing_if = "RedisFlags::is_empty")]
+    redis: RedisFlags,
+    #[command(flatten)]
+    #[serde(skip_serializing_if = "MysqlFlags::is_empty")]
+    mysql: MysqlFlags,
+    #[command(flatten)]
+    worker: WorkerFlags,
+}
+
+#[derive(Debug, clap::Args, Serialize)]
+struct RedisFlags {
+    /// redis.url
+    #[arg(long = "redis-url")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+}
+impl RedisFlags {
+    fn is_empty(&self) -> bool {
+        self.url.is_none()
+    }
+}
+
+#[derive(Debug, clap::Args, Serialize)]
+struct MysqlFlags {
+    /// mysql.url
+    #[arg(long = "mysql-url")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+}
+impl MysqlFlags {
+    fn is_empty(&self) -> bool {
+        self.url.is_none()
+    }
+}
+
+#[derive(Debug, clap::Args, Serialize)]
+struct WorkerFlags {
+    /// worker.metrics_addr
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics_addr: Option<String>,
+    /// worker.consumer (name prefix)
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consumer: Option<String>,
+    /// worker.batch_size
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch_size: Option<usize>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.log_json);
+    let settings = config::load(cli.config.as_deref(), &cli.overrides)?;
+    if cli.migrate || cli.rollback {
+        let pool =
+            seckill_worker::db::pool(&settings.mysql.url, 1, std::time::Duration::from_secs(10))?;
+        if cli.migrate {
+            seckill_worker::db::migrate(&pool)
+                .await
+                .context("Failed to migrate")?;
+            tracing::info!("migrations applied");
+        } else {
+            seckill_worker::db::rollback(&pool, 0)
+                .await
+                .context("Failed to roll back")?;
+            tracing::info!("migrations reverted");
+        }
+        return Ok(());
+    }
+    let shutdown = CancellationToken::new();
+    let worker = Worker::build(settings)
+        .await
+        .context("Failed to start the worker")?;
+    tokio::spawn(signal(shutdown.clone()));
+    worker.run_until_stopped(shutdown).await?;
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+/// Fans SIGINT/SIGTERM out to every task through the token.
+async fn signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: finishing the batch in hand"),
+        _ = int.recv() => tracing::info!("SIGINT: finishing the batch in hand"),
+    }
+    shutdown.cancel();
+}

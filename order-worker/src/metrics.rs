@@ -1,0 +1,171 @@
+//! Prometheus metrics of the worker and the `/metrics` endpoint (a minimal HTTP/1.1
+//! responder: the worker serves nothing else).
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub struct Metrics {
+    pub registry: Registry,
+    /// Per activity: entries in the stream.
+    pub stream_length: IntGaugeVec,
+    /// Per activity: entries not yet delivered to the consumer group.
+    pub group_lag: IntGaugeVec,
+    /// Per activity: entries delivered but not acked.
+    pub group_pending: IntGaugeVec,
+    /// Per activity: entries in the dead-letter stream.
+    pub dead_letters: IntGaugeVec,
+    /// Entries this process dead-lettered, by reason kind.
+    pub dead_lettered_total: IntCounterVec,
+    pub orders_inserted_total: IntCounter,
+    /// Rows already present (redelivered entries): harmless, but worth watching.
+    pub duplicates_total: IntCounter,
+    /// Entries taken over from idle consumers.
+    pub claimed_total: IntCounter,
+    pub batch_size: Histogram,
+    /// Seconds from BEGIN to COMMIT of one batch insert.
+    pub commit_seconds: Histogram,
+    /// Retries while MySQL or Redis was unreachable.
+    pub retries_total: IntCounterVec,
+    /// 1 while this process is the sweeper's leader.
+    pub sweeper_leader: IntGauge,
+    pub orders_expired_total: IntCounter,
+    /// Orders whose stock SECKILL.RELEASE returned (expired or cancelled).
+    pub orders_released_total: IntCounter,
+    pub release_errors_total: IntCounter,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Arc<Self>, prometheus::Error> {
+        let registry = Registry::new_custom(Some("seckill_worker".into()), None)?;
+        let act = &["activity"];
+        let gauge = |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), act);
+        let m = Self {
+            stream_length: gauge(
+                "stream_length",
+                "Entries in the activity's reservation stream",
+            )?,
+            group_lag: gauge(
+                "group_lag",
+                "Entries not yet delivered to the consumer group",
+            )?,
+            group_pending: gauge("group_pending", "Entries delivered but not acknowledged")?,
+            dead_letters: gauge(
+                "dead_letters",
+                "Entries in the activity's dead-letter stream",
+            )?,
+            dead_lettered_total: IntCounterVec::new(
+                Opts::new(
+                    "dead_lettered_total",
+                    "Entries moved to a dead-letter stream",
+                ),
+                &["reason"],
+            )?,
+            orders_inserted_total: IntCounter::new("orders_inserted_total", "Order rows inserted")?,
+            duplicates_total: IntCounter::new(
+                "duplicates_total",
+                "Entries whose order row already existed (redelivery)",
+            )?,
+            claimed_total: IntCounter::new("claimed_total", "Entries taken over with XAUTOCLAIM")?,
+            batch_size: Histogram::with_opts(
+                HistogramOpts::new("batch_size", "Entries per processed batch").buckets(vec![
+                    1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0,
+                ]),
+            )?,
+            commit_seconds: Histogram::with_opts(
+                HistogramOpts::new("commit_seconds", "Duration of one batch transaction")
+                    .buckets(prometheus::exponential_buckets(0.0005, 2.0, 14)?),
+            )?,
+            retries_total: IntCounterVec::new(
+                Opts::new("retries_total", "Retries after a failure, by dependency"),
+                &["dependency"],
+            )?,
+            sweeper_leader: IntGauge::new("sweeper_leader", "1 while this process sweeps")?,
+            orders_expired_total: IntCounter::new(
+                "orders_expired_total",
+                "Pending orders expired by the sweeper",
+            )?,
+            orders_released_total: IntCounter::new(
+                "orders_released_total",
+                "Cancelled or expired orders whose stock was returned",
+            )?,
+            release_errors_total: IntCounter::new(
+                "release_errors_total",
+                "SECKILL.RELEASE calls that failed",
+            )?,
+            registry,
+        };
+        let r = &m.registry;
+        r.register(Box::new(m.stream_length.clone()))?;
+        r.register(Box::new(m.group_lag.clone()))?;
+        r.register(Box::new(m.group_pending.clone()))?;
+        r.register(Box::new(m.dead_letters.clone()))?;
+        r.register(Box::new(m.dead_lettered_total.clone()))?;
+        r.register(Box::new(m.orders_inserted_total.clone()))?;
+        r.register(Box::new(m.duplicates_total.clone()))?;
+        r.register(Box::new(m.claimed_total.clone()))?;
+        r.register(Box::new(m.batch_size.clone()))?;
+        r.register(Box::new(m.commit_seconds.clone()))?;
+        r.register(Box::new(m.retries_total.clone()))?;
+        r.register(Box::new(m.sweeper_leader.clone()))?;
+        r.register(Box::new(m.orders_expired_total.clone()))?;
+        r.register(Box::new(m.orders_released_total.clone()))?;
+        r.register(Box::new(m.release_errors_total.clone()))?;
+        Ok(Arc::new(m))
+    }
+
+    /// The registry in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            tracing::warn!(error = %e, "failed to encode metrics");
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+}
+
+/// Serves `GET /metrics` (and `/health`) until `shutdown`.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, shutdown: CancellationToken) {
+    loop {
+        let (mut sock, _) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics accept failed");
+                    continue;
+                }
+            },
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 2048];
+            let n =
+                match tokio::time::timeout(std::time::Duration::from_secs(5), sock.read(&mut buf))
+                    .await
+                {
+                    Ok(Ok(n)) => n,
+                    _ => return,
+                };
+            let request = String::from_utf8_lossy(&buf[..n]);
+            let path = request.split_whitespace().nth(1).unwrap_or("");
+            let (status, ctype, body) = match path {
+                "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
+                "/health" => ("200 OK", "text/plain", "ok\n".to_string()),
+                _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = sock.write_all(head.as_bytes()).await;
+            let _ = sock.write_all(body.as_bytes()).await;
+            let _ = sock.shutdown().await;
+        });
+    }
+}

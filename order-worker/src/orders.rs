@@ -1,0 +1,90 @@
+//! Order state changes shared by the sweeper, the tests and (if it wishes) the gateway.
+//!
+//! Every change is a conditional `UPDATE ... WHERE status = 'pending'`, so when pay, cancel
+//! and expire race on one row, InnoDB's row lock lets exactly one of them win. Stock goes
+//! back to Redis only after a row left `pending` for `cancelled`/`expired`, and
+//! `released_at` records that `SECKILL.RELEASE` ran (the sweeper repairs rows where it did not).
+
+use redis::aio::ConnectionLike;
+use sqlx::{MySqlPool, Row};
+
+/// Marks a pending order paid. Returns whether this call won (false: it was not pending,
+/// or its payment window is over).
+pub async fn pay(pool: &MySqlPool, order_id: u64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE orders SET status = 'paid', paid_at = NOW(3) \
+         WHERE id = ? AND status = 'pending' AND expires_at > NOW(3)",
+    )
+    .bind(order_id)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Expires pending orders whose payment window is over, oldest first. Returns how many.
+pub async fn expire_due(pool: &MySqlPool, limit: u32) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE orders SET status = 'expired' \
+         WHERE status = 'pending' AND expires_at <= NOW(3) ORDER BY expires_at LIMIT ?",
+    )
+    .bind(limit)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// A cancelled or expired order whose stock has not been returned yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreleased {
+    pub id: u64,
+    pub activity_id: u64,
+    pub reservation_id: String,
+}
+
+pub async fn unreleased(pool: &MySqlPool, limit: u32) -> Result<Vec<Unreleased>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, activity_id, reservation_id FROM orders \
+         WHERE status IN ('cancelled', 'expired') AND released_at IS NULL ORDER BY id LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Unreleased {
+                id: r.try_get(0)?,
+                activity_id: r.try_get(1)?,
+                reservation_id: r.try_get(2)?,
+            })
+        })
+        .collect()
+}
+
+/// Returns the stock of one order with `SECKILL.RELEASE` (idempotent: 0 when already done).
+pub async fn release<C: ConnectionLike + Send>(
+    redis: &mut C,
+    order: &Unreleased,
+) -> Result<i64, redis::RedisError> {
+    redis::cmd("SECKILL.RELEASE")
+        .arg(order.activity_id.to_string())
+        .arg(&order.reservation_id)
+        .query_async(redis)
+        .await
+}
+
+/// Records that the stock of these orders is back in Redis.
+pub async fn mark_released(pool: &MySqlPool, ids: &[u64]) -> Result<(), sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut q = sqlx::QueryBuilder::<sqlx::MySql>::new(
+        "UPDATE orders SET released_at = NOW(3) WHERE released_at IS NULL AND id IN (",
+    );
+    let mut sep = q.separated(", ");
+    for id in ids {
+        sep.push_bind(*id);
+    }
+    q.push(")");
+    q.build().execute(pool).await?;
+    Ok(())
+}
