@@ -1,0 +1,357 @@
+//! Settings: built-in defaults, then `configs/config.yaml` (or `--config FILE`), then
+//! `SECKILL_*` environment variables (`SECKILL_AUTH__JWT_SECRET` sets `auth.jwt_secret`), then
+//! command-line flags. Only the sections the gateway reads are modelled; the worker's
+//! sections in the same file are ignored here.
+
+use anyhow::{bail, Context};
+use figment::providers::{Env, Format, Serialized, Yaml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default location of the settings file, relative to the working directory.
+pub const DEFAULT_CONFIG: &str = "configs/config.yaml";
+
+/// JWT key used in dev mode when none is configured. Never accepted outside dev mode.
+pub const DEV_JWT_SECRET: &str = "seckill-dev-mode-only-insecure-jwt-secret";
+
+/// Shortest JWT secret accepted outside dev mode (HS256 wants at least 256 bits).
+pub const MIN_SECRET_LEN: usize = 32;
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "seckill-gateway", about = "The seckill HTTP API")]
+pub struct Cli {
+    /// Settings file (default: configs/config.yaml; a missing default file is not an error).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Listen address, e.g. 127.0.0.1:8080 (gateway.listen).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Dev mode: seeds admin/admin and allows the built-in JWT secret (gateway.dev_mode).
+    #[arg(long)]
+    pub dev: bool,
+    /// Redis URL (redis.url).
+    #[arg(long)]
+    pub redis_url: Option<String>,
+    /// MySQL URL (mysql.url).
+    #[arg(long)]
+    pub mysql_url: Option<String>,
+    /// Apply the schema migrations at startup (gateway.run_migrations).
+    #[arg(long)]
+    pub run_migrations: bool,
+}
+
+/// A value that must not appear in logs or `Debug` output.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub gateway: GatewaySettings,
+    pub auth: AuthSettings,
+    pub rate_limit: RateLimitSettings,
+    pub redis: RedisSettings,
+    pub mysql: MysqlSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GatewaySettings {
+    /// Address to listen on; port 0 picks a free port (tests).
+    pub listen: String,
+    /// Seeds admin/admin, allows the built-in JWT secret, runs migrations.
+    pub dev_mode: bool,
+    /// Apply `migrations/` at startup (always done in dev mode).
+    pub run_migrations: bool,
+    /// Whole-request deadline; a slower request gets 503 `TIMEOUT`.
+    pub request_timeout_ms: u64,
+    /// Deadline of one Redis command (connect included); past it the request gets 503.
+    pub redis_timeout_ms: u64,
+    /// Deadline of one SQL statement (pool acquire included).
+    pub mysql_timeout_ms: u64,
+    /// How long a SOLDOUT reply short-circuits later requests for the same activity.
+    /// Kept short so stock returned by a cancel or an expiry is sold again (no undersell).
+    pub sold_out_ttl_ms: u64,
+    /// Largest accepted request body.
+    pub body_limit_bytes: u64,
+    /// `tracing` filter (`RUST_LOG` syntax); `RUST_LOG` wins when set.
+    pub log_filter: String,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            dev_mode: false,
+            run_migrations: false,
+            request_timeout_ms: 5_000,
+            redis_timeout_ms: 500,
+            mysql_timeout_ms: 3_000,
+            sold_out_ttl_ms: 1_000,
+            body_limit_bytes: 16 * 1024,
+            log_filter: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthSettings {
+    /// HS256 key. Required outside dev mode; no usable default.
+    pub jwt_secret: Option<Secret>,
+    /// Lifetime of a token issued by login.
+    pub token_ttl_secs: u64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            token_ttl_secs: 24 * 3600,
+        }
+    }
+}
+
+/// GCRA limits: `per_second` sustained with bursts of `burst`. A person clicking as fast as
+/// they can manages ~10 clicks/s for a few seconds, so the per-user default never refuses one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    pub per_user_per_second: u32,
+    pub per_user_burst: u32,
+    /// Per client IP (the TCP peer; proxies in front should be configured accordingly).
+    pub per_ip_per_second: u32,
+    pub per_ip_burst: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            per_user_per_second: 20,
+            per_user_burst: 40,
+            per_ip_per_second: 2_000,
+            per_ip_burst: 4_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RedisSettings {
+    pub url: String,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379/".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MysqlSettings {
+    pub url: Secret,
+    pub max_connections: u32,
+}
+
+impl Default for MysqlSettings {
+    fn default() -> Self {
+        Self {
+            url: Secret::new("mysql://root@127.0.0.1:3306/seckill"),
+            max_connections: 16,
+        }
+    }
+}
+
+impl Settings {
+    /// Layers defaults, the file, the environment and the flags, then checks the result.
+    pub fn load(cli: &Cli) -> anyhow::Result<Self> {
+        let file = match &cli.config {
+            Some(path) => {
+                if !path.exists() {
+                    bail!("config file {} does not exist", path.display());
+                }
+                path.clone()
+            }
+            None => PathBuf::from(DEFAULT_CONFIG),
+        };
+        let mut fig = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Yaml::file(&file))
+            .merge(Env::prefixed("SECKILL_").split("__"));
+        if let Some(v) = &cli.listen {
+            fig = fig.merge(Serialized::default("gateway.listen", v));
+        }
+        if cli.dev {
+            fig = fig.merge(Serialized::default("gateway.dev_mode", true));
+        }
+        if cli.run_migrations {
+            fig = fig.merge(Serialized::default("gateway.run_migrations", true));
+        }
+        if let Some(v) = &cli.redis_url {
+            fig = fig.merge(Serialized::default("redis.url", v));
+        }
+        if let Some(v) = &cli.mysql_url {
+            fig = fig.merge(Serialized::default("mysql.url", v));
+        }
+        let settings: Settings = fig
+            .extract()
+            .with_context(|| format!("Failed to read settings (file {})", file.display()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Refuses settings the gateway must not start with.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.listen_addr()?;
+        match &self.auth.jwt_secret {
+            Some(s) if !s.expose().is_empty() => {
+                if !self.gateway.dev_mode && s.expose() == DEV_JWT_SECRET {
+                    bail!("auth.jwt_secret is the dev-mode key; set a real secret");
+                }
+                if !self.gateway.dev_mode && s.expose().len() < MIN_SECRET_LEN {
+                    bail!("auth.jwt_secret must be at least {MIN_SECRET_LEN} bytes");
+                }
+            }
+            _ if self.gateway.dev_mode => {}
+            _ => bail!(
+                "auth.jwt_secret is not set: set SECKILL_AUTH__JWT_SECRET (or auth.jwt_secret), \
+                 or run with --dev"
+            ),
+        }
+        if self.auth.token_ttl_secs == 0 {
+            bail!("auth.token_ttl_secs must be positive");
+        }
+        for (name, v) in [
+            (
+                "gateway.request_timeout_ms",
+                self.gateway.request_timeout_ms,
+            ),
+            ("gateway.redis_timeout_ms", self.gateway.redis_timeout_ms),
+            ("gateway.mysql_timeout_ms", self.gateway.mysql_timeout_ms),
+            ("gateway.body_limit_bytes", self.gateway.body_limit_bytes),
+        ] {
+            if v == 0 {
+                bail!("{name} must be positive");
+            }
+        }
+        let r = &self.rate_limit;
+        if r.enabled
+            && [
+                r.per_user_per_second,
+                r.per_user_burst,
+                r.per_ip_per_second,
+                r.per_ip_burst,
+            ]
+            .contains(&0)
+        {
+            bail!("rate_limit values must be positive (or set rate_limit.enabled: false)");
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.gateway
+            .listen
+            .parse()
+            .with_context(|| format!("gateway.listen '{}' is not ip:port", self.gateway.listen))
+    }
+
+    /// The JWT key in force (the dev key only in dev mode, see [`Settings::validate`]).
+    pub fn jwt_secret(&self) -> &str {
+        match &self.auth.jwt_secret {
+            Some(s) if !s.expose().is_empty() => s.expose(),
+            _ => DEV_JWT_SECRET,
+        }
+    }
+
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.gateway.redis_timeout_ms)
+    }
+    pub fn mysql_timeout(&self) -> Duration {
+        Duration::from_millis(self.gateway.mysql_timeout_ms)
+    }
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.gateway.request_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_secret(s: Option<&str>, dev: bool) -> Settings {
+        let mut st = Settings::default();
+        st.auth.jwt_secret = s.map(Secret::new);
+        st.gateway.dev_mode = dev;
+        st
+    }
+
+    #[test]
+    fn refuses_to_start_without_a_secret_outside_dev_mode() {
+        assert!(with_secret(None, false).validate().is_err());
+        assert!(with_secret(Some(""), false).validate().is_err());
+        assert!(with_secret(Some("short"), false).validate().is_err());
+        assert!(with_secret(Some(DEV_JWT_SECRET), false).validate().is_err());
+        assert!(with_secret(Some(&"k".repeat(32)), false).validate().is_ok());
+        let dev = with_secret(None, true);
+        assert!(dev.validate().is_ok());
+        assert_eq!(dev.jwt_secret(), DEV_JWT_SECRET);
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let st = with_secret(Some("super-secret-value-super-secret-value"), false);
+        assert!(!format!("{st:?}").contains("super-secret"));
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API fixes the error type
+    fn file_env_and_flags_layer_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.yaml",
+                "gateway:\n  listen: 127.0.0.1:9000\n  sold_out_ttl_ms: 250\n\
+                 auth:\n  jwt_secret: from-file-from-file-from-file-0123\n\
+                 worker:\n  batch: 10\n",
+            )?;
+            jail.set_env("SECKILL_GATEWAY__SOLD_OUT_TTL_MS", "300");
+            let cli = Cli {
+                config: Some("c.yaml".into()),
+                listen: Some("127.0.0.1:9001".into()),
+                dev: false,
+                redis_url: None,
+                mysql_url: None,
+                run_migrations: false,
+            };
+            let s = Settings::load(&cli).map_err(|e| e.to_string())?;
+            assert_eq!(s.gateway.listen, "127.0.0.1:9001");
+            assert_eq!(s.gateway.sold_out_ttl_ms, 300);
+            assert_eq!(s.jwt_secret(), "from-file-from-file-from-file-0123");
+            Ok(())
+        });
+    }
+}

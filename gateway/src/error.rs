@@ -1,0 +1,258 @@
+//! Every way a request can fail, its HTTP status and machine code, in one place; and the
+//! single `recover` handler that turns warp's rejections into the envelope.
+
+use crate::envelope;
+use seckill_core::Refusal;
+use std::convert::Infallible;
+use warp::http::StatusCode;
+use warp::reject::Reject;
+use warp::reply::Response;
+use warp::Rejection;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The Redis module refused the reservation.
+    #[error("{message}")]
+    Refused { refusal: Refusal, message: String },
+    #[error("username is already taken")]
+    UsernameTaken,
+    #[error("wrong username or password")]
+    InvalidCredentials,
+    #[error("{0}")]
+    OrderNotPending(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("too many requests; slow down")]
+    RateLimited,
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(u64),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("the request took too long")]
+    Timeout,
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl Reject for ApiError {}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Refused { refusal, .. } => refusal_status(*refusal),
+            ApiError::UsernameTaken | ApiError::OrderNotPending(_) | ApiError::Conflict(_) => {
+                StatusCode::CONFLICT
+            }
+            ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) | ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The machine-readable `error` field of the envelope.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidArgument(_) => "INVALID_ARGUMENT",
+            ApiError::Unauthorized(_) => "UNAUTHORIZED",
+            ApiError::Forbidden(_) => "FORBIDDEN",
+            ApiError::NotFound(_) => "NOT_FOUND",
+            ApiError::Refused { refusal, .. } => refusal_code(*refusal),
+            ApiError::UsernameTaken => "USERNAME_TAKEN",
+            ApiError::InvalidCredentials => "INVALID_CREDENTIALS",
+            ApiError::OrderNotPending(_) => "ORDER_NOT_PENDING",
+            ApiError::Conflict(_) => "CONFLICT",
+            ApiError::RateLimited => "RATE_LIMITED",
+            ApiError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            ApiError::Unavailable(_) => "SERVICE_UNAVAILABLE",
+            ApiError::Timeout => "TIMEOUT",
+            ApiError::Internal(_) => "INTERNAL",
+        }
+    }
+
+    pub fn refused(refusal: Refusal, message: impl Into<String>) -> Self {
+        ApiError::Refused {
+            refusal,
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        ApiError::Internal(e.into())
+    }
+
+    /// The envelope reply. Internal errors are logged with their cause chain here and shown
+    /// to the client without detail.
+    pub fn into_response(self) -> Response {
+        if let ApiError::Internal(e) = &self {
+            tracing::error!(error = format!("{e:#}"), "internal error");
+        }
+        envelope::refusal(self.status(), self.code(), &self.to_string())
+    }
+}
+
+/// HTTP status of a module refusal (the contract's table).
+pub fn refusal_status(r: Refusal) -> StatusCode {
+    match r {
+        Refusal::SoldOut | Refusal::Limit => StatusCode::CONFLICT,
+        Refusal::NotStarted => StatusCode::FORBIDDEN,
+        Refusal::Ended => StatusCode::GONE,
+        Refusal::NoActivity => StatusCode::NOT_FOUND,
+    }
+}
+
+/// Machine code of a module refusal in HTTP replies.
+pub fn refusal_code(r: Refusal) -> &'static str {
+    match r {
+        Refusal::SoldOut => "SOLD_OUT",
+        Refusal::Limit => "LIMIT_EXCEEDED",
+        Refusal::NotStarted => "NOT_STARTED",
+        Refusal::Ended => "ENDED",
+        Refusal::NoActivity => "NO_ACTIVITY",
+    }
+}
+
+/// Lets handlers return `Result<Response, ApiError>` and become warp replies.
+pub fn reply(result: Result<Response, ApiError>) -> Result<Response, Infallible> {
+    Ok(result.unwrap_or_else(ApiError::into_response))
+}
+
+/// The one `recover` handler: every rejection (ours and warp's) becomes the envelope.
+pub async fn handle_rejection(err: Rejection) -> Result<Response, Infallible> {
+    Ok(rejection_response(&err))
+}
+
+fn rejection_response(err: &Rejection) -> Response {
+    use warp::reject::*;
+    if let Some(e) = err.find::<ApiError>() {
+        return envelope::refusal(e.status(), e.code(), &e.to_string());
+    }
+    let (status, code, message) = if err.is_not_found() {
+        (
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "no such route".to_owned(),
+        )
+    } else if err.find::<PayloadTooLarge>().is_some() {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            "request body is too large".to_owned(),
+        )
+    } else if err.find::<LengthRequired>().is_some() {
+        (
+            StatusCode::LENGTH_REQUIRED,
+            "LENGTH_REQUIRED",
+            "a Content-Length header is required".to_owned(),
+        )
+    } else if err.find::<MethodNotAllowed>().is_some() {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            "method not allowed on this route".to_owned(),
+        )
+    } else if let Some(e) = err.find::<InvalidQuery>() {
+        (
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+            format!("invalid query string: {e}"),
+        )
+    } else if let Some(e) = err.find::<InvalidHeader>() {
+        (
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+            format!("invalid header {}", e.name()),
+        )
+    } else if let Some(e) = err.find::<MissingHeader>() {
+        (
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+            format!("missing header {}", e.name()),
+        )
+    } else if err.find::<UnsupportedMediaType>().is_some() {
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "send application/json".to_owned(),
+        )
+    } else {
+        tracing::warn!(rejection = ?err, "unhandled rejection");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "internal error".to_owned(),
+        )
+    };
+    envelope::refusal(status, code, &message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_refusals_map_to_the_contract() {
+        let table = [
+            (Refusal::SoldOut, 409, "SOLD_OUT"),
+            (Refusal::Limit, 409, "LIMIT_EXCEEDED"),
+            (Refusal::NotStarted, 403, "NOT_STARTED"),
+            (Refusal::Ended, 410, "ENDED"),
+            (Refusal::NoActivity, 404, "NO_ACTIVITY"),
+        ];
+        for (r, status, code) in table {
+            let e = ApiError::refused(r, "x");
+            assert_eq!(e.status().as_u16(), status, "{r}");
+            assert_eq!(e.code(), code, "{r}");
+        }
+    }
+
+    #[test]
+    fn other_errors_map_to_their_codes() {
+        let table: Vec<(ApiError, u16, &str)> = vec![
+            (
+                ApiError::InvalidArgument("x".into()),
+                400,
+                "INVALID_ARGUMENT",
+            ),
+            (ApiError::Unauthorized("x".into()), 401, "UNAUTHORIZED"),
+            (ApiError::InvalidCredentials, 401, "INVALID_CREDENTIALS"),
+            (ApiError::Forbidden("x".into()), 403, "FORBIDDEN"),
+            (ApiError::UsernameTaken, 409, "USERNAME_TAKEN"),
+            (
+                ApiError::OrderNotPending("x".into()),
+                409,
+                "ORDER_NOT_PENDING",
+            ),
+            (ApiError::RateLimited, 429, "RATE_LIMITED"),
+            (ApiError::PayloadTooLarge(1), 413, "PAYLOAD_TOO_LARGE"),
+            (
+                ApiError::Unavailable("x".into()),
+                503,
+                "SERVICE_UNAVAILABLE",
+            ),
+            (ApiError::Timeout, 503, "TIMEOUT"),
+            (ApiError::internal(anyhow::anyhow!("db")), 500, "INTERNAL"),
+        ];
+        for (e, status, code) in table {
+            assert_eq!((e.status().as_u16(), e.code()), (status, code), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn internal_errors_do_not_leak_their_cause() {
+        let e = ApiError::internal(anyhow::anyhow!("password=hunter2"));
+        assert_eq!(e.to_string(), "internal error");
+    }
+}

@@ -1,0 +1,24 @@
+//! `seckill-gateway`: parses flags, loads settings, serves until SIGINT/SIGTERM.
+
+use clap::Parser;
+use seckill_gateway::config::{Cli, Settings};
+use seckill_gateway::startup::Application;
+use seckill_gateway::telemetry;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::load(&cli)?;
+    telemetry::init(&settings.gateway.log_filter);
+    let app = match Application::build(settings).await {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "gateway failed to start");
+            return Err(e);
+        }
+    };
+    tracing::info!(addr = %app.local_addr(), "gateway listening");
+    app.run_until_stopped().await;
+    tracing::info!("gateway stopped");
+    Ok(())
+}

@@ -1,0 +1,356 @@
+//! The route table and one filter per route. Path filters come first, then the method, then
+//! auth, so a wrong path is a 404 and a wrong method a 405, never an auth failure.
+//!
+//! [`ROUTES`] is the single list of (method, path template): it names the metrics' `route`
+//! label and the OpenAPI test checks it against `openapi.json` both ways.
+
+use crate::auth::{bearer_token, Caller};
+use crate::error::{handle_rejection, ApiError};
+use crate::handlers;
+use crate::state::State;
+use bytes::Bytes;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use warp::http::HeaderValue;
+use warp::{Filter, Rejection, Reply};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub method: &'static str,
+    /// OpenAPI-style template: `{id}` matches one path segment.
+    pub path: &'static str,
+    /// Metrics label.
+    pub label: &'static str,
+}
+
+const fn r(method: &'static str, path: &'static str, label: &'static str) -> RouteSpec {
+    RouteSpec {
+        method,
+        path,
+        label,
+    }
+}
+
+pub const ROUTES: &[RouteSpec] = &[
+    r("GET", "/health", "health"),
+    r("GET", "/metrics", "metrics"),
+    r("GET", "/api/v1/openapi.json", "openapi"),
+    r("POST", "/api/v1/auth/register", "register"),
+    r("POST", "/api/v1/auth/login", "login"),
+    r("GET", "/api/v1/activities", "activities"),
+    r("GET", "/api/v1/activities/{id}", "activity"),
+    r("POST", "/api/v1/seckill", "seckill"),
+    r("GET", "/api/v1/seckill/result", "seckill_result"),
+    r("GET", "/api/v1/orders", "orders"),
+    r("POST", "/api/v1/orders/{id}/pay", "order_pay"),
+    r("POST", "/api/v1/orders/{id}/cancel", "order_cancel"),
+    r("POST", "/api/v1/admin/activities", "admin_create_activity"),
+];
+
+/// Whether `path` matches the template (`{x}` matches one non-empty segment).
+pub fn template_matches(template: &str, path: &str) -> bool {
+    let mut t = template.split('/');
+    let mut p = path.split('/');
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return true,
+            (Some(ts), Some(ps)) => {
+                let is_param = ts.starts_with('{') && ts.ends_with('}');
+                if !(ts == ps || (is_param && !ps.is_empty())) {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// The metrics label of a request: its route's label, or `unmatched` (bounded cardinality).
+pub fn route_label(method: &str, path: &str) -> &'static str {
+    ROUTES
+        .iter()
+        .find(|r| r.method == method && template_matches(r.path, path))
+        .map_or("unmatched", |r| r.label)
+}
+
+/// Every route, with the per-IP limit in front, request ids, the single `recover`, metrics,
+/// access logs and the request span around it all.
+pub fn all(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let api = health(state.clone())
+        .or(metrics(state.clone()))
+        .or(openapi())
+        .or(register(state.clone()))
+        .or(login(state.clone()))
+        .or(activities(state.clone()))
+        .or(activity(state.clone()))
+        .or(seckill(state.clone()))
+        .or(seckill_result(state.clone()))
+        .or(orders(state.clone()))
+        .or(order_pay(state.clone()))
+        .or(order_cancel(state.clone()))
+        .or(admin_create_activity(state.clone()));
+    let access = state.clone();
+    request_id()
+        .and(ip_limit(state.clone()).and(api).recover(handle_rejection))
+        .map(|id: HeaderValue, reply| warp::reply::with_header(reply, "x-request-id", id))
+        .with(warp::log::custom(move |info| {
+            let label = route_label(info.method().as_str(), info.path());
+            let m = &access.metrics;
+            m.requests
+                .with_label_values(&[label, info.status().as_str()])
+                .inc();
+            m.latency
+                .with_label_values(&[label])
+                .observe(info.elapsed().as_secs_f64());
+            tracing::info!(
+                target: "access",
+                method = %info.method(),
+                path = info.path(),
+                route = label,
+                status = info.status().as_u16(),
+                elapsed_us = info.elapsed().as_micros() as u64,
+                remote = ?info.remote_addr(),
+            );
+        }))
+        .with(warp::trace(|info| {
+            tracing::info_span!(
+                "request",
+                method = %info.method(),
+                path = info.path(),
+                request_id = tracing::field::Empty,
+            )
+        }))
+}
+
+/// The client's `x-request-id` when it is short and printable, else a new one; recorded in
+/// the request span and echoed in the reply.
+fn request_id() -> impl Filter<Extract = (HeaderValue,), Error = Infallible> + Clone {
+    warp::header::optional::<String>("x-request-id")
+        .or(warp::any().map(|| None))
+        .unify()
+        .map(|given: Option<String>| {
+            let id = given
+                .filter(|s| {
+                    !s.is_empty()
+                        && s.len() <= 64
+                        && s.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                })
+                .unwrap_or_else(new_request_id);
+            tracing::Span::current().record("request_id", id.as_str());
+            HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+        })
+}
+
+/// `<random per process>-<counter>`: unique without a syscall per request.
+fn new_request_id() -> String {
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let prefix = PREFIX.get_or_init(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_owned());
+    format!("{prefix}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+fn with_state(state: State) -> impl Filter<Extract = (State,), Error = Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}
+
+fn ip_limit(state: State) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::addr::remote()
+        .and_then(move |addr: Option<SocketAddr>| {
+            let state = state.clone();
+            async move {
+                match addr {
+                    Some(a) if !state.limits.allow_ip(a.ip()) => {
+                        Err(warp::reject::custom(ApiError::RateLimited))
+                    }
+                    _ => Ok(()),
+                }
+            }
+        })
+        .untuple_one()
+}
+
+/// The bearer token's caller, rate-limited per user.
+fn caller(state: State) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("authorization")
+        .or(warp::any().map(|| None))
+        .unify()
+        .and_then(move |header: Option<String>| {
+            let state = state.clone();
+            async move {
+                let caller = bearer_token(header.as_deref())
+                    .and_then(|t| state.jwt.verify(t))
+                    .map_err(warp::reject::custom)?;
+                if !state.limits.allow_user(caller.user.as_str()) {
+                    return Err(warp::reject::custom(ApiError::RateLimited));
+                }
+                Ok::<_, Rejection>(caller)
+            }
+        })
+}
+
+fn admin(state: State) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
+    caller(state).and_then(|c: Caller| async move {
+        if c.is_admin() {
+            Ok(c)
+        } else {
+            Err(warp::reject::custom(ApiError::Forbidden(
+                "this endpoint needs the admin role".into(),
+            )))
+        }
+    })
+}
+
+/// The raw body, refused past `gateway.body_limit_bytes` (by Content-Length, before reading).
+fn body(state: &State) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+    warp::body::content_length_limit(state.settings.gateway.body_limit_bytes)
+        .and(warp::body::bytes())
+}
+
+pub fn health(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("health")
+        .and(warp::get())
+        .and(with_state(s))
+        .and_then(handlers::health)
+}
+
+pub fn metrics(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("metrics")
+        .and(warp::get())
+        .and(with_state(s))
+        .and_then(handlers::metrics)
+}
+
+pub fn openapi() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("api" / "v1" / "openapi.json")
+        .and(warp::get())
+        .and_then(handlers::openapi)
+}
+
+pub fn register(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("api" / "v1" / "auth" / "register")
+        .and(warp::post())
+        .and(body(&s))
+        .and(with_state(s))
+        .and_then(handlers::register)
+}
+
+pub fn login(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("api" / "v1" / "auth" / "login")
+        .and(warp::post())
+        .and(body(&s))
+        .and(with_state(s))
+        .and_then(handlers::login)
+}
+
+pub fn activities(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("api" / "v1" / "activities")
+        .and(warp::get())
+        .and(with_state(s))
+        .and_then(handlers::list_activities)
+}
+
+pub fn activity(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("api" / "v1" / "activities" / String)
+        .and(warp::get())
+        .and(with_state(s))
+        .and_then(handlers::get_activity)
+}
+
+pub fn seckill(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("api" / "v1" / "seckill")
+        .and(warp::post())
+        .and(caller(s.clone()))
+        .and(body(&s))
+        .and(with_state(s))
+        .and_then(handlers::reserve)
+}
+
+pub fn seckill_result(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("api" / "v1" / "seckill" / "result")
+        .and(warp::get())
+        .and(caller(s.clone()))
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(with_state(s))
+        .and_then(handlers::result)
+}
+
+pub fn orders(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("api" / "v1" / "orders")
+        .and(warp::get())
+        .and(caller(s.clone()))
+        .and(with_state(s))
+        .and_then(handlers::list_orders)
+}
+
+pub fn order_pay(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("api" / "v1" / "orders" / String / "pay")
+        .and(warp::post())
+        .and(caller(s.clone()))
+        .and(with_state(s))
+        .and_then(handlers::pay)
+}
+
+pub fn order_cancel(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("api" / "v1" / "orders" / String / "cancel")
+        .and(warp::post())
+        .and(caller(s.clone()))
+        .and(with_state(s))
+        .and_then(handlers::cancel)
+}
+
+pub fn admin_create_activity(
+    s: State,
+) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("api" / "v1" / "admin" / "activities")
+        .and(warp::post())
+        .and(admin(s.clone()))
+        .and(body(&s))
+        .and(with_state(s))
+        .and_then(handlers::create_activity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_match_one_segment_per_param() {
+        assert!(template_matches(
+            "/api/v1/orders/{id}/pay",
+            "/api/v1/orders/17/pay"
+        ));
+        assert!(!template_matches(
+            "/api/v1/orders/{id}/pay",
+            "/api/v1/orders//pay"
+        ));
+        assert!(!template_matches(
+            "/api/v1/orders/{id}/pay",
+            "/api/v1/orders/1/2/pay"
+        ));
+        assert!(template_matches("/health", "/health"));
+        assert!(!template_matches("/health", "/health/x"));
+    }
+
+    #[test]
+    fn labels_are_bounded() {
+        assert_eq!(route_label("POST", "/api/v1/seckill"), "seckill");
+        assert_eq!(route_label("GET", "/api/v1/activities/9"), "activity");
+        assert_eq!(
+            route_label("POST", "/api/v1/orders/3/cancel"),
+            "order_cancel"
+        );
+        assert_eq!(route_label("GET", "/api/v1/seckill"), "unmatched");
+        assert_eq!(route_label("GET", "/random/8237"), "unmatched");
+    }
+
+    #[test]
+    fn request_ids_are_unique() {
+        let a = new_request_id();
+        let b = new_request_id();
+        assert_ne!(a, b);
+        assert!(HeaderValue::from_str(&a).is_ok());
+    }
+}

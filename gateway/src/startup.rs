@@ -1,0 +1,149 @@
+//! Building and running the gateway: [`Application::build`] connects, migrates (when asked),
+//! seeds the dev admin (dev mode) and binds; [`Application::run_until_stopped`] serves until
+//! SIGINT/SIGTERM, then stops accepting and lets in-flight requests finish.
+
+use crate::auth::{self, Jwt, Role};
+use crate::config::Settings;
+use crate::db::Db;
+use crate::metrics::Metrics;
+use crate::rate_limit::RateLimits;
+use crate::routes;
+use crate::sold_out::SoldOutFlags;
+use crate::state::{AppState, State};
+use crate::store::Store;
+use anyhow::Context;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: State,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        settings.validate()?;
+        let metrics = Arc::new(Metrics::new().context("Failed to register metrics")?);
+        let store = Store::connect(
+            &settings.redis.url,
+            settings.redis_timeout(),
+            metrics.clone(),
+        )
+        .await
+        .context("Failed to connect to Redis")?;
+        let db = Db::connect_lazy(
+            settings.mysql.url.expose(),
+            settings.mysql.max_connections,
+            settings.mysql_timeout(),
+        )?;
+        if settings.gateway.run_migrations || settings.gateway.dev_mode {
+            db.migrate().await?;
+        }
+        if settings.gateway.dev_mode {
+            seed_dev_admin(&db).await?;
+        }
+        let listen = settings.listen_addr()?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("Failed to listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(AppState {
+            jwt: Jwt::new(
+                settings.jwt_secret().as_bytes(),
+                settings.auth.token_ttl_secs,
+            ),
+            sold_out: SoldOutFlags::new(Duration::from_millis(settings.gateway.sold_out_ttl_ms)),
+            limits: RateLimits::new(&settings.rate_limit),
+            settings,
+            store,
+            db,
+            metrics,
+        });
+        Ok(Self {
+            listener,
+            addr,
+            state,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn state(&self) -> State {
+        self.state.clone()
+    }
+
+    /// Serves until SIGINT or SIGTERM.
+    pub async fn run_until_stopped(self) {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `signal` completes, then drains in-flight requests.
+    pub async fn run_until(self, signal: impl Future<Output = ()> + Send + 'static) {
+        let pruner = {
+            let state = self.state.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    tick.tick().await;
+                    state.limits.prune();
+                }
+            })
+        };
+        warp::serve(routes::all(self.state))
+            .incoming(self.listener)
+            .graceful(async move {
+                signal.await;
+                tracing::info!("shutdown signal received; draining in-flight requests");
+            })
+            .run()
+            .await;
+        pruner.abort();
+    }
+}
+
+async fn seed_dev_admin(db: &Db) -> anyhow::Result<()> {
+    let hash = tokio::task::spawn_blocking(|| auth::hash_password("admin")).await??;
+    let created = db
+        .ensure_user("admin", &hash, Role::Admin.as_str())
+        .await
+        .context("Failed to seed the dev admin")?;
+    if created {
+        tracing::warn!("dev mode: created admin user 'admin' with password 'admin'");
+    }
+    eprintln!("dev mode: admin login is username 'admin', password 'admin'");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
