@@ -1,1 +1,108 @@
-fn main() {}
+//! `seckill`: the admin CLI; see the library for the layout.
+
+use clap::{Parser, Subcommand};
+use seckill_cli::{commands, settings};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "seckill", version, about = "seckill admin CLI")]
+struct Cli {
+    /// Configuration file (default: configs/config.yaml when present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Overrides redis.url.
+    #[arg(long, global = true)]
+    redis_url: Option<String>,
+    /// Overrides mysql.url.
+    #[arg(long, global = true)]
+    mysql_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Activities.
+    Activity {
+        #[command(subcommand)]
+        command: ActivityCommand,
+    },
+    /// Users.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Stream length, consumer-group lag, pending and dead letters per activity.
+    Lag {
+        /// Refresh every --interval seconds until Ctrl-C.
+        #[arg(long)]
+        watch: bool,
+        #[arg(long, default_value_t = 2)]
+        interval: u64,
+    },
+    /// Compare Redis with MySQL for an activity; exit status 1 on drift.
+    Audit { activity: String },
+    /// Database schema.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ActivityCommand {
+    /// Create an activity in MySQL and preheat it into Redis; prints the id alone on stdout.
+    Create(commands::CreateActivity),
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Create N users (bulk inserts) and write one valid JWT per line to FILE.
+    Seed(commands::SeedUsers),
+}
+
+#[derive(Debug, Subcommand)]
+enum DbCommand {
+    /// Apply pending migrations.
+    Migrate,
+    /// Revert every migration.
+    Rollback,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    seckill_worker::init_tracing(false);
+    let settings = match settings::load(
+        cli.config.as_deref(),
+        cli.redis_url.clone(),
+        cli.mysql_url.clone(),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Activity {
+            command: ActivityCommand::Create(args),
+        } => commands::create_activity(&settings, args).await,
+        Command::Users {
+            command: UsersCommand::Seed(args),
+        } => commands::seed_users(&settings, args).await,
+        Command::Lag { watch, interval } => commands::lag(&settings, watch, interval).await,
+        Command::Audit { activity } => commands::audit(&settings, &activity).await,
+        Command::Db { command } => {
+            commands::db(&settings, matches!(command, DbCommand::Rollback)).await
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

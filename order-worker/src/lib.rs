@@ -11,6 +11,7 @@
 //!   - [`streams`]: discovery (SCAN), XREADGROUP, XAUTOCLAIM, XACK, dead letters, XINFO.
 //!   - [`db`]: the pool, migrations, the one multi-row insert per batch.
 //!   - [`consumer`]: the loop around `try_process_batch`; XACK only after COMMIT.
+//!   - [`inspect`]: gathers Redis and MySQL for the audit.
 //!   - [`orders`], [`sweeper`], [`leader`]: payment timeout as a singleton.
 //!   - [`metrics`]: Prometheus registry and `/metrics`.
 //! - [`config`]: layered settings (file, `SECKILL_*` env, flags).
@@ -22,6 +23,7 @@ pub mod backoff;
 pub mod config;
 pub mod consumer;
 pub mod db;
+pub mod inspect;
 pub mod lag;
 pub mod leader;
 pub mod metrics;

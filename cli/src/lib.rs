@@ -1,0 +1,11 @@
+//! The seckill admin CLI (`seckill`) as a library; `main.rs` parses arguments and dispatches.
+//!
+//! # Layout
+//! - [`commands`]: one function per subcommand; results on stdout, everything else on stderr.
+//! - [`token`]: the JWT claims `{sub, role, exp, iat}` and HS256 sign/verify that the gateway
+//!   accepts.
+//! - [`settings`]: the sections of `configs/config.yaml` the CLI reads.
+
+pub mod commands;
+pub mod settings;
+pub mod token;
