@@ -1,0 +1,199 @@
+//! Draining: every reservation becomes exactly one order row; poison entries, conflicting
+//! rows and entries delivered too often go to the dead-letter stream without blocking the rest.
+
+mod support;
+
+use seckill_core::keys;
+use std::time::Duration;
+use support::*;
+
+/// 10,000 reservations across 100 activities, two workers at once: exactly one row each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_reservations_across_100_activities() -> anyhow::Result<()> {
+    let env = env().await?;
+    let mut conn = env.conn().await?;
+    for a in 1..=100 {
+        create_activity(&mut conn, a, 1_000).await?;
+    }
+    let (s1, h1) = env.spawn_worker(env.settings()).await?;
+    let (s2, h2) = env.spawn_worker(env.settings()).await?;
+    for a in 1..=100u64 {
+        reserve_many(&mut conn, a, (0..100).map(|u| format!("u{u}"))).await?;
+    }
+    env.wait_drained(10_000, Duration::from_secs(120)).await?;
+    s1.cancel();
+    s2.cancel();
+    h1.await??;
+    h2.await??;
+    let want = stream_ids(&mut conn, 1..=100).await?;
+    assert_eq!(want.len(), 10_000);
+    assert_eq!(
+        order_ids(&env.pool).await?,
+        want,
+        "rows differ from reservations"
+    );
+    // Amounts and expiry come from the entry and the default window.
+    let (bad,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM orders WHERE amount_cents <> 100 OR quantity <> 1 \
+         OR TIMESTAMPDIFF(SECOND, reserved_at, expires_at) <> 900 OR status <> 'pending'",
+    )
+    .fetch_one(&env.pool)
+    .await?;
+    assert_eq!(bad, 0);
+    Ok(())
+}
+
+/// A malformed entry lands in the dead-letter stream with its reason; the rest flows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_entry_is_dead_lettered_and_the_rest_flows() -> anyhow::Result<()> {
+    let env = env().await?;
+    let mut conn = env.conn().await?;
+    create_activity(&mut conn, 5, 100).await?;
+    reserve_many(&mut conn, 5, (0..10).map(|u| format!("a{u}"))).await?;
+    let poison: String = redis::cmd("XADD")
+        .arg(keys::stream(&act(5)))
+        .arg("*")
+        .arg("activity")
+        .arg("5")
+        .arg("user")
+        .arg("not a user")
+        .arg("qty")
+        .arg("many")
+        .query_async(&mut conn)
+        .await?;
+    reserve_many(&mut conn, 5, (0..10).map(|u| format!("b{u}"))).await?;
+    let (stop, h) = env.spawn_worker(env.settings()).await?;
+    env.wait_drained(20, Duration::from_secs(30)).await?;
+    let dead =
+        seckill_worker::inspect::read_stream(&mut conn, &keys::dead_letters(&act(5))).await?;
+    assert_eq!(dead.len(), 1);
+    let field = |name: &str| {
+        dead[0]
+            .1
+            .iter()
+            .find(|(k, _)| k == name.as_bytes())
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
+    assert_eq!(field("reservation").as_deref(), Some(poison.as_str()));
+    assert_eq!(field("kind").as_deref(), Some("malformed"));
+    assert!(field("reason").unwrap_or_default().contains("malformed"));
+    assert_eq!(field("entry.user").as_deref(), Some("not a user"));
+    stop.cancel();
+    h.await??;
+    Ok(())
+}
+
+/// A row that INSERT IGNORE skips because the user already holds another live order is not
+/// lost silently: it goes to the dead-letter stream as `rejected`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_user_conflict_is_dead_lettered_not_swallowed() -> anyhow::Result<()> {
+    let env = env().await?;
+    let mut conn = env.conn().await?;
+    create_activity(&mut conn, 9, 100).await?;
+    sqlx::query(
+        "INSERT INTO orders (reservation_id, activity_id, product_id, user_id, quantity, \
+         amount_cents, reserved_at, expires_at) VALUES ('1-1', 9, 'p1', 'dup', 1, 100, NOW(3), NOW(3))",
+    )
+    .execute(&env.pool)
+    .await?;
+    reserve_many(
+        &mut conn,
+        9,
+        ["dup".to_string(), "ok1".into(), "ok2".into()],
+    )
+    .await?;
+    let (stop, h) = env.spawn_worker(env.settings()).await?;
+    env.wait_drained(3, Duration::from_secs(30)).await?;
+    let dead =
+        seckill_worker::inspect::read_stream(&mut conn, &keys::dead_letters(&act(9))).await?;
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0]
+        .1
+        .iter()
+        .any(|(k, v)| k == b"kind" && v == b"rejected"));
+    stop.cancel();
+    h.await??;
+    Ok(())
+}
+
+/// An entry whose delivery count is over the limit (a consumer crashed on it each time) is
+/// taken over from the idle consumer and dead-lettered instead of retried forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entry_delivered_too_often_is_dead_lettered() -> anyhow::Result<()> {
+    let env = env().await?;
+    let mut conn = env.conn().await?;
+    create_activity(&mut conn, 3, 100).await?;
+    let key = keys::stream(&act(3));
+    redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&key)
+        .arg("seckill-orders")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async::<()>(&mut conn)
+        .await?;
+    let rids = reserve_many(&mut conn, 3, ["x".to_string(), "y".into()]).await?;
+    // A ghost consumer reads both, then "crashes"; the first was delivered 10 times.
+    redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("seckill-orders")
+        .arg("ghost")
+        .arg("STREAMS")
+        .arg(&key)
+        .arg(">")
+        .query_async::<redis::Value>(&mut conn)
+        .await?;
+    redis::cmd("XCLAIM")
+        .arg(&key)
+        .arg("seckill-orders")
+        .arg("ghost")
+        .arg(0)
+        .arg(&rids[0])
+        .arg("RETRYCOUNT")
+        .arg(10)
+        .query_async::<redis::Value>(&mut conn)
+        .await?;
+    let (stop, h) = env.spawn_worker(env.settings()).await?;
+    env.wait_drained(1, Duration::from_secs(30)).await?;
+    let dead =
+        seckill_worker::inspect::read_stream(&mut conn, &keys::dead_letters(&act(3))).await?;
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0]
+        .1
+        .iter()
+        .any(|(k, v)| k == b"kind" && v == b"deliveries"));
+    assert_eq!(order_ids(&env.pool).await?, vec![(3, rids[1].clone())]);
+    stop.cancel();
+    h.await??;
+    Ok(())
+}
+
+/// Migrations go up, down and up again on an empty database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_up_down_up() -> anyhow::Result<()> {
+    let db = seckill_testkit::mariadb::shared()?;
+    let url = db.create_database()?;
+    let pool = seckill_worker::db::pool(&url, 2, Duration::from_secs(5))?;
+    let tables = || async {
+        let v: Vec<(String,)> = sqlx::query_as(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() \
+             AND table_name <> '_sqlx_migrations' ORDER BY table_name",
+        )
+        .fetch_all(&pool)
+        .await?;
+        anyhow::Ok(v.into_iter().map(|t| t.0).collect::<Vec<_>>())
+    };
+    seckill_worker::db::migrate(&pool).await?;
+    assert_eq!(
+        tables().await?,
+        ["activities", "orders", "products", "users"]
+    );
+    seckill_worker::db::rollback(&pool, 0).await?;
+    assert!(tables().await?.is_empty());
+    seckill_worker::db::migrate(&pool).await?;
+    assert_eq!(
+        tables().await?,
+        ["activities", "orders", "products", "users"]
+    );
+    Ok(())
+}
