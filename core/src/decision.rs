@@ -7,7 +7,7 @@
 use crate::refusal::Refusal;
 
 /// An activity as stored in its meta hash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Sale {
     pub total: u64,
     pub remaining: u64,
@@ -105,7 +105,9 @@ mod tests {
 
     #[test]
     fn decision_table() {
-        let cases: &[(&str, Sale, u64, u64, u64, Result<Grant, Refusal>)] = &[
+        // (name, sale, held, qty, now, expected)
+        type Case = (&'static str, Sale, u64, u64, u64, Result<Grant, Refusal>);
+        let cases: &[Case] = &[
             ("before start", SALE, 0, 1, 999, Err(Refusal::NotStarted)),
             (
                 "at start",

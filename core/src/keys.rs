@@ -7,7 +7,7 @@
 
 use crate::ids::ActivityId;
 
-/// Hash with the activity's settings and counters (see [`field`]).
+/// String holding the activity record (settings and counters, see [`crate::record`]).
 pub fn meta(id: &ActivityId) -> String {
     format!("seckill:{{{id}}}")
 }
@@ -39,19 +39,6 @@ pub const STREAM_SCAN_PATTERN: &str = "seckill:{*}:stream";
 pub fn activity_of_stream(key: &str) -> Option<ActivityId> {
     let inner = key.strip_prefix("seckill:{")?.strip_suffix("}:stream")?;
     ActivityId::parse(inner).ok()
-}
-
-/// Field names of the meta hash.
-pub mod field {
-    pub const TOTAL: &str = "total";
-    pub const REMAINING: &str = "remaining";
-    pub const LIMIT: &str = "limit";
-    pub const START: &str = "start";
-    pub const END: &str = "end";
-    pub const PRODUCT: &str = "product";
-    pub const PRICE: &str = "price";
-    /// Number of live (not released) reservations.
-    pub const RESERVATIONS: &str = "reservations";
 }
 
 #[cfg(test)]

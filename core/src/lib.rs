@@ -9,6 +9,7 @@
 //! - [`decision`]: the reservation decision (window, per-user limit, stock) and activity state.
 //! - [`limits`]: bounds on numbers accepted from outside, and their parsing.
 //! - [`entry`]: the reservation entry appended to the activity's stream, encoded and decoded.
+//! - [`record`]: the fixed-layout activity record the module keeps in a Redis string.
 //! - [`refusal`]: machine-readable refusal codes shared by the module and the gateway.
 
 pub mod decision;
@@ -16,6 +17,7 @@ pub mod entry;
 pub mod ids;
 pub mod keys;
 pub mod limits;
+pub mod record;
 pub mod refusal;
 
 pub use decision::{decide_reserve, ActivityState, Grant, Sale};

@@ -111,6 +111,23 @@ fn docs() -> Vec<Doc> {
             ],
         },
         Doc {
+            name: "seckill.apply",
+            summary: "Internal: the replicated effect of a SECKILL.RESERVE (stream entry with its id, buyer, counters); applied without time checks",
+            complexity: "O(1)",
+            arity: 8,
+            key_flags: rw,
+            key_notes: NOTES,
+            args: vec![
+                activity(),
+                Arg { name: "reservation-id", kind: STRING, token: None, optional: false, summary: "stream entry id" },
+                Arg { name: "user", kind: STRING, token: None, optional: false, summary: "buyer id" },
+                Arg { name: "quantity", kind: INTEGER, token: None, optional: false, summary: "units" },
+                Arg { name: "ts", kind: UNIX_TIME, token: None, optional: false, summary: "reservation time, unix ms" },
+                Arg { name: "remaining", kind: INTEGER, token: None, optional: false, summary: "stock left after it" },
+                Arg { name: "reservations", kind: INTEGER, token: None, optional: false, summary: "live reservations after it" },
+            ],
+        },
+        Doc {
             name: "seckill.status",
             summary: "Total, remaining, reserved, buyers, window and state (pending/open/sold-out/ended) of an activity",
             complexity: "O(1)",
@@ -204,7 +221,7 @@ pub fn register(ctx: &Context) -> Result<(), String> {
             if command.is_null() {
                 return Err(format!("command {} is not registered", doc.name));
             }
-            if set_info(command, &mut info) != raw::REDISMODULE_OK as c_int {
+            if set_info(command, std::ptr::addr_of_mut!(info)) != raw::REDISMODULE_OK as c_int {
                 return Err(format!("Redis refused the info of {}", doc.name));
             }
         }

@@ -17,9 +17,11 @@
 //!
 //! # Replication and persistence
 //! Commands never replicate themselves: the clock is read once on the primary, and what
-//! changed is propagated as plain `HSET`/`XADD` (wrapped in `MULTI`/`EXEC` by Redis), so a
-//! replica, an AOF replay or an RDB reload done after the window closed ends in the same
-//! state, with the same stream entry ids.
+//! changed is propagated as deterministic effects (`SET`/`HSET`/`DEL` of what CREATE and
+//! RELEASE wrote; `SECKILL.APPLY` with the stream id and counters for RESERVE), so a replica,
+//! an AOF replay or an RDB reload done after the window closed ends in the same state, with
+//! the same stream entry ids. The data itself lives in plain strings, hashes and streams, so
+//! RDB files and full syncs need nothing from the module.
 
 use redis_module::{redis_module, Context, RedisString, Status};
 
@@ -47,6 +49,7 @@ redis_module! {
         ["seckill.create", commands::create::run, "write deny-oom", 1, 1, 1, ""],
         ["seckill.reserve", commands::reserve::run, "write deny-oom fast", 1, 1, 1, ""],
         ["seckill.release", commands::release::run, "write deny-oom", 1, 1, 1, ""],
+        ["seckill.apply", commands::reserve::apply, "write deny-oom fast", 1, 1, 1, ""],
         ["seckill.status", commands::status::run, "readonly fast", 1, 1, 1, ""],
     ],
 }

@@ -10,22 +10,18 @@
 use crate::reply;
 use redis_module::raw::{self, RedisModuleKey, RedisModuleString};
 use redis_module::{Context, RedisError, RedisString};
-use seckill_core::keys::{self, field};
-use seckill_core::{ActivityId, Sale};
+use seckill_core::keys;
+use seckill_core::record;
+use seckill_core::ActivityId;
+use std::ffi::CStr;
 use std::os::raw::c_int;
-use std::ptr::{null_mut, NonNull};
+use std::ptr::null_mut;
 use std::sync::OnceLock;
 
 /// Field names created once and never freed, shared by every command call.
 pub struct Names {
-    pub total: RedisString,
-    pub remaining: RedisString,
-    pub limit: RedisString,
-    pub start: RedisString,
-    pub end: RedisString,
     pub product: RedisString,
     pub price: RedisString,
-    pub reservations: RedisString,
     pub activity: RedisString,
     pub user: RedisString,
     pub qty: RedisString,
@@ -45,14 +41,8 @@ impl Names {
         NAMES.get_or_init(|| {
             let s = |name: &str| RedisString::create(None, name);
             Interned(Names {
-                total: s(field::TOTAL),
-                remaining: s(field::REMAINING),
-                limit: s(field::LIMIT),
-                start: s(field::START),
-                end: s(field::END),
-                product: s(field::PRODUCT),
-                price: s(field::PRICE),
-                reservations: s(field::RESERVATIONS),
+                product: s(seckill_core::entry::field::PRODUCT),
+                price: s(seckill_core::entry::field::PRICE),
                 activity: s(seckill_core::entry::field::ACTIVITY),
                 user: s(seckill_core::entry::field::USER),
                 qty: s(seckill_core::entry::field::QTY),
@@ -70,23 +60,51 @@ impl Names {
     }
 }
 
-/// The key names of one activity.
+/// The key names of one activity (see `seckill_core::keys`).
 pub struct ActivityKeys {
     pub meta: RedisString,
     pub buyers: RedisString,
     pub stream: RedisString,
-    pub released: RedisString,
 }
 
 impl ActivityKeys {
     pub fn new(ctx: &Context, id: &ActivityId) -> Self {
         Self {
-            meta: ctx.create_string(keys::meta(id)),
-            buyers: ctx.create_string(keys::buyers(id)),
-            stream: ctx.create_string(keys::stream(id)),
-            released: ctx.create_string(keys::released(id)),
+            meta: key_name(ctx, id, ""),
+            buyers: key_name(ctx, id, ":buyers"),
+            stream: key_name(ctx, id, ":stream"),
         }
     }
+
+    pub fn released(ctx: &Context, id: &ActivityId) -> RedisString {
+        key_name(ctx, id, ":released")
+    }
+}
+
+/// `seckill:{<id>}<suffix>`, built on the stack: this runs several times per reservation.
+fn key_name(ctx: &Context, id: &ActivityId, suffix: &str) -> RedisString {
+    let mut buf = [0u8; 96];
+    let parts: [&[u8]; 4] = [
+        b"seckill:{",
+        id.as_str().as_bytes(),
+        b"}",
+        suffix.as_bytes(),
+    ];
+    let mut len = 0;
+    for p in parts {
+        buf[len..len + p.len()].copy_from_slice(p);
+        len += p.len();
+    }
+    debug_assert_eq!(
+        &buf[..len],
+        keys::meta(id)
+            .into_bytes()
+            .into_iter()
+            .chain(suffix.bytes())
+            .collect::<Vec<_>>()
+            .as_slice()
+    );
+    RedisString::create_from_slice(ctx.get_raw(), &buf[..len])
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -94,6 +112,7 @@ pub enum Kind {
     Empty,
     Hash,
     Stream,
+    String,
     Other,
 }
 
@@ -114,6 +133,12 @@ impl<'a> Key<'a> {
         Self { ctx, inner, name }
     }
 
+    /// Opens for reading only (read-only commands, which also run on replicas).
+    pub fn open_read(ctx: &'a Context, name: &'a RedisString) -> Self {
+        let inner = raw::open_key(ctx.get_raw(), name.inner, raw::KeyMode::READ);
+        Self { ctx, inner, name }
+    }
+
     pub fn name(&self) -> &RedisString {
         self.name
     }
@@ -125,6 +150,7 @@ impl<'a> Key<'a> {
             raw::REDISMODULE_KEYTYPE_EMPTY => Kind::Empty,
             raw::REDISMODULE_KEYTYPE_HASH => Kind::Hash,
             raw::REDISMODULE_KEYTYPE_STREAM => Kind::Stream,
+            raw::REDISMODULE_KEYTYPE_STRING => Kind::String,
             _ => Kind::Other,
         }
     }
@@ -175,7 +201,7 @@ impl<'a> Key<'a> {
             let value = match v {
                 Some(v) => v.inner,
                 // REDISMODULE_HASH_DELETE is the sentinel pointer 1.
-                None => 1usize as *mut RedisModuleString,
+                None => std::ptr::without_provenance_mut::<RedisModuleString>(1),
             };
             // Safety: as in `hash_get`; the value is a live string or the delete sentinel.
             let rc = unsafe {
@@ -194,6 +220,29 @@ impl<'a> Key<'a> {
         Ok(())
     }
 
+    /// Sets a hash field only if it does not exist; returns whether it was inserted.
+    ///
+    /// One hash lookup instead of a get and a set. Redis 7.0's HashSet does not count
+    /// inserted fields, so the insertion is seen in the hash's length.
+    pub fn hash_insert_new(
+        &self,
+        field: &RedisString,
+        value: &RedisString,
+    ) -> Result<bool, RedisError> {
+        let before = self.len();
+        // Safety: as in `hash_get`.
+        unsafe {
+            raw::RedisModule_HashSet.ok_or_else(|| reply::internal("HashSet missing"))?(
+                self.inner,
+                raw::REDISMODULE_HASH_NX as c_int,
+                field.inner,
+                value.inner,
+                null_mut::<RedisModuleString>(),
+            );
+        }
+        Ok(self.len() > before)
+    }
+
     /// Number of fields of a hash (0 when the key is empty).
     pub fn len(&self) -> u64 {
         // Safety: `inner` is an open key.
@@ -204,19 +253,27 @@ impl<'a> Key<'a> {
         self.len() == 0
     }
 
-    /// Appends an entry with an id chosen by Redis (time-based, monotonic) and returns the id.
+    /// Appends an entry and returns its id: chosen by Redis (time-based, monotonic) when `id`
+    /// is `None`, or exactly `id` when replaying an effect.
     pub fn stream_add(
         &self,
-        fields: &[&RedisString],
+        id: Option<raw::RedisModuleStreamID>,
+        fields: &[&RedisString; 12],
     ) -> Result<raw::RedisModuleStreamID, RedisError> {
-        let mut argv: Vec<*mut RedisModuleString> = fields.iter().map(|s| s.inner).collect();
-        let mut id = raw::RedisModuleStreamID { ms: 0, seq: 0 };
+        let mut argv: [*mut RedisModuleString; 12] = fields.map(|s| s.inner);
+        let (flags, mut id) = match id {
+            Some(id) => (0, id),
+            None => (
+                raw::REDISMODULE_STREAM_ADD_AUTOID as c_int,
+                raw::RedisModuleStreamID { ms: 0, seq: 0 },
+            ),
+        };
         // Safety: key is open for writing and empty or a stream; argv holds 2 * numfields live
         // strings; Redis copies them into the stream.
         let rc = unsafe {
             raw::RedisModule_StreamAdd.ok_or_else(|| reply::internal("StreamAdd missing"))?(
                 self.inner,
-                raw::REDISMODULE_STREAM_ADD_AUTOID as c_int,
+                flags,
                 &mut id,
                 argv.as_mut_ptr(),
                 (argv.len() / 2) as i64,
@@ -224,7 +281,7 @@ impl<'a> Key<'a> {
         };
         if rc != raw::REDISMODULE_OK as c_int {
             return Err(reply::internal(
-                "could not append to the reservation stream",
+                "could not append to the reservation stream (id not above the last one?)",
             ));
         }
         Ok(id)
@@ -269,53 +326,85 @@ pub fn num(ctx: &Context, n: u64) -> RedisString {
 }
 
 pub fn string(ctx: &Context, s: &str) -> RedisString {
-    RedisString::create(NonNull::new(ctx.get_raw()), s)
+    RedisString::create_from_slice(ctx.get_raw(), s.as_bytes())
 }
 
-/// An activity as read from its meta hash.
-pub struct Meta {
-    pub sale: Sale,
-    pub reservations: u64,
-    pub product: Option<RedisString>,
-    pub price: Option<RedisString>,
-}
-
-/// Reads the activity; `Ok(None)` when it does not exist.
-pub fn read_meta(meta: &Key) -> Result<Option<Meta>, RedisError> {
+/// The activity record of an open meta key, in place: `Ok(None)` when the activity does not
+/// exist. With `write`, changes to the slice are changes to the stored value.
+///
+/// The slice borrows the key mutably: Redis keeps the pointer valid until the key is closed
+/// or used again, and the borrow forbids both.
+pub fn record<'k>(meta: &'k mut Key, write: bool) -> Result<Option<&'k mut [u8]>, RedisError> {
     match meta.kind() {
         Kind::Empty => return Ok(None),
-        Kind::Hash => {}
+        Kind::String => {}
         _ => return Err(reply::wrong_type(&meta.name().to_string_lossy())),
     }
-    let n = Names::get();
-    let [total, remaining, limit, start, end, reservations, product, price] = meta.hash_get([
-        &n.total,
-        &n.remaining,
-        &n.limit,
-        &n.start,
-        &n.end,
-        &n.reservations,
-        &n.product,
-        &n.price,
-    ])?;
-    let corrupt = || reply::wrong_type(&meta.name().to_string_lossy());
-    Ok(Some(Meta {
-        sale: Sale {
-            total: to_u64(&total).ok_or_else(corrupt)?,
-            remaining: to_u64(&remaining).ok_or_else(corrupt)?,
-            limit: to_u64(&limit).ok_or_else(corrupt)?,
-            start_ms: to_u64(&start).unwrap_or(0),
-            end_ms: to_u64(&end).unwrap_or(0),
-        },
-        reservations: to_u64(&reservations).unwrap_or(0),
-        product,
-        price,
-    }))
+    let mode = if write {
+        raw::REDISMODULE_READ | raw::REDISMODULE_WRITE
+    } else {
+        raw::REDISMODULE_READ
+    };
+    let mut len: usize = 0;
+    // Safety: the key is open and holds a string; StringDMA returns a pointer to its `len`
+    // bytes (unshared first when writing), valid while the key stays open and untouched.
+    let buf = unsafe {
+        let f = raw::RedisModule_StringDMA.ok_or_else(|| reply::internal("StringDMA missing"))?;
+        let p = f(meta.inner, &mut len, mode as c_int);
+        if p.is_null() {
+            return Err(reply::wrong_type(&meta.name().to_string_lossy()));
+        }
+        std::slice::from_raw_parts_mut(p.cast::<u8>(), len)
+    };
+    if !record::is_record(buf) {
+        return Err(reply::wrong_type(&meta.name().to_string_lossy()));
+    }
+    Ok(Some(buf))
+}
+
+/// Stores a whole record (creating or replacing the key's value).
+pub fn set_record(ctx: &Context, meta: &Key, bytes: &[u8]) -> Result<RedisString, RedisError> {
+    let value = RedisString::create_from_slice(ctx.get_raw(), bytes);
+    // Safety: the key is open for writing; StringSet copies the value.
+    let rc = unsafe {
+        raw::RedisModule_StringSet.ok_or_else(|| reply::internal("StringSet missing"))?(
+            meta.inner,
+            value.inner,
+        )
+    };
+    if rc != raw::REDISMODULE_OK as c_int {
+        return Err(reply::internal("could not store the activity record"));
+    }
+    Ok(value)
 }
 
 /// Propagates a write to replicas and the AOF as the given command.
-pub fn replicate(ctx: &Context, command: &str, args: &[&RedisString]) {
-    ctx.replicate(command, args);
+///
+/// Calls `RedisModule_Replicate` with the `v` format (a vector of strings, retained, not
+/// copied) rather than the crate's helper, which allocates a C string and an argument vector
+/// on every call of the hot path.
+pub fn replicate(ctx: &Context, command: &CStr, args: &[&RedisString]) {
+    let mut argv: [*mut RedisModuleString; 16] = [null_mut(); 16];
+    let n = args.len().min(argv.len());
+    debug_assert!(
+        args.len() <= argv.len(),
+        "replicate supports up to 16 arguments"
+    );
+    for (slot, a) in argv.iter_mut().zip(args) {
+        *slot = a.inner;
+    }
+    // Safety: `command` and the format are NUL-terminated; argv holds `n` live strings.
+    unsafe {
+        if let Some(f) = raw::RedisModule_Replicate {
+            f(
+                ctx.get_raw(),
+                command.as_ptr(),
+                c"v".as_ptr(),
+                argv.as_mut_ptr(),
+                n,
+            );
+        }
+    }
 }
 
 /// Formats a stream id as Redis prints it.

@@ -56,7 +56,8 @@ pub fn status(con: &mut Connection, activity: &str) -> RedisResult<BTreeMap<Stri
 /// Everything the module keeps for an activity, in a comparable form.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Snapshot {
-    pub meta: BTreeMap<String, String>,
+    /// The activity record's bytes.
+    pub meta: Option<Vec<u8>>,
     pub buyers: BTreeMap<String, String>,
     pub released: BTreeMap<String, String>,
     pub stream: Vec<(String, Vec<(String, String)>)>,
@@ -81,7 +82,10 @@ pub fn snapshot(con: &mut Connection, activity: &str) -> Snapshot {
             .collect()
     };
     Snapshot {
-        meta: hash(con, format!("seckill:{{{activity}}}")),
+        meta: redis::cmd("GET")
+            .arg(format!("seckill:{{{activity}}}"))
+            .query(con)
+            .expect("GET"),
         buyers: hash(con, format!("seckill:{{{activity}}}:buyers")),
         released: hash(con, format!("seckill:{{{activity}}}:released")),
         stream,

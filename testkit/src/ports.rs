@@ -4,21 +4,28 @@ use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-/// Returns a loopback port that was free a moment ago.
+/// Returns a loopback port that was free a moment ago, below 50,000 and with `port + 10000`
+/// free too (redis-server in cluster mode binds its bus there).
 ///
-/// Binding port 0 gives a free port, but two tests can be handed the same one after it is
-/// released; a per-process counter spreads picks so parallel tests of one binary never
-/// collide, and the bind check skips ports other processes hold.
+/// Picks are spread pseudo-randomly (process id, a counter, the clock) over 20,000..50,000 so
+/// parallel test processes rarely try the same port; servers retry on a new port when one was
+/// taken in between anyway.
 pub fn free_port() -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let base = 20_000 + (std::process::id() % 2_000) as u16 * 20;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let mut x = u64::from(std::process::id()) << 32 | u64::from(nanos);
     loop {
-        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % 20_000;
-        let candidate = base.wrapping_add(offset);
-        if !(20_000..=60_000).contains(&candidate) {
-            continue;
-        }
-        if TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, candidate)).is_ok() {
+        // xorshift mixes pid, time and counter into a spread-out candidate.
+        x ^= u64::from(NEXT.fetch_add(1, Ordering::Relaxed)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let candidate = 20_000 + (x % 30_000) as u16;
+        let free = |p: u16| TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, p)).is_ok();
+        if free(candidate) && free(candidate + 10_000) {
             return candidate;
         }
     }

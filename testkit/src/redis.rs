@@ -61,8 +61,20 @@ impl RedisServer {
             .prefix("seckill-redis-")
             .tempdir()
             .context("Failed to create a temp dir for redis-server")?;
-        let port = free_port();
-        let guard = spawn(dir.path(), port, &options)?;
+        // A port that was free can be taken before redis-server binds it (other tests pick
+        // ports too), so a failed start is retried on a new port.
+        let mut attempt = 0;
+        let (port, guard) = loop {
+            let port = free_port();
+            match spawn(dir.path(), port, &options) {
+                Ok(guard) => break (port, guard),
+                Err(e) if attempt < 3 => {
+                    attempt += 1;
+                    eprintln!("redis-server on port {port} failed to start, retrying: {e:#}");
+                }
+                Err(e) => return Err(e),
+            }
+        };
         Ok(Self {
             port,
             dir,

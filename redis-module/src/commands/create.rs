@@ -7,10 +7,11 @@
 
 use super::{activity_arg, now_ms};
 use crate::reply;
-use crate::store::{self, ActivityKeys, Key, Kind, Names};
+use crate::store::{self, ActivityKeys, Key, Kind};
 use redis_module::{Context, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
 use seckill_core::limits::{parse_bounded, MAX_LIMIT, MAX_PRICE_CENTS, MAX_STOCK, MAX_TIME_MS};
-use seckill_core::{ActivityId, ActivityState};
+use seckill_core::record::{self, ActivityRecord};
+use seckill_core::{ActivityId, ActivityState, Sale};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Create {
@@ -25,7 +26,7 @@ pub struct Create {
 
 impl Create {
     pub fn parse(args: &[RedisString]) -> Result<Self, RedisError> {
-        if args.len() < 4 || args.len() % 2 != 0 {
+        if args.len() < 4 || !args.len().is_multiple_of(2) {
             return Err(RedisError::WrongArity);
         }
         let activity = activity_arg(&args[1])?;
@@ -89,50 +90,41 @@ impl Create {
 
 pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let req = Create::parse(&args)?;
-    let names = Names::get();
     let keys = ActivityKeys::new(ctx, &req.activity);
-    let meta_key = Key::open(ctx, &keys.meta);
+    let released_name = ActivityKeys::released(ctx, &req.activity);
+    let mut meta_key = Key::open(ctx, &keys.meta);
     let buyers = Key::open(ctx, &keys.buyers);
-    let released = Key::open(ctx, &keys.released);
+    let released = Key::open(ctx, &released_name);
     buyers.expect(Kind::Hash)?;
     released.expect(Kind::Hash)?;
-    if let Some(existing) = store::read_meta(&meta_key)? {
-        if existing.sale.state(now_ms()) != ActivityState::Ended {
+    if let Some(existing) = store::record(&mut meta_key, false)? {
+        let sale = record::read_sale(existing).map_err(reply::internal)?;
+        if sale.state(now_ms()) != ActivityState::Ended {
             return Err(reply::exists(&req.activity));
         }
-        for key in [&meta_key, &buyers, &released] {
+        for key in [&buyers, &released] {
             if !key.is_empty() {
                 key.delete();
-                store::replicate(ctx, "DEL", &[key.name()]);
+                store::replicate(ctx, c"DEL", &[key.name()]);
                 store::notify(ctx, NotifyEvent::GENERIC.bits() as u32, "del", key.name());
             }
         }
     }
-    let total = store::num(ctx, req.stock);
-    let limit = store::num(ctx, req.limit);
-    let start = store::num(ctx, req.start_ms);
-    let end = store::num(ctx, req.end_ms);
-    let product = store::string(ctx, &req.product);
-    let price = store::num(ctx, req.price_cents);
-    let zero = store::num(ctx, 0);
-    let pairs = [
-        (&names.total, &total),
-        (&names.remaining, &total),
-        (&names.limit, &limit),
-        (&names.start, &start),
-        (&names.end, &end),
-        (&names.product, &product),
-        (&names.price, &price),
-        (&names.reservations, &zero),
-    ];
-    let set: Vec<_> = pairs.iter().map(|(f, v)| (*f, Some(*v))).collect();
-    meta_key.hash_set(&set)?;
-    let mut hset: Vec<&RedisString> = vec![&keys.meta];
-    for (f, v) in pairs {
-        hset.push(f);
-        hset.push(v);
-    }
-    store::replicate(ctx, "HSET", &hset);
-    store::notify(ctx, NotifyEvent::HASH.bits() as u32, "hset", &keys.meta);
+    let rec = ActivityRecord {
+        sale: Sale {
+            total: req.stock,
+            remaining: req.stock,
+            limit: req.limit,
+            start_ms: req.start_ms,
+            end_ms: req.end_ms,
+        },
+        price_cents: req.price_cents,
+        reservations: 0,
+        product: req.product,
+    };
+    let bytes = rec.encode().map_err(reply::arg)?;
+    let value = store::set_record(ctx, &meta_key, &bytes)?;
+    store::replicate(ctx, c"SET", &[&keys.meta, &value]);
+    store::notify(ctx, NotifyEvent::STRING.bits() as u32, "set", &keys.meta);
     Ok(RedisValue::SimpleStringStatic("OK"))
 }

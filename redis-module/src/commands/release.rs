@@ -7,9 +7,10 @@
 
 use super::activity_arg;
 use crate::reply;
-use crate::store::{self, ActivityKeys, Key, Kind, Names};
+use crate::store::{self, ActivityKeys, Key, Kind};
 use redis_module::key::RedisKey;
 use redis_module::{Context, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
+use seckill_core::record::{self, OFF_REMAINING, OFF_RESERVATIONS};
 use seckill_core::{Refusal, ReservationEntry};
 
 pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
@@ -24,7 +25,6 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             rid_s.to_string_lossy().chars().take(40).collect::<String>()
         ))
     })?;
-    let names = Names::get();
     let keys = ActivityKeys::new(ctx, &activity);
 
     // Find the reservation first, with a read-only key that is closed before any write.
@@ -45,14 +45,16 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
     };
 
-    let meta_key = Key::open(ctx, &keys.meta);
-    let Some(meta) = store::read_meta(&meta_key)? else {
+    let mut meta_key = Key::open(ctx, &keys.meta);
+    let Some(rec) = store::record(&mut meta_key, true)? else {
         return Err(reply::refusal(
             Refusal::NoActivity,
             format_args!("activity '{activity}' does not exist"),
         ));
     };
-    let released = Key::open(ctx, &keys.released);
+    let sale = record::read_sale(rec).map_err(reply::internal)?;
+    let released_name = ActivityKeys::released(ctx, &activity);
+    let released = Key::open(ctx, &released_name);
     released.expect(Kind::Hash)?;
     let [already] = released.hash_get([rid_s])?;
     if already.is_some() {
@@ -78,39 +80,26 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let user_s = store::string(ctx, entry.user.as_str());
     let [held] = buyers.hash_get([&user_s])?;
     let held_after = store::to_u64(&held).unwrap_or(0).saturating_sub(entry.qty);
-    // Never above the total, whatever an operator did to the hash by hand.
-    let remaining = (meta.sale.remaining + entry.qty).min(meta.sale.total);
-    let remaining_s = store::num(ctx, remaining);
-    let reservations_s = store::num(ctx, meta.reservations.saturating_sub(1));
+    // Never above the total, whatever an operator did by hand.
+    let remaining = (sale.remaining + entry.qty).min(sale.total);
+    let reservations = record::read_u64(rec, OFF_RESERVATIONS).saturating_sub(1);
     let qty_s = store::num(ctx, entry.qty);
 
     released.hash_set(&[(rid_s, Some(&qty_s))])?;
-    store::replicate(ctx, "HSET", &[&keys.released, rid_s, &qty_s]);
+    store::replicate(ctx, c"HSET", &[&released_name, rid_s, &qty_s]);
     if held_after == 0 {
         buyers.hash_set(&[(&user_s, None)])?;
-        store::replicate(ctx, "HDEL", &[&keys.buyers, &user_s]);
+        store::replicate(ctx, c"HDEL", &[&keys.buyers, &user_s]);
     } else {
         let held_s = store::num(ctx, held_after);
         buyers.hash_set(&[(&user_s, Some(&held_s))])?;
-        store::replicate(ctx, "HSET", &[&keys.buyers, &user_s, &held_s]);
+        store::replicate(ctx, c"HSET", &[&keys.buyers, &user_s, &held_s]);
     }
-    meta_key.hash_set(&[
-        (&names.remaining, Some(&remaining_s)),
-        (&names.reservations, Some(&reservations_s)),
-    ])?;
-    store::replicate(
-        ctx,
-        "HSET",
-        &[
-            &keys.meta,
-            &names.remaining,
-            &remaining_s,
-            &names.reservations,
-            &reservations_s,
-        ],
-    );
-    for key in [&keys.released, &keys.buyers, &keys.meta] {
-        store::notify(ctx, NotifyEvent::HASH.bits() as u32, "hset", key);
-    }
+    record::write_u64(rec, OFF_REMAINING, remaining);
+    record::write_u64(rec, OFF_RESERVATIONS, reservations);
+    let rec_s = RedisString::create_from_slice(ctx.get_raw(), rec);
+    store::replicate(ctx, c"SET", &[&keys.meta, &rec_s]);
+    store::notify(ctx, NotifyEvent::HASH.bits() as u32, "hset", &released_name);
+    store::notify(ctx, NotifyEvent::HASH.bits() as u32, "hset", &keys.buyers);
     Ok(RedisValue::Integer(entry.qty as i64))
 }

@@ -1,15 +1,23 @@
-//! `SECKILL.RESERVE <activity> <user> <qty>`
+//! `SECKILL.RESERVE <activity> <user> <qty>` and its replicated effect `SECKILL.APPLY`.
 //!
-//! Checks the window, the per-user limit and the stock, then decrements the stock, records
-//! the buyer and appends the reservation to the stream, in one command. Replies with
+//! RESERVE checks the window, the per-user limit and the stock, then decrements the stock,
+//! records the buyer and appends the reservation to the stream, in one command. Replies with
 //! `[reservation-id, remaining]`.
+//!
+//! What it changed is propagated to replicas and the AOF as one deterministic command,
+//! `SECKILL.APPLY <activity> <reservation-id> <user> <qty> <ts> <remaining> <reservations>`,
+//! which writes the same stream entry (same id), buyer and counters without looking at the
+//! clock. One propagated command instead of three core ones (XADD, HSET, SET) matters here:
+//! each `RedisModule_Replicate` looks its command name up, which cost a sixth of RESERVE.
 
 use super::{activity_arg, now_ms};
 use crate::reply;
 use crate::store::{self, ActivityKeys, Key, Kind, Names};
+use redis_module::raw::RedisModuleStreamID;
 use redis_module::{Context, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
-use seckill_core::limits::{parse_bounded, MAX_LIMIT};
-use seckill_core::{decide_reserve, ActivityId, Refusal, UserId};
+use seckill_core::limits::{parse_bounded, MAX_LIMIT, MAX_STOCK, MAX_TIME_MS};
+use seckill_core::record::{self, OFF_PRICE, OFF_REMAINING, OFF_RESERVATIONS};
+use seckill_core::{decide_reserve, ActivityId, Refusal, Sale, UserId};
 
 pub struct Reserve {
     pub activity: ActivityId,
@@ -30,113 +38,190 @@ impl Reserve {
     }
 }
 
-pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let req = Reserve::parse(&args)?;
-    // The user's argument string is reused as hash field and stream value: no copy.
-    apply(ctx, &req, &args[1], &args[2])
+fn refusal(r: Refusal, req: &Reserve, sale: &Sale, held: u64) -> RedisError {
+    let a = &req.activity;
+    let detail = match r {
+        Refusal::SoldOut => format!("only {} left of activity '{a}'", sale.remaining),
+        Refusal::Limit => format!(
+            "user '{}' holds {held}; one reservation of at most {} per user",
+            req.user, sale.limit
+        ),
+        Refusal::NotStarted => format!("activity '{a}' starts at {}", sale.start_ms),
+        Refusal::Ended => format!("activity '{a}' ended at {}", sale.end_ms),
+        Refusal::NoActivity => format!("activity '{a}' does not exist"),
+    };
+    reply::refusal(r, detail)
 }
 
-fn apply(
-    ctx: &Context,
-    req: &Reserve,
-    activity_s: &RedisString,
-    user_s: &RedisString,
-) -> RedisResult {
-    let names = Names::get();
+/// The quantity argument as a string: the caller's own string when it is already canonical
+/// (the common case), so no new string is made.
+fn canonical_qty(ctx: &Context, raw: &RedisString, qty: u64) -> RedisString {
+    let bytes = raw.as_slice();
+    if bytes.first() != Some(&b'0') && bytes.iter().all(u8::is_ascii_digit) {
+        raw.safe_clone(ctx)
+    } else {
+        store::num(ctx, qty)
+    }
+}
+
+pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let req = Reserve::parse(&args)?;
+    let (activity_s, user_s) = (&args[1], &args[2]);
     let keys = ActivityKeys::new(ctx, &req.activity);
-    let meta_key = Key::open(ctx, &keys.meta);
-    let Some(meta) = store::read_meta(&meta_key)? else {
-        return Err(reply::refusal(
-            Refusal::NoActivity,
-            format_args!("activity '{}' does not exist", req.activity),
-        ));
+    let mut meta_key = Key::open(ctx, &keys.meta);
+    let Some(rec) = store::record(&mut meta_key, true)? else {
+        return Err(refusal(Refusal::NoActivity, &req, &Sale::default(), 0));
     };
+    let sale = record::read_sale(rec).map_err(reply::internal)?;
     let buyers = Key::open(ctx, &keys.buyers);
     buyers.expect(Kind::Hash)?;
-    let [held] = buyers.hash_get([user_s])?;
-    let held = store::to_u64(&held).unwrap_or(0);
-
-    let now = now_ms();
-    let grant = decide_reserve(&meta.sale, held, req.qty, now).map_err(|r| {
-        let detail = match r {
-            Refusal::SoldOut => format!(
-                "only {} left of activity '{}'",
-                meta.sale.remaining, req.activity
-            ),
-            Refusal::Limit => format!(
-                "user '{}' holds {held}, the limit is {} per user",
-                req.user, meta.sale.limit
-            ),
-            Refusal::NotStarted => format!(
-                "activity '{}' starts at {}",
-                req.activity, meta.sale.start_ms
-            ),
-            Refusal::Ended => format!("activity '{}' ended at {}", req.activity, meta.sale.end_ms),
-            Refusal::NoActivity => format!("activity '{}' does not exist", req.activity),
-        };
-        reply::refusal(r, detail)
-    })?;
-
     let stream = Key::open(ctx, &keys.stream);
     stream.expect(Kind::Stream)?;
-    let empty = store::string(ctx, "");
-    let product = meta.product.as_ref().unwrap_or(&empty);
-    let price = meta
-        .price
-        .as_ref()
-        .map_or_else(|| store::num(ctx, 0), |p| p.safe_clone(ctx));
-    let qty = store::num(ctx, req.qty);
-    let ts = store::num(ctx, now);
-    let fields = [
-        &names.activity,
-        activity_s,
-        &names.product,
-        product,
-        &names.user,
-        user_s,
-        &names.qty,
-        &qty,
-        &names.price,
-        &price,
-        &names.ts,
-        &ts,
-    ];
-    // The append comes first: if it fails nothing else has changed yet.
-    let id = stream.stream_add(&fields)?;
-    let held_s = store::num(ctx, grant.held);
-    buyers.hash_set(&[(user_s, Some(&held_s))])?;
-    let remaining_s = store::num(ctx, grant.remaining);
-    let reservations_s = store::num(ctx, meta.reservations + 1);
-    meta_key.hash_set(&[
-        (&names.remaining, Some(&remaining_s)),
-        (&names.reservations, Some(&reservations_s)),
-    ])?;
 
-    let rid = store::format_id(&id);
-    let rid_s = store::string(ctx, &rid);
-    let mut xadd: Vec<&RedisString> = Vec::with_capacity(fields.len() + 2);
-    xadd.push(&keys.stream);
-    xadd.push(&rid_s);
-    xadd.extend_from_slice(&fields);
-    store::replicate(ctx, "XADD", &xadd);
-    store::replicate(ctx, "HSET", &[&keys.buyers, user_s, &held_s]);
+    let now = now_ms();
+    // Decide as if the user held nothing, then claim the user's slot with one
+    // insert-if-absent: a user who already holds a reservation is refused as LIMIT. Only a
+    // SOLDOUT refusal looks the user up, because LIMIT is reported first.
+    let grant = match decide_reserve(&sale, 0, req.qty, now) {
+        Ok(grant) => grant,
+        Err(Refusal::SoldOut) => {
+            let [held] = buyers.hash_get([user_s])?;
+            let held = store::to_u64(&held).unwrap_or(0);
+            let r = if held > 0 {
+                Refusal::Limit
+            } else {
+                Refusal::SoldOut
+            };
+            return Err(refusal(r, &req, &sale, held));
+        }
+        Err(r) => return Err(refusal(r, &req, &sale, 0)),
+    };
+    let qty_s = canonical_qty(ctx, &args[3], req.qty);
+    if !buyers.hash_insert_new(user_s, &qty_s)? {
+        let [held] = buyers.hash_get([user_s])?;
+        return Err(refusal(
+            Refusal::Limit,
+            &req,
+            &sale,
+            store::to_u64(&held).unwrap_or(1),
+        ));
+    }
+    let ts_s = store::num(ctx, now);
+    let reservations = record::read_u64(rec, OFF_RESERVATIONS) + 1;
+    let id = match append(ctx, &stream, rec, activity_s, user_s, &qty_s, &ts_s, None) {
+        Ok(id) => id,
+        Err(e) => {
+            // Undo the claim: a failed reservation changes nothing.
+            buyers.hash_set(&[(user_s, None)])?;
+            return Err(e);
+        }
+    };
+    record::write_u64(rec, OFF_REMAINING, grant.remaining);
+    record::write_u64(rec, OFF_RESERVATIONS, reservations);
+
+    let rid_s = store::string(ctx, &store::format_id(&id));
+    let remaining_s = store::num(ctx, grant.remaining);
+    let reservations_s = store::num(ctx, reservations);
     store::replicate(
         ctx,
-        "HSET",
+        c"SECKILL.APPLY",
         &[
-            &keys.meta,
-            &names.remaining,
+            activity_s,
+            &rid_s,
+            user_s,
+            &qty_s,
+            &ts_s,
             &remaining_s,
-            &names.reservations,
             &reservations_s,
         ],
     );
     store::notify(ctx, NotifyEvent::STREAM.bits() as u32, "xadd", &keys.stream);
-    store::notify(ctx, NotifyEvent::HASH.bits() as u32, "hset", &keys.buyers);
-    store::notify(ctx, NotifyEvent::HASH.bits() as u32, "hset", &keys.meta);
-
     Ok(RedisValue::Array(vec![
-        RedisValue::BulkString(rid),
+        RedisValue::BulkRedisString(rid_s),
         RedisValue::Integer(grant.remaining as i64),
     ]))
+}
+
+/// Appends the reservation entry; the product and unit price come from the record.
+#[allow(clippy::too_many_arguments)]
+fn append(
+    ctx: &Context,
+    stream: &Key,
+    rec: &[u8],
+    activity_s: &RedisString,
+    user_s: &RedisString,
+    qty_s: &RedisString,
+    ts_s: &RedisString,
+    id: Option<RedisModuleStreamID>,
+) -> Result<RedisModuleStreamID, RedisError> {
+    let names = Names::get();
+    let product = RedisString::create_from_slice(ctx.get_raw(), record::product_bytes(rec));
+    let price = store::num(ctx, record::read_u64(rec, OFF_PRICE));
+    stream.stream_add(
+        id,
+        &[
+            &names.activity,
+            activity_s,
+            &names.product,
+            &product,
+            &names.user,
+            user_s,
+            &names.qty,
+            qty_s,
+            &names.price,
+            &price,
+            &names.ts,
+            ts_s,
+        ],
+    )
+}
+
+/// `SECKILL.APPLY <activity> <reservation-id> <user> <qty> <ts> <remaining> <reservations>`:
+/// the effect of a RESERVE, as replicas and the AOF receive it. Never reads the clock and
+/// never refuses for business reasons, so a replay after the window closed ends in the same
+/// state. Not meant for clients (ACL users can be denied it).
+pub fn apply(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if args.len() != 8 {
+        return Err(RedisError::WrongArity);
+    }
+    let activity = activity_arg(&args[1])?;
+    let id = store::parse_id(args[2].as_slice())
+        .ok_or_else(|| reply::arg("reservation id must look like <ms>-<seq>"))?;
+    UserId::parse(args[3].as_slice()).map_err(reply::arg)?;
+    parse_bounded("quantity", args[4].as_slice(), 1, MAX_LIMIT).map_err(reply::arg)?;
+    parse_bounded("ts", args[5].as_slice(), 0, MAX_TIME_MS).map_err(reply::arg)?;
+    let remaining =
+        parse_bounded("remaining", args[6].as_slice(), 0, MAX_STOCK).map_err(reply::arg)?;
+    let reservations =
+        parse_bounded("reservations", args[7].as_slice(), 0, MAX_STOCK).map_err(reply::arg)?;
+
+    let keys = ActivityKeys::new(ctx, &activity);
+    let mut meta_key = Key::open(ctx, &keys.meta);
+    let Some(rec) = store::record(&mut meta_key, true)? else {
+        return Err(reply::refusal(
+            Refusal::NoActivity,
+            format_args!("activity '{activity}' does not exist"),
+        ));
+    };
+    let buyers = Key::open(ctx, &keys.buyers);
+    buyers.expect(Kind::Hash)?;
+    let stream = Key::open(ctx, &keys.stream);
+    stream.expect(Kind::Stream)?;
+    append(
+        ctx,
+        &stream,
+        rec,
+        &args[1],
+        &args[3],
+        &args[4],
+        &args[5],
+        Some(id),
+    )?;
+    buyers.hash_set(&[(&args[3], Some(&args[4]))])?;
+    record::write_u64(rec, OFF_REMAINING, remaining);
+    record::write_u64(rec, OFF_RESERVATIONS, reservations);
+    // A replica of this replica gets the same effect.
+    ctx.replicate_verbatim();
+    store::notify(ctx, NotifyEvent::STREAM.bits() as u32, "xadd", &keys.stream);
+    Ok(RedisValue::SimpleStringStatic("OK"))
 }
