@@ -109,7 +109,7 @@ impl Default for GatewaySettings {
             mysql_timeout_ms: 3_000,
             sold_out_ttl_ms: 1_000,
             body_limit_bytes: 16 * 1024,
-            log_filter: "info".into(),
+            log_filter: "info,warp::filters::trace=error".into(),
         }
     }
 }

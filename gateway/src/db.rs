@@ -176,7 +176,8 @@ impl Db {
 
     pub async fn user_by_name(&self, username: &str) -> Result<Option<UserRow>, DbError> {
         let q = sqlx::query_as::<_, UserRow>(
-            "SELECT id, password_hash, CAST(role AS CHAR) AS role FROM users WHERE username = ?",
+            "SELECT id, CAST(password_hash AS CHAR) AS password_hash, CAST(role AS CHAR) AS role \
+             FROM users WHERE username = ?",
         )
         .bind(username)
         .fetch_optional(&self.pool);

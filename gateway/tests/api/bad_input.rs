@@ -1,0 +1,202 @@
+//! Bad input of every kind gets a 4xx envelope and changes nothing in Redis or MySQL.
+
+use crate::helpers::spawn_app;
+use seckill_gateway::auth::{Claims, Jwt, Role};
+
+fn b64url(input: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_with_the_envelope_and_changes_nothing() {
+    let app = spawn_app().await;
+    let activity = app.create_activity(10, "").await;
+    let good = app.token("42", Role::User);
+
+    let claims = Claims {
+        sub: "42".into(),
+        role: Role::Admin,
+        exp: now() + 3600,
+        iat: now(),
+    };
+    let payload = b64url(
+        serde_json::to_string(&claims)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    let alg_none = format!("{}.{payload}.", b64url(br#"{"alg":"none","typ":"JWT"}"#));
+    let tampered = {
+        let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
+        parts[1] = payload.clone(); // claims admin with the user's signature
+        parts.join(".")
+    };
+    let wrong_key = Jwt::new(b"some-other-secret-some-other-secret!", 3600)
+        .issue("42", Role::User, now())
+        .map(|t| t.0)
+        .unwrap_or_default();
+    let expired = Jwt::new(crate::helpers::SECRET.as_bytes(), 60)
+        .issue("42", Role::User, now() - 7200)
+        .map(|t| t.0)
+        .unwrap_or_default();
+
+    let ok_body = format!(r#"{{"activity_id":{activity},"product_id":"p","quantity":1}}"#);
+    let huge = format!(
+        r#"{{"activity_id":{activity},"product_id":"p","quantity":1,"pad":"{}"}}"#,
+        "x".repeat(10 * 1024 * 1024)
+    );
+    let body_cases: Vec<(&str, String, u16)> = vec![
+        ("malformed JSON", "{\"activity_id\":".into(), 400),
+        ("not an object", "[1,2]".into(), 400),
+        ("empty body without Content-Length", String::new(), 411),
+        (
+            "wrong types",
+            r#"{"activity_id":true,"product_id":{},"quantity":"1"}"#.into(),
+            400,
+        ),
+        ("missing fields", r#"{"activity_id":1}"#.into(), 400),
+        (
+            "quantity 0",
+            ok_body.replace("\"quantity\":1", "\"quantity\":0"),
+            400,
+        ),
+        (
+            "quantity -1",
+            ok_body.replace("\"quantity\":1", "\"quantity\":-1"),
+            400,
+        ),
+        (
+            "quantity huge",
+            ok_body.replace("\"quantity\":1", "\"quantity\":1e20"),
+            400,
+        ),
+        (
+            "quantity float",
+            ok_body.replace("\"quantity\":1", "\"quantity\":1.5"),
+            400,
+        ),
+        (
+            "quantity over limit",
+            ok_body.replace("\"quantity\":1", "\"quantity\":5"),
+            409,
+        ),
+        (
+            "bad id chars",
+            r#"{"activity_id":"a{x}","product_id":"p","quantity":1}"#.into(),
+            400,
+        ),
+        (
+            "unknown activity",
+            r#"{"activity_id":"987654","product_id":"p","quantity":1}"#.into(),
+            404,
+        ),
+        ("10 MB body", huge, 413),
+    ];
+    let token_cases: Vec<(&str, String)> = vec![
+        ("alg none", alg_none),
+        ("tampered claims", tampered),
+        ("wrong key", wrong_key),
+        ("expired", expired),
+        ("malformed", "abc.def.ghi".into()),
+        ("garbage", "%%%".into()),
+    ];
+
+    let before_status = app.status(&activity).await;
+    let before_xlen = app.xlen(&activity).await;
+    let tables = "(SELECT COUNT(*) FROM users) + (SELECT COUNT(*) FROM orders) * 1000 \
+                  + (SELECT COUNT(*) FROM activities) * 1000000 + (SELECT COUNT(*) FROM products) * 1000000000";
+    let before_rows = app.count(&format!("SELECT {tables}")).await;
+
+    for (name, body, status) in body_cases {
+        let r = app.post("/api/v1/seckill", Some(&good), body).await;
+        assert_eq!(r.status.as_u16(), status, "{name}: {}", r.body);
+        r.assert_envelope();
+    }
+    for (name, token) in &token_cases {
+        let r = app
+            .post("/api/v1/seckill", Some(token), ok_body.clone())
+            .await;
+        assert_eq!(r.status.as_u16(), 401, "{name}: {}", r.body);
+        r.assert_envelope();
+        assert_eq!(r.error(), "UNAUTHORIZED");
+        let r = app
+            .post(
+                "/api/v1/admin/activities",
+                Some(token),
+                r#"{"title":"t","product_name":"p","price_cents":1,"stock":1}"#,
+            )
+            .await;
+        assert_eq!(r.status.as_u16(), 401, "admin with {name}: {}", r.body);
+    }
+    // Other endpoints: bad bodies and paths.
+    let others: Vec<(&str, &str, String, u16)> = vec![
+        ("POST", "/api/v1/auth/register", "{".into(), 400),
+        (
+            "POST",
+            "/api/v1/auth/register",
+            r#"{"username":1,"password":2}"#.into(),
+            400,
+        ),
+        (
+            "POST",
+            "/api/v1/auth/login",
+            r#"{"username":"x"}"#.into(),
+            400,
+        ),
+        (
+            "POST",
+            "/api/v1/admin/activities",
+            r#"{"title":"t","stock":-5}"#.into(),
+            400,
+        ),
+        (
+            "POST",
+            "/api/v1/auth/register",
+            format!(r#"{{"username":"{}"}}"#, "a".repeat(10 * 1024 * 1024)),
+            413,
+        ),
+        ("GET", "/api/v1/seckill", String::new(), 405),
+        ("GET", "/no/such/route", String::new(), 404),
+    ];
+    let admin = app.admin_token();
+    for (method, path, body, status) in others {
+        let r = if method == "GET" {
+            app.get(path, Some(&good)).await
+        } else {
+            app.post(path, Some(&admin), body).await
+        };
+        assert_eq!(r.status.as_u16(), status, "{method} {path}: {}", r.body);
+        r.assert_envelope();
+    }
+
+    assert_eq!(
+        app.status(&activity).await,
+        before_status,
+        "Redis activity changed"
+    );
+    assert_eq!(app.xlen(&activity).await, before_xlen, "stream changed");
+    assert_eq!(
+        app.count(&format!("SELECT {tables}")).await,
+        before_rows,
+        "MySQL changed"
+    );
+}

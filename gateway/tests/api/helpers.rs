@@ -1,0 +1,311 @@
+//! `spawn_app()` and request helpers.
+
+use reqwest::StatusCode;
+use seckill_gateway::auth::{Jwt, Role};
+use seckill_gateway::config::{Secret, Settings};
+use seckill_gateway::startup::Application;
+use seckill_gateway::state::State;
+use seckill_testkit::RedisServer;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+pub const SECRET: &str = "integration-test-jwt-secret-0123456789";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub redis: RedisServer,
+    /// Fresh database URL, when the app was started with MySQL.
+    pub db_url: Option<String>,
+    pub state: State,
+    jwt: Jwt,
+    stop: Option<oneshot::Sender<()>>,
+    worker: Option<CancellationToken>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(w) = self.worker.take() {
+            w.cancel();
+        }
+    }
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The envelope's `error` machine code.
+    pub fn error(&self) -> &str {
+        self.body["error"].as_str().unwrap_or("")
+    }
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+    /// Asserts the contract's envelope shape.
+    pub fn assert_envelope(&self) {
+        assert_eq!(
+            self.body["code"].as_u64(),
+            Some(u64::from(self.status.as_u16())),
+            "code must equal the HTTP status: {}",
+            self.body
+        );
+        assert!(self.body["message"].is_string(), "{}", self.body);
+        assert!(self.body.get("data").is_some(), "{}", self.body);
+        if !self.status.is_success() {
+            assert!(
+                self.body["error"].is_string(),
+                "refusal without error: {}",
+                self.body
+            );
+        }
+    }
+}
+
+/// A gateway with Redis and MySQL (migrated).
+pub async fn spawn_app() -> TestApp {
+    spawn_with(true, |_| {}).await
+}
+
+/// A gateway with Redis only (MySQL points at a closed port; the hot path never needs it).
+pub async fn spawn_redis_only() -> TestApp {
+    spawn_with(false, |_| {}).await
+}
+
+pub async fn spawn_with(with_db: bool, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    seckill_gateway::telemetry::init("warn,warp::filters::trace=error");
+    let redis = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .expect("join")
+        .expect("redis-server with the module (run cargo build -p seckill-module)");
+    let db_url = if with_db {
+        let url = tokio::task::spawn_blocking(|| {
+            seckill_testkit::mariadb::shared().and_then(|db| db.create_database())
+        })
+        .await
+        .expect("join")
+        .expect("MariaDB");
+        Some(url)
+    } else {
+        None
+    };
+    let mut settings = Settings::default();
+    settings.gateway.listen = "127.0.0.1:0".into();
+    settings.gateway.run_migrations = with_db;
+    settings.auth.jwt_secret = Some(Secret::new(SECRET));
+    settings.redis.url = redis.url();
+    settings.mysql.url = Secret::new(db_url.clone().unwrap_or_else(|| {
+        format!(
+            "mysql://root@127.0.0.1:{}/none",
+            seckill_testkit::free_port()
+        )
+    }));
+    // Every test client is 127.0.0.1: only the per-user limit is meaningful here.
+    settings.rate_limit.per_ip_per_second = 1_000_000;
+    settings.rate_limit.per_ip_burst = 1_000_000;
+    tweak(&mut settings);
+    let app = Application::build(settings).await.expect("gateway builds");
+    let addr = app.local_addr();
+    let state = app.state();
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = rx.await;
+    }));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(512)
+        .build()
+        .expect("client");
+    TestApp {
+        addr,
+        client,
+        redis,
+        db_url,
+        state,
+        jwt: Jwt::new(SECRET.as_bytes(), 3600),
+        stop: Some(tx),
+        worker: None,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn token(&self, user: &str, role: Role) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        self.jwt.issue(user, role, now).expect("token").0
+    }
+
+    pub fn admin_token(&self) -> String {
+        self.token("1", Role::Admin)
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let bytes = res.bytes().await.expect("body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply { status, body }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        let mut req = self.client.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.send(req).await
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> Reply {
+        let mut req = self
+            .client
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.send(req).await
+    }
+
+    pub async fn reserve(&self, token: &str, activity: &str, qty: i64) -> Reply {
+        let body = format!(r#"{{"activity_id":"{activity}","product_id":"p1","quantity":{qty}}}"#);
+        self.post("/api/v1/seckill", Some(token), body).await
+    }
+
+    pub async fn redis_conn(&self) -> redis::aio::MultiplexedConnection {
+        self.redis
+            .client()
+            .expect("client")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis connection")
+    }
+
+    pub async fn redis(&self, args: &[&str]) -> redis::RedisResult<redis::Value> {
+        let mut conn = self.redis_conn().await;
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query_async(&mut conn).await
+    }
+
+    /// `SECKILL.STATUS` as a field -> value map of strings.
+    pub async fn status(&self, activity: &str) -> std::collections::HashMap<String, String> {
+        let v = self
+            .redis(&["SECKILL.STATUS", activity])
+            .await
+            .expect("status");
+        let mut out = std::collections::HashMap::new();
+        if let redis::Value::Array(items) = v {
+            for pair in items.chunks(2) {
+                let s = |v: &redis::Value| match v {
+                    redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                    redis::Value::SimpleString(s) => s.clone(),
+                    redis::Value::Int(i) => i.to_string(),
+                    other => format!("{other:?}"),
+                };
+                out.insert(s(&pair[0]), s(&pair[1]));
+            }
+        }
+        out
+    }
+
+    pub async fn xlen(&self, activity: &str) -> i64 {
+        let key = format!("seckill:{{{activity}}}:stream");
+        match self.redis(&["XLEN", &key]).await {
+            Ok(redis::Value::Int(n)) => n,
+            other => panic!("XLEN: {other:?}"),
+        }
+    }
+
+    /// Creates an activity in Redis only (the hot path does not need MySQL).
+    pub async fn preheat(&self, activity: &str, extra: &[&str]) {
+        let mut args = vec!["SECKILL.CREATE", activity];
+        args.extend_from_slice(extra);
+        self.redis(&args).await.expect("SECKILL.CREATE");
+    }
+
+    /// Creates an activity through the admin API; returns its id.
+    pub async fn create_activity(&self, stock: u64, extra: &str) -> String {
+        let body = format!(
+            r#"{{"title":"sale","product_name":"phone","price_cents":999,"stock":{stock}{extra}}}"#
+        );
+        let r = self
+            .post("/api/v1/admin/activities", Some(&self.admin_token()), body)
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.data()["id"].as_u64().expect("id").to_string()
+    }
+
+    pub async fn pool(&self) -> sqlx::MySqlPool {
+        sqlx::MySqlPool::connect(self.db_url.as_deref().expect("app without MySQL"))
+            .await
+            .expect("mysql")
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        let pool = self.pool().await;
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(&pool)
+            .await
+            .expect("count")
+    }
+
+    /// Starts the real order worker in-process against the same Redis and database.
+    pub async fn start_worker(&mut self) {
+        let mut s = seckill_worker::Settings::default();
+        s.redis.url = self.redis.url();
+        s.mysql.url = self.db_url.clone().expect("app without MySQL");
+        s.worker.metrics_addr = String::new();
+        s.worker.block_ms = 200;
+        s.worker.discover_interval_ms = 200;
+        s.worker.sweeper.enabled = false;
+        let worker = seckill_worker::Worker::build(s)
+            .await
+            .expect("worker builds");
+        let token = CancellationToken::new();
+        let t = token.clone();
+        tokio::spawn(async move {
+            if let Err(e) = worker.run_until_stopped(t).await {
+                eprintln!("worker stopped: {e:#}");
+            }
+        });
+        self.worker = Some(token);
+    }
+
+    /// Polls `check` until it returns true or `timeout` passes.
+    pub async fn eventually<F, Fut>(&self, timeout: Duration, mut check: F) -> bool
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if check().await {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+}
