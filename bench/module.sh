@@ -67,5 +67,30 @@ for pipe in 16 1; do
   printf '%s\n' "${results[@]}" | awk -F'|' -v p="$pipe" -v lua="$lua" 'BEGIN { split(lua, l, "|") } $2 == p {
     printf "| %s | %s | %.0f | %s | %s | %s | %.2f | %.2fx | %.2fx |\n", $1, $2, $3, $4, $5, $6, $7, $3 / l[1], l[2] / $7 }'
 done
+# Memory per buyer: 1,000,000 reservations by users u1..u1000000 (pipelined through
+# redis-cli --pipe), measured as the growth of used_memory and as MEMORY USAGE of the buyers
+# hash; stream entries are reported apart.
+BUYERS=${BUYERS:-1000000}
+cli SECKILL.CREATE mem STOCK "$BUYERS" >/dev/null
+used() { cli INFO memory | awk -F: '/^used_memory:/ {print $2+0}'; }
+before=$(used)
+python3 -c "
+import sys
+out = sys.stdout.buffer
+for i in range(1, $BUYERS + 1):
+    u = b'u%d' % i
+    out.write(b'*4\r\n\$15\r\nSECKILL.RESERVE\r\n\$3\r\nmem\r\n\$%d\r\n%s\r\n\$1\r\n1\r\n' % (len(u), u))
+" | redis-cli -p "$PORT" --pipe >/dev/null
+after=$(used)
+buyers_bytes=$(cli MEMORY USAGE 'seckill:{mem}:buyers' SAMPLES 0)
+stream_bytes=$(cli MEMORY USAGE 'seckill:{mem}:stream' SAMPLES 0)
+sold=$(cli HLEN 'seckill:{mem}:buyers')
+echo
+echo "| memory, $sold buyers (ids u1..u$BUYERS) | bytes per buyer |"
+echo "|---|---|"
+echo "| buyers hash (MEMORY USAGE) | $((buyers_bytes / sold)) |"
+echo "| stream entries (MEMORY USAGE) | $((stream_bytes / sold)) |"
+echo "| all of it (used_memory growth) | $(( (after - before) / sold )) |"
+
 echo
 echo "redis-server $(redis-server --version | awk '{print $3}' | cut -d= -f2), $N requests per row, $CLIENTS clients, $(nproc) cores, $(date -u +%Y-%m-%d)."
