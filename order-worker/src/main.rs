@@ -46,7 +46,7 @@ struct Overrides {
 #[derive(Debug, clap::Args, Serialize)]
 struct RedisFlags {
     /// redis.url
-    #[arg(long = "redis-url")]
+    #[arg(long = "redis-url", id = "redis_url")]
     #[serde(skip_serializing_if = "Option::is_none")]
     url: Option<String>,
 }
@@ -59,7 +59,7 @@ impl RedisFlags {
 #[derive(Debug, clap::Args, Serialize)]
 struct MysqlFlags {
     /// mysql.url
-    #[arg(long = "mysql-url")]
+    #[arg(long = "mysql-url", id = "mysql_url")]
     #[serde(skip_serializing_if = "Option::is_none")]
     url: Option<String>,
 }
@@ -131,4 +131,26 @@ async fn signal(shutdown: CancellationToken) {
         _ = int.recv() => tracing::info!("SIGINT: finishing the batch in hand"),
     }
     shutdown.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_are_consistent() {
+        Cli::command().debug_assert();
+        let cli = Cli::parse_from([
+            "seckill-worker",
+            "--redis-url",
+            "redis://x/",
+            "--batch-size",
+            "7",
+        ]);
+        let v = serde_json::to_value(&cli.overrides).unwrap();
+        assert_eq!(v["redis"]["url"], "redis://x/");
+        assert_eq!(v["worker"]["batch_size"], 7);
+        assert!(v.get("mysql").is_none());
+    }
 }

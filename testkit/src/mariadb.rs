@@ -32,24 +32,7 @@ impl MariaDb {
             .prefix("seckill-mariadb-")
             .tempdir()
             .context("Failed to create a temp dir for MariaDB")?;
-        let out = Command::new("mariadb-install-db")
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", dir.path().join("data").display()))
-            .args([
-                "--auth-root-authentication-method=normal",
-                "--skip-test-db",
-                "--user=root",
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .context("Failed to run mariadb-install-db (install mariadb-server)")?;
-        if !out.status.success() {
-            bail!(
-                "mariadb-install-db failed: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        install(&dir.path().join("data"))?;
         let port = free_port();
         let mut db = Self {
             port,
@@ -169,6 +152,36 @@ impl MariaDb {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Writes the system tables, retrying once into a clean directory: under heavy load the
+/// bootstrap server occasionally fails for reasons its log does not explain.
+fn install(datadir: &Path) -> anyhow::Result<()> {
+    let mut last = String::new();
+    for _ in 0..3 {
+        let _ = std::fs::remove_dir_all(datadir);
+        let out = Command::new("mariadb-install-db")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", datadir.display()))
+            .args([
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+                "--user=root",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .context("Failed to run mariadb-install-db (install mariadb-server)")?;
+        if out.status.success() {
+            return Ok(());
+        }
+        last = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    bail!("mariadb-install-db failed three times; last output:\n{last}")
 }
 
 /// One server per test binary, started on first use and never stopped before the process
