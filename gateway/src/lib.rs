@@ -42,6 +42,7 @@ pub mod routes;
 pub mod sold_out;
 pub mod startup;
 pub mod state;
+pub mod static_files;
 pub mod store;
 pub mod telemetry;
 

@@ -90,7 +90,8 @@ pub fn all(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infalli
         .or(orders(state.clone()))
         .or(order_pay(state.clone()))
         .or(order_cancel(state.clone()))
-        .or(admin_create_activity(state.clone()));
+        .or(admin_create_activity(state.clone()))
+        .or(crate::static_files::routes());
     let access = state.clone();
     request_id()
         .and(ip_limit(state.clone()).and(api).recover(handle_rejection))
