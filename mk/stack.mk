@@ -1,0 +1,24 @@
+# The local stack (scripts/run-local.sh, Procfile), included from the Makefile.
+# Ports and state directory: see `scripts/run-local.sh --help` (SECKILL_*_PORT, SECKILL_STATE_DIR).
+.PHONY: run health logs dev db-init db-migrate db-rollback
+
+run: ## Build and run the whole stack in the foreground (Redis+module, MariaDB, etcd, gateway, worker); Ctrl-C stops it
+	bash scripts/run-local.sh run
+
+health: ## Check the running stack: gateway /health and /metrics, worker /metrics, Redis, MariaDB, etcd
+	bash scripts/run-local.sh health
+
+logs: ## Follow the local stack's logs (.state/logs/*.log)
+	bash scripts/run-local.sh logs
+
+dev: ## Like run, rebuilt and restarted on every source change (cargo-watch)
+	bash scripts/run-local.sh dev
+
+db-init: ## Create the database of mysql.url if missing, then migrate (the stack's MariaDB by default)
+	bash scripts/run-local.sh db-init
+
+db-migrate: ## Apply pending migrations (SECKILL_MYSQL__URL or the stack's MariaDB)
+	bash scripts/run-local.sh db-migrate
+
+db-rollback: ## Revert every migration: drops all tables (asks first; SECKILL_CONFIRM=yes in scripts)
+	bash scripts/run-local.sh db-rollback

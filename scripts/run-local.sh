@@ -1,0 +1,451 @@
+#!/usr/bin/env bash
+# The local stack behind `make run`: a private redis-server with the seckill module, MariaDB
+# and etcd, all under a project-local state directory (.state/), then the gateway and one
+# worker, in the foreground. The processes are listed in the Procfile and supervised by honcho
+# (installed into .state/venv on first use); Ctrl-C or SIGTERM stops every one of them.
+# A second run reuses .state/ (data, demo activity, users).
+#
+#   scripts/run-local.sh [run]          set up, build, start, seed, print URLs and logins
+#   scripts/run-local.sh health         check a running stack (exit 1 when something is down)
+#   scripts/run-local.sh logs           follow the processes' logs (.state/logs/*.log)
+#   scripts/run-local.sh dev            run, rebuilt and restarted on every source change
+#   scripts/run-local.sh db-init        create the database (if missing) and migrate it
+#   scripts/run-local.sh db-migrate     apply pending migrations
+#   scripts/run-local.sh db-rollback    revert every migration (asks first; drops all data)
+#   scripts/run-local.sh proc NAME CMD  (used by the Procfile) log, wait for NAME's deps, exec CMD
+#
+# Environment (defaults in brackets):
+#   SECKILL_REDIS_PORT [6379] SECKILL_MYSQL_PORT [3306] SECKILL_ETCD_PORT [2379]
+#   SECKILL_ETCD_PEER_PORT [2380] SECKILL_GATEWAY_PORT [8080] SECKILL_WORKER_METRICS_PORT [9101]
+#   SECKILL_STATE_DIR [.state]   where data, logs, sockets and the honcho venv live
+#   SECKILL_DEV [1]              1: dev mode (admin/admin, demo users and activity, built-in
+#                                JWT key); 0: nothing seeded, SECKILL_AUTH__JWT_SECRET required
+#   SECKILL_DEMO_STOCK [100]     stock of the demo activity created on the first run
+#   SECKILL_SKIP_SETUP=1         do not run scripts/setup.sh (packages already installed)
+#   SECKILL_SKIP_BUILD=1         do not run cargo build (use the binaries already built)
+#   SECKILL_STARTUP_TIMEOUT [120] seconds to wait for each server to come up
+# The binaries also read configs/config.yaml; this script overrides the addresses with
+# SECKILL_<SECTION>__<KEY> variables so they point at the servers it started.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+STATE=${SECKILL_STATE_DIR:-$ROOT/.state}
+case $STATE in /*) ;; *) STATE=$ROOT/$STATE ;; esac
+REDIS_PORT=${SECKILL_REDIS_PORT:-6379}
+MYSQL_PORT=${SECKILL_MYSQL_PORT:-3306}
+ETCD_PORT=${SECKILL_ETCD_PORT:-2379}
+ETCD_PEER_PORT=${SECKILL_ETCD_PEER_PORT:-2380}
+GATEWAY_PORT=${SECKILL_GATEWAY_PORT:-8080}
+WORKER_METRICS_PORT=${SECKILL_WORKER_METRICS_PORT:-9101}
+DEV=${SECKILL_DEV:-1}
+DEMO_STOCK=${SECKILL_DEMO_STOCK:-100}
+STARTUP_TIMEOUT=${SECKILL_STARTUP_TIMEOUT:-120}
+# The venv is kept in the repository's .state even when SECKILL_STATE_DIR points elsewhere
+# (tests use throwaway state directories and should not reinstall honcho each time).
+VENV=${SECKILL_VENV:-$ROOT/.state/venv}
+HONCHO_VERSION=2.0.0
+RELEASE_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/release
+case $RELEASE_DIR in /*) ;; *) RELEASE_DIR=$ROOT/$RELEASE_DIR ;; esac
+GATEWAY_URL=http://127.0.0.1:$GATEWAY_PORT
+WORKER_METRICS_URL=http://127.0.0.1:$WORKER_METRICS_PORT/metrics
+ETCD_URL=http://127.0.0.1:$ETCD_PORT
+# Demo users created through the public API in dev mode (passwords: 8+ characters).
+DEMO_USERS=(alice bob carol)
+DEMO_PASSWORD=demo-password
+
+say() { echo "run-local: $*" >&2; }
+die() {
+  echo "run-local: error: $*" >&2
+  exit 1
+}
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# The variables the Procfile and the binaries read. SECKILL_<SECTION>__<KEY> override
+# configs/config.yaml (see its header), so the binaries talk to this stack's servers.
+export_stack_env() {
+  export SECKILL_STATE_DIR=$STATE SECKILL_RELEASE_DIR=$RELEASE_DIR
+  export SECKILL_REDIS_PORT=$REDIS_PORT SECKILL_MYSQL_PORT=$MYSQL_PORT
+  export SECKILL_ETCD_PORT=$ETCD_PORT SECKILL_ETCD_PEER_PORT=$ETCD_PEER_PORT
+  export SECKILL_GATEWAY_PORT=$GATEWAY_PORT SECKILL_WORKER_METRICS_PORT=$WORKER_METRICS_PORT
+  export SECKILL_REDIS__URL="redis://127.0.0.1:$REDIS_PORT/"
+  export SECKILL_MYSQL__URL="mysql://root@127.0.0.1:$MYSQL_PORT/seckill"
+  export SECKILL_ETCD__ENDPOINTS="[http://127.0.0.1:$ETCD_PORT]"
+  export SECKILL_GATEWAY__LISTEN="127.0.0.1:$GATEWAY_PORT"
+  export SECKILL_WORKER__METRICS_ADDR="127.0.0.1:$WORKER_METRICS_PORT"
+  if [ "$DEV" = 1 ]; then
+    export SECKILL_GATEWAY__DEV_MODE=true
+  else
+    export SECKILL_GATEWAY__DEV_MODE=false
+  fi
+}
+
+# MariaDB's settings, rewritten on every run so port changes take effect. The [client]
+# section lets `mariadb --defaults-file=.state/my.cnf` reach this server.
+write_my_cnf() {
+  local user_line=""
+  # mariadbd refuses to run as root unless told to (we are root in CI and containers).
+  [ "$(id -u)" -eq 0 ] && user_line="user=root"
+  cat >"$STATE/my.cnf" <<EOF
+# Written by scripts/run-local.sh; edits are overwritten on the next run.
+[mariadbd]
+datadir=$STATE/mysql
+port=$MYSQL_PORT
+bind-address=127.0.0.1
+socket=$STATE/run/mysqld.sock
+pid-file=$STATE/run/mysqld.pid
+$user_line
+skip-name-resolve
+skip-log-bin
+character-set-server=utf8mb4
+collation-server=utf8mb4_general_ci
+innodb-buffer-pool-size=128M
+max-connections=500
+
+[client]
+host=127.0.0.1
+port=$MYSQL_PORT
+user=root
+protocol=tcp
+EOF
+}
+
+# First run only: the system tables. Installed into a scratch directory and renamed, so an
+# interrupted first run never leaves a half-initialised data directory that looks complete.
+init_mariadb() {
+  [ -d "$STATE/mysql/mysql" ] && return 0
+  say "initialising MariaDB in $STATE/mysql (first run)"
+  local tmp=$STATE/mysql.partial
+  rm -rf "$tmp" "$STATE/mysql"
+  local args=(--no-defaults "--datadir=$tmp" --auth-root-authentication-method=normal --skip-test-db)
+  [ "$(id -u)" -eq 0 ] && args+=(--user=root)
+  if ! mariadb-install-db "${args[@]}" >"$STATE/logs/mysql-install.log" 2>&1; then
+    tail -n 30 "$STATE/logs/mysql-install.log" >&2
+    die "mariadb-install-db failed (full output in $STATE/logs/mysql-install.log)"
+  fi
+  mv "$tmp" "$STATE/mysql"
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# A server left over from a run that was SIGKILLed, or a system-wide one, would make ours
+# fail with a less helpful message: say which port and how to move.
+check_ports_free() {
+  local name port var busy=0
+  for spec in redis:$REDIS_PORT:SECKILL_REDIS_PORT mysql:$MYSQL_PORT:SECKILL_MYSQL_PORT \
+    etcd:$ETCD_PORT:SECKILL_ETCD_PORT etcd-peer:$ETCD_PEER_PORT:SECKILL_ETCD_PEER_PORT \
+    gateway:$GATEWAY_PORT:SECKILL_GATEWAY_PORT \
+    worker-metrics:$WORKER_METRICS_PORT:SECKILL_WORKER_METRICS_PORT; do
+    IFS=: read -r name port var <<<"$spec"
+    if port_in_use "$port"; then
+      echo "run-local: port $port ($name) on 127.0.0.1 is already in use." >&2
+      have ss && ss -ltnp "sport = :$port" 2>/dev/null | tail -n +2 | sed 's/^/    /' >&2
+      echo "    stop that process (another 'make run'?) or choose another port: $var=<port>" >&2
+      busy=1
+    fi
+  done
+  [ "$busy" = 0 ] || exit 1
+}
+
+ensure_honcho() {
+  [ -x "$VENV/bin/honcho" ] && return 0
+  have python3 || die "python3 is missing: run 'make deps' (scripts/setup.sh)"
+  say "installing honcho $HONCHO_VERSION into $VENV (first run)"
+  python3 -m venv "$VENV" ||
+    die "python3 -m venv failed: install the python3-venv package (apt-get install python3-venv)"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "honcho==$HONCHO_VERSION" ||
+    die "pip could not install honcho (is PyPI reachable?)"
+}
+
+build() {
+  if [ "${SECKILL_SKIP_BUILD:-0}" = 1 ]; then
+    say "SECKILL_SKIP_BUILD=1: using the binaries in $RELEASE_DIR"
+  else
+    say "building release binaries (cargo build --release --workspace)"
+    cargo build --release --workspace
+  fi
+  local f
+  for f in seckill seckill-gateway seckill-worker libseckill_module.so; do
+    [ -e "$RELEASE_DIR/$f" ] || die "$RELEASE_DIR/$f is missing: run 'cargo build --release --workspace'"
+  done
+}
+
+# wait_until DESCRIPTION LOGNAME COMMAND...: polls COMMAND until it succeeds, or gives up
+# after SECKILL_STARTUP_TIMEOUT seconds pointing at the log that will say why.
+wait_until() {
+  local what=$1 log=$2
+  shift 2
+  local deadline=$((SECONDS + STARTUP_TIMEOUT))
+  until "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] ||
+      die "$what not ready after ${STARTUP_TIMEOUT}s; see $STATE/logs/$log.log"
+    sleep 0.2
+  done
+}
+
+redis_up() { [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
+mysql_up() { mariadb --defaults-file="$STATE/my.cnf" -N -B -e 'SELECT 1'; }
+etcd_up() { curl -fsS --max-time 2 "$ETCD_URL/health" | grep -q '"health":"true"'; }
+gateway_up() { curl -fsS --max-time 2 "$GATEWAY_URL/health"; }
+
+seckill_cli() { "$RELEASE_DIR/seckill" "$@"; }
+
+# Schema and demo data, before the gateway and the worker start. Idempotent: a second run
+# finds the database, the applied migrations and the demo activity in place.
+bootstrap_db() {
+  mariadb --defaults-file="$STATE/my.cnf" -e \
+    'CREATE DATABASE IF NOT EXISTS seckill CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci'
+  seckill_cli db migrate
+  [ "$DEV" = 1 ] || return 0
+  local file=$STATE/demo-activity id=""
+  [ -s "$file" ] && id=$(cat "$file")
+  # Reuse the demo activity when Redis still knows it (AOF in .state/redis); a wiped Redis
+  # or database gets a fresh one.
+  if [ -n "$id" ] && redis-cli -h 127.0.0.1 -p "$REDIS_PORT" SECKILL.STATUS "$id" 2>&1 | grep -q '^total$'; then
+    echo "demo activity $id reused"
+    return 0
+  fi
+  id=$(seckill_cli activity create --stock "$DEMO_STOCK" --limit 1 --start now \
+    --price 999 --title "demo flash sale")
+  echo "$id" >"$file"
+  echo "demo activity $id created (stock $DEMO_STOCK, limit 1 per user)"
+}
+
+# `proc NAME CMD...`: one Procfile line. Output goes to honcho and to .state/logs/NAME.log;
+# the gateway first waits for the servers and migrates, the worker waits for the gateway's
+# bootstrap; then CMD replaces this shell so honcho's SIGTERM reaches the real process.
+cmd_proc() {
+  local name=$1
+  shift
+  mkdir -p "$STATE/logs"
+  # tee ignores SIGINT/SIGTERM (it gets honcho's signal with the whole process group) so the
+  # lines a server writes while shutting down still reach the log; it ends at end of output.
+  exec > >(
+    trap '' INT TERM
+    exec tee -a "$STATE/logs/$name.log"
+  ) 2>&1
+  case $name in
+  gateway)
+    wait_until "redis-server on 127.0.0.1:$REDIS_PORT" redis redis_up
+    wait_until "MariaDB on 127.0.0.1:$MYSQL_PORT" mysql mysql_up
+    wait_until "etcd on 127.0.0.1:$ETCD_PORT" etcd etcd_up
+    bootstrap_db
+    touch "$STATE/run/db-ready"
+    ;;
+  worker)
+    wait_until "the database bootstrap (migrations)" gateway test -e "$STATE/run/db-ready"
+    ;;
+  esac
+  exec "$@"
+}
+
+# Demo users through the public API (409 USERNAME_TAKEN on later runs is fine).
+seed_demo_users() {
+  local u code
+  for u in "${DEMO_USERS[@]}"; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST \
+      -H 'Content-Type: application/json' \
+      -d "{\"username\":\"$u\",\"password\":\"$DEMO_PASSWORD\"}" \
+      "$GATEWAY_URL/api/v1/auth/register") || code=000
+    case $code in
+    200 | 201 | 409) ;;
+    *) say "warning: registering demo user $u returned HTTP $code" ;;
+    esac
+  done
+}
+
+banner() {
+  local activity=""
+  [ -s "$STATE/demo-activity" ] && activity=$(cat "$STATE/demo-activity")
+  cat <<EOF
+
+==========================================================================================
+ seckill local stack is up$([ "$DEV" = 1 ] && echo " (dev mode)")
+   API            $GATEWAY_URL/api/v1/activities
+   health         $GATEWAY_URL/health          (make health)
+   metrics        $GATEWAY_URL/metrics   $WORKER_METRICS_URL
+   Redis          redis-cli -p $REDIS_PORT        e.g. SECKILL.STATUS ${activity:-<id>}
+   MariaDB        mariadb --defaults-file=$STATE/my.cnf seckill
+   etcd           $ETCD_URL
+   logs           $STATE/logs/*.log   (make logs)
+EOF
+  if [ "$DEV" = 1 ]; then
+    cat <<EOF
+   logins         admin / admin (admin)
+                  ${DEMO_USERS[*]} / $DEMO_PASSWORD (each)
+   demo activity  ${activity:-none} (stock $DEMO_STOCK at creation, 1 per user)
+ try it:
+   TOKEN=\$(curl -s -X POST $GATEWAY_URL/api/v1/auth/login \\
+     -d '{"username":"alice","password":"$DEMO_PASSWORD"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
+   curl -s -X POST $GATEWAY_URL/api/v1/seckill -H "Authorization: Bearer \$TOKEN" \\
+     -d '{"activity_id":"${activity:-1}","product_id":"1","quantity":1}'
+   $RELEASE_DIR/seckill lag
+EOF
+  fi
+  cat <<EOF
+ Ctrl-C stops everything.
+==========================================================================================
+
+EOF
+}
+
+cmd_run() {
+  if [ "${SECKILL_SKIP_SETUP:-0}" != 1 ]; then
+    bash "$ROOT/scripts/setup.sh"
+  fi
+  local t
+  for t in redis-server redis-cli mariadbd mariadb mariadb-install-db etcd curl; do
+    have "$t" || die "$t is missing: run 'make deps' (scripts/setup.sh)"
+  done
+  if [ "$DEV" != 1 ] && [ -z "${SECKILL_AUTH__JWT_SECRET:-}" ]; then
+    die "SECKILL_DEV=0 needs a JWT key: export SECKILL_AUTH__JWT_SECRET=<32+ random bytes>"
+  fi
+  ensure_honcho
+  build
+  mkdir -p "$STATE"/{redis,etcd,logs,run}
+  rm -f "$STATE/run/db-ready"
+  write_my_cnf
+  init_mariadb
+  check_ports_free
+  export_stack_env
+
+  say "starting redis, mysql, etcd, gateway, worker (honcho -f Procfile); Ctrl-C stops them"
+  "$VENV/bin/honcho" start -f "$ROOT/Procfile" -d "$ROOT" &
+  local honcho=$!
+  # Ctrl-C reaches honcho directly (same process group); SIGTERM sent to this script only
+  # (kill, timeout, cargo watch) is passed on. honcho stops each process group with SIGTERM,
+  # and SIGKILLs what is still there after 5 seconds.
+  trap 'kill -TERM "$honcho" 2>/dev/null || true' INT TERM
+
+  local deadline=$((SECONDS + STARTUP_TIMEOUT * 2))
+  while kill -0 "$honcho" 2>/dev/null && ! gateway_up >/dev/null 2>&1; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      say "the gateway did not answer $GATEWAY_URL/health in time; stopping (see $STATE/logs/)"
+      kill -TERM "$honcho" 2>/dev/null || true
+      break
+    fi
+    sleep 0.5
+  done
+  if kill -0 "$honcho" 2>/dev/null && gateway_up >/dev/null 2>&1; then
+    [ "$DEV" = 1 ] && seed_demo_users
+    banner
+  fi
+
+  local rc=0
+  while :; do
+    wait "$honcho" && rc=0 || rc=$?
+    kill -0 "$honcho" 2>/dev/null || break
+  done
+  # 130/143: stopped by Ctrl-C / SIGTERM, which is how the stack is meant to end.
+  case $rc in
+  0 | 130 | 143) say "stopped" ;;
+  *)
+    say "a process exited (status $rc) and honcho stopped the others; see $STATE/logs/"
+    exit "$rc"
+    ;;
+  esac
+}
+
+cmd_health() {
+  local failed=0
+  check() { # NAME COMMAND...
+    local name=$1 out
+    shift
+    if out=$("$@" 2>&1); then
+      printf 'ok    %-16s %s\n' "$name" "$(echo "$out" | head -c 100 | tr '\n' ' ')"
+    else
+      printf 'FAIL  %-16s %s\n' "$name" "$(echo "$out" | head -c 200 | tr '\n' ' ')"
+      failed=1
+    fi
+  }
+  metrics_ok() { curl -fsS --max-time 3 "$1" | grep -c '^seckill_' | sed 's/$/ seckill_* samples/'; }
+  redis_ping() { [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping)" = PONG ] && echo PONG; }
+  check "gateway" curl -fsS --max-time 3 "$GATEWAY_URL/health"
+  check "gateway metrics" metrics_ok "$GATEWAY_URL/metrics"
+  check "worker metrics" metrics_ok "$WORKER_METRICS_URL"
+  check "redis" redis_ping
+  check "mariadb" mariadb-admin --no-defaults -h 127.0.0.1 -P "$MYSQL_PORT" -u root --connect-timeout=3 ping
+  check "etcd" curl -fsS --max-time 3 "$ETCD_URL/health"
+  [ "$failed" = 0 ] || die "some checks failed: is the stack running ('make run')? logs: make logs"
+}
+
+cmd_logs() {
+  compgen -G "$STATE/logs/*.log" >/dev/null || die "no logs in $STATE/logs yet: start the stack with 'make run'"
+  exec tail -n 40 -F "$STATE"/logs/*.log
+}
+
+# Rebuild and restart on change with cargo-watch (crates.io). Restarting the whole stack
+# keeps the code simple; the data in .state/ survives, so a restart takes a few seconds.
+cmd_dev() {
+  if ! cargo watch --version >/dev/null 2>&1; then
+    say "installing cargo-watch from crates.io (first use, a few minutes)"
+    cargo install --locked cargo-watch || die "cargo install cargo-watch failed"
+  fi
+  # Setup once here rather than on every restart.
+  [ "${SECKILL_SKIP_SETUP:-0}" = 1 ] || bash "$ROOT/scripts/setup.sh"
+  export SECKILL_SKIP_SETUP=1
+  # --why names the changed file; the command is restarted with SIGTERM, which run-local.sh
+  # passes on to honcho, so the previous stack is stopped before the next one starts.
+  exec cargo watch --why --delay 1 \
+    -w Cargo.toml -w core -w redis-module -w gateway -w order-worker -w cli -w migrations \
+    -w configs -w redis.conf -w Procfile -w scripts/run-local.sh \
+    -s "bash scripts/run-local.sh run"
+}
+
+mysql_url() { echo "${SECKILL_MYSQL__URL:-mysql://root@127.0.0.1:$MYSQL_PORT/seckill}"; }
+
+# The database named in the URL, created when missing (sqlx migrations need it to exist).
+cmd_db_init() {
+  local url re user pass host port db
+  url=$(mysql_url)
+  re='^mysql://([^:@/]+)(:([^@]*))?@([^:/?]+)(:([0-9]+))?/([A-Za-z0-9_]+)'
+  [[ $url =~ $re ]] || die "cannot read '$url' as mysql://user[:password]@host[:port]/database"
+  user=${BASH_REMATCH[1]} pass=${BASH_REMATCH[3]} host=${BASH_REMATCH[4]}
+  port=${BASH_REMATCH[6]:-3306} db=${BASH_REMATCH[7]}
+  MYSQL_PWD=$pass mariadb --no-defaults -h "$host" -P "$port" -u "$user" --connect-timeout=5 \
+    -e "CREATE DATABASE IF NOT EXISTS \`$db\` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci" ||
+    die "cannot reach MySQL at $host:$port: start the stack ('make run') or set SECKILL_MYSQL__URL"
+  say "database $db ready on $host:$port"
+  cmd_db_migrate
+}
+
+cli_for_db() {
+  [ "${SECKILL_SKIP_BUILD:-0}" = 1 ] || cargo build --release --quiet -p seckill-cli
+  [ -x "$RELEASE_DIR/seckill" ] || die "$RELEASE_DIR/seckill is missing: cargo build --release -p seckill-cli"
+}
+
+cmd_db_migrate() {
+  cli_for_db
+  seckill_cli --mysql-url "$(mysql_url)" db migrate
+}
+
+cmd_db_rollback() {
+  cli_for_db
+  local url
+  url=$(mysql_url)
+  if [ "${SECKILL_CONFIRM:-}" != yes ]; then
+    [ -t 0 ] || die "db-rollback drops every table of $url; set SECKILL_CONFIRM=yes to go ahead"
+    read -r -p "Revert every migration of ${url%%\?*} (all tables and data are dropped)? [y/N] " ok
+    [[ $ok == [yY]* ]] || die "cancelled"
+  fi
+  seckill_cli --mysql-url "$url" db rollback
+}
+
+case ${1:-run} in
+run) cmd_run ;;
+proc)
+  [ $# -ge 3 ] || die "usage: $0 proc NAME COMMAND..."
+  shift
+  export_stack_env
+  cmd_proc "$@"
+  ;;
+health) cmd_health ;;
+logs) cmd_logs ;;
+dev) cmd_dev ;;
+db-init) cmd_db_init ;;
+db-migrate) cmd_db_migrate ;;
+db-rollback) cmd_db_rollback ;;
+-h | --help | help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' ;;
+*) die "unknown command '$1' (try: $0 --help)" ;;
+esac
