@@ -23,6 +23,8 @@
 #   SECKILL_DEMO_STOCK [100]     stock of the demo activity created on the first run
 #   SECKILL_SKIP_SETUP=1         do not run scripts/setup.sh (packages already installed)
 #   SECKILL_SKIP_BUILD=1         do not run cargo build (use the binaries already built)
+#   SECKILL_BIN_DIR [target/release] where seckill, seckill-gateway, seckill-worker and
+#                                libseckill_module.so are (with SECKILL_SKIP_BUILD=1)
 #   SECKILL_STARTUP_TIMEOUT [120] seconds to wait for each server to come up
 # The binaries also read configs/config.yaml; this script overrides the addresses with
 # SECKILL_<SECTION>__<KEY> variables so they point at the servers it started.
@@ -46,7 +48,8 @@ STARTUP_TIMEOUT=${SECKILL_STARTUP_TIMEOUT:-120}
 # (tests use throwaway state directories and should not reinstall honcho each time).
 VENV=${SECKILL_VENV:-$ROOT/.state/venv}
 HONCHO_VERSION=2.0.0
-RELEASE_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/release
+# Where the binaries and the module are; tests point it at target/debug.
+RELEASE_DIR=${SECKILL_BIN_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/release}
 case $RELEASE_DIR in /*) ;; *) RELEASE_DIR=$ROOT/$RELEASE_DIR ;; esac
 GATEWAY_URL=http://127.0.0.1:$GATEWAY_PORT
 WORKER_METRICS_URL=http://127.0.0.1:$WORKER_METRICS_PORT/metrics
@@ -65,7 +68,7 @@ have() { command -v "$1" >/dev/null 2>&1; }
 # The variables the Procfile and the binaries read. SECKILL_<SECTION>__<KEY> override
 # configs/config.yaml (see its header), so the binaries talk to this stack's servers.
 export_stack_env() {
-  export SECKILL_STATE_DIR=$STATE SECKILL_RELEASE_DIR=$RELEASE_DIR
+  export SECKILL_STATE_DIR=$STATE SECKILL_BIN_DIR=$RELEASE_DIR
   export SECKILL_REDIS_PORT=$REDIS_PORT SECKILL_MYSQL_PORT=$MYSQL_PORT
   export SECKILL_ETCD_PORT=$ETCD_PORT SECKILL_ETCD_PEER_PORT=$ETCD_PEER_PORT
   export SECKILL_GATEWAY_PORT=$GATEWAY_PORT SECKILL_WORKER_METRICS_PORT=$WORKER_METRICS_PORT
@@ -256,8 +259,12 @@ seed_demo_users() {
 }
 
 banner() {
-  local activity=""
+  local activity="" product=1
   [ -s "$STATE/demo-activity" ] && activity=$(cat "$STATE/demo-activity")
+  if [ -n "$activity" ]; then
+    product=$(curl -s --max-time 5 "$GATEWAY_URL/api/v1/activities/$activity" |
+      sed -nE 's/.*"product_id":([0-9]+).*/\1/p')
+  fi
   cat <<EOF
 
 ==========================================================================================
@@ -279,7 +286,7 @@ EOF
    TOKEN=\$(curl -s -X POST $GATEWAY_URL/api/v1/auth/login \\
      -d '{"username":"alice","password":"$DEMO_PASSWORD"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
    curl -s -X POST $GATEWAY_URL/api/v1/seckill -H "Authorization: Bearer \$TOKEN" \\
-     -d '{"activity_id":"${activity:-1}","product_id":"1","quantity":1}'
+     -d '{"activity_id":"${activity:-1}","product_id":"${product:-1}","quantity":1}'
    $RELEASE_DIR/seckill lag
 EOF
   fi

@@ -1,0 +1,449 @@
+//! `scripts/run-local.sh` (`make run`) as a new user runs it, from an empty state directory on
+//! free ports: the stack comes up, a demo user logs in and reserves, the order reaches
+//! MariaDB, `seckill lag` drains to 0, SIGTERM stops everything; a second run reuses the
+//! state, and Ctrl-C (SIGINT to the process group, as a terminal sends it) stops it again.
+//! After each stop no process of the stack is left.
+
+mod support;
+
+use serde_json::Value as Json;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::*;
+
+struct Ports {
+    redis: u16,
+    mysql: u16,
+    etcd: u16,
+    etcd_peer: u16,
+    gateway: u16,
+    worker_metrics: u16,
+}
+
+impl Ports {
+    fn free() -> Self {
+        let p = seckill_testkit::free_port;
+        Self {
+            redis: p(),
+            mysql: p(),
+            etcd: p(),
+            etcd_peer: p(),
+            gateway: p(),
+            worker_metrics: p(),
+        }
+    }
+}
+
+/// The stack's environment: its own state directory and ports, the binaries of this build.
+fn stack_env(cmd: &mut Command, state: &Path, ports: &Ports) {
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("SECKILL_") {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.env("SECKILL_STATE_DIR", state)
+        .env("SECKILL_SKIP_SETUP", "1")
+        .env("SECKILL_SKIP_BUILD", "1")
+        .env("SECKILL_BIN_DIR", bin_dir())
+        .env("SECKILL_STARTUP_TIMEOUT", "90")
+        .env("SECKILL_REDIS_PORT", ports.redis.to_string())
+        .env("SECKILL_MYSQL_PORT", ports.mysql.to_string())
+        .env("SECKILL_ETCD_PORT", ports.etcd.to_string())
+        .env("SECKILL_ETCD_PEER_PORT", ports.etcd_peer.to_string())
+        .env("SECKILL_GATEWAY_PORT", ports.gateway.to_string())
+        .env(
+            "SECKILL_WORKER_METRICS_PORT",
+            ports.worker_metrics.to_string(),
+        );
+}
+
+/// Processes whose environment names this state directory: every process of the stack
+/// (run-local.sh exports SECKILL_STATE_DIR before starting honcho).
+fn stack_processes(state: &Path) -> Vec<(u32, String)> {
+    let needle = format!("SECKILL_STATE_DIR={}", state.display());
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
+        if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
+            let cmd = std::fs::read(e.path().join("cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                .unwrap_or_default();
+            // Zombies have an empty cmdline and are already gone for our purposes.
+            if !cmd.is_empty() {
+                found.push((pid, cmd));
+            }
+        }
+    }
+    found
+}
+
+/// One `scripts/run-local.sh run` in its own process group; stopped and cleaned up on drop
+/// even when an assertion fails.
+struct Stack {
+    child: Option<Child>,
+    state: PathBuf,
+    log: PathBuf,
+}
+
+impl Stack {
+    fn start(state: &Path, ports: &Ports, log: PathBuf) -> Self {
+        require_tool(
+            "python3",
+            "the Debian packages `python3` and `python3-venv`",
+        );
+        for (tool, pkg) in [
+            ("redis-server", "redis-server"),
+            ("redis-cli", "redis-tools"),
+            ("mariadbd", "mariadb-server"),
+            ("mariadb", "mariadb-client"),
+            ("etcd", "etcd-server"),
+            ("curl", "curl"),
+        ] {
+            require_tool(tool, &format!("the Debian package `{pkg}`"));
+        }
+        built("libseckill_module.so");
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let mut cmd = Command::new("bash");
+        cmd.arg(root().join("scripts/run-local.sh"))
+            .arg("run")
+            .current_dir(root())
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            // Its own process group, like a job in a terminal: SIGINT can go to the group.
+            .process_group(0);
+        stack_env(&mut cmd, state, ports);
+        let child = cmd.spawn().expect("start scripts/run-local.sh");
+        let mut s = Self {
+            child: Some(child),
+            state: state.to_path_buf(),
+            log,
+        };
+        s.wait_for_banner();
+        s
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn tail(&self) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(80)..].join("\n")
+    }
+
+    fn wait_for_banner(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(240);
+        let runs = self.log().matches("seckill local stack is up").count();
+        loop {
+            if self.log().matches("seckill local stack is up").count() > runs {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "run-local.sh exited ({status}) before the stack was up:\n{}",
+                    self.tail()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the stack was not up after 240 s:\n{}",
+                self.tail()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Sends `signal` (to the process group when `group`), waits for run-local.sh to exit
+    /// and returns its exit code.
+    fn stop(&mut self, signal: &str, group: bool) -> i32 {
+        let mut child = self.child.take().expect("stack running");
+        let target = if group {
+            format!("-{}", child.id())
+        } else {
+            child.id().to_string()
+        };
+        Command::new("kill")
+            .args([&format!("-{signal}"), "--", &target])
+            .status()
+            .expect("kill");
+        let deadline = Instant::now() + Duration::from_secs(45);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "run-local.sh did not stop within 45 s of SIG{signal}:\n{}",
+                    self.tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn assert_nothing_left(&self) {
+        // honcho SIGKILLs stragglers 5 s after SIGTERM; allow for that and a little more.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = stack_processes(&self.state);
+            if left.is_empty() {
+                return;
+            }
+            if Instant::now() > deadline {
+                for (pid, _) in &left {
+                    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                }
+                panic!(
+                    "processes left behind after the stack stopped: {left:#?}\n{}",
+                    self.tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for (pid, _) in stack_processes(&self.state) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+}
+
+fn json(body: &str) -> Json {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+fn login(port: u16, user: &str, password: &str) -> String {
+    let (status, body) = http(
+        "POST",
+        port,
+        "/api/v1/auth/login",
+        &[],
+        Some(&format!(
+            r#"{{"username":"{user}","password":"{password}"}}"#
+        )),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "login {user}: {body}");
+    json(&body)["data"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned()
+}
+
+fn reserve(port: u16, token: &str, activity: &str, product: &str) -> (u16, Json) {
+    let auth = format!("Bearer {token}");
+    let (status, body) = http(
+        "POST",
+        port,
+        "/api/v1/seckill",
+        &[("Authorization", &auth)],
+        Some(&format!(
+            r#"{{"activity_id":"{activity}","product_id":"{product}","quantity":1}}"#
+        )),
+    )
+    .unwrap();
+    (status, json(&body))
+}
+
+fn sql(state: &Path, query: &str) -> String {
+    run_ok(
+        Command::new("mariadb")
+            .arg(format!(
+                "--defaults-file={}",
+                state.join("my.cnf").display()
+            ))
+            .args(["-N", "-B", "seckill", "-e", query]),
+        Duration::from_secs(30),
+    )
+    .trim()
+    .to_owned()
+}
+
+#[test]
+fn run_local_serves_a_sale_and_stops_without_leftovers() {
+    let state_dir = tempfile::Builder::new()
+        .prefix("seckill-stack-")
+        .tempdir()
+        .unwrap();
+    let state = state_dir.path().join("state");
+    let log = state_dir.path().join("run-local.log");
+    let ports = Ports::free();
+
+    // ---- first run, from nothing
+    let mut stack = Stack::start(&state, &ports, log.clone());
+    let first = stack.log();
+    for want in [
+        "admin / admin",
+        "alice bob carol / demo-password",
+        &format!("http://127.0.0.1:{}/api/v1/activities", ports.gateway),
+    ] {
+        assert!(
+            first.contains(want),
+            "banner lacks {want:?}:\n{}",
+            stack.tail()
+        );
+    }
+    let activity = std::fs::read_to_string(state.join("demo-activity"))
+        .expect("the demo activity id is kept in the state directory")
+        .trim()
+        .to_owned();
+    let (status, body) = get(ports.gateway, &format!("/api/v1/activities/{activity}")).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let product = json(&body)["data"]["product_id"]
+        .to_string()
+        .trim_matches('"')
+        .to_owned();
+
+    let token = login(ports.gateway, "alice", "demo-password");
+    login(ports.gateway, "admin", "admin");
+    let (status, reply) = reserve(ports.gateway, &token, &activity, &product);
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["data"]["status"], "queued", "{reply}");
+
+    let auth = format!("Bearer {token}");
+    let order_id = wait_for(
+        "the order of the reservation",
+        Duration::from_secs(30),
+        || {
+            let (_, body) = http(
+                "GET",
+                ports.gateway,
+                &format!("/api/v1/seckill/result?activity_id={activity}"),
+                &[("Authorization", &auth)],
+                None,
+            )
+            .ok()?;
+            let v = json(&body);
+            (v["data"]["status"] == "success").then(|| v["data"]["order_id"].to_string())
+        },
+    );
+    assert_eq!(
+        sql(
+            &state,
+            &format!(
+                "SELECT COUNT(*) FROM orders o JOIN users u ON u.id = o.user_id \
+                 WHERE u.username = 'alice' AND o.activity_id = {activity} AND o.id = {order_id}"
+            )
+        ),
+        "1",
+        "alice's order is in MariaDB"
+    );
+    // `seckill lag`: the stream is drained (LAG and PENDING 0).
+    let redis_url = format!("redis://127.0.0.1:{}/", ports.redis);
+    wait_for("seckill lag to show 0", Duration::from_secs(20), || {
+        let out = run_ok(
+            Command::new(built("seckill"))
+                .current_dir(root())
+                .env("SECKILL_REDIS__URL", &redis_url)
+                .arg("lag"),
+            Duration::from_secs(30),
+        );
+        let row = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(activity.as_str()))?
+            .to_owned();
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        // ACTIVITY LENGTH LAG PENDING DEAD CONSUMERS
+        (cols.get(2) == Some(&"0") && cols.get(3) == Some(&"0") && cols.get(4) == Some(&"0"))
+            .then_some(())
+    });
+    // `make health` agrees.
+    let mut health = Command::new("bash");
+    health
+        .arg(root().join("scripts/run-local.sh"))
+        .arg("health")
+        .current_dir(root());
+    stack_env(&mut health, &state, &ports);
+    let report = run_ok(&mut health, Duration::from_secs(60));
+    assert_eq!(
+        report.lines().filter(|l| l.starts_with("ok")).count(),
+        6,
+        "{report}"
+    );
+
+    // SIGTERM to run-local.sh alone (as `kill` or `timeout` would): everything stops.
+    let code = stack.stop("TERM", false);
+    assert_eq!(code, 0, "exit status after SIGTERM:\n{}", stack.tail());
+    assert!(
+        stack.log().contains("run-local: stopped"),
+        "{}",
+        stack.tail()
+    );
+    stack.assert_nothing_left();
+    drop(stack);
+
+    // ---- second run: same state, nothing re-created
+    let mut stack = Stack::start(&state, &ports, log);
+    assert!(
+        stack
+            .log()
+            .contains(&format!("demo activity {activity} reused")),
+        "the demo activity was not reused:\n{}",
+        stack.tail()
+    );
+    let token = login(ports.gateway, "alice", "demo-password");
+    // Redis remembers that alice already bought her one unit.
+    let (status, reply) = reserve(ports.gateway, &token, &activity, &product);
+    assert_eq!(status, 409, "{reply}");
+    assert_eq!(reply["error"], "LIMIT_EXCEEDED", "{reply}");
+    assert_eq!(
+        sql(
+            &state,
+            &format!("SELECT COUNT(*) FROM orders WHERE activity_id = {activity}")
+        ),
+        "1"
+    );
+
+    // Ctrl-C: SIGINT to the whole foreground process group.
+    let code = stack.stop("INT", true);
+    assert_eq!(code, 0, "exit status after Ctrl-C:\n{}", stack.tail());
+    stack.assert_nothing_left();
+}
+
+/// The scripts are checked by shellcheck (quoting and error handling mistakes).
+#[test]
+fn scripts_pass_shellcheck() {
+    require_tool("shellcheck", "the Debian package `shellcheck`");
+    run_ok(
+        Command::new("shellcheck")
+            .current_dir(root())
+            .arg("scripts/run-local.sh"),
+        Duration::from_secs(60),
+    );
+}
