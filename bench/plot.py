@@ -1,0 +1,368 @@
+#!/usr/bin/env python3
+"""Results of `make bench` (bench/run-all.sh): collect, tabulate, plot.
+
+  plot.py collect RAW_DIR OUT.json
+      Reads the outputs the benchmarks printed (RAW_DIR/module.md from bench/module.sh,
+      gateway.md from bench/gateway.sh, worker.md from the worker's drain bench; each a
+      markdown table) and RAW_DIR/meta.json (machine, commands), and writes one JSON document:
+      groups of rows, each row next to its baseline, with the issue's targets checked. A
+      benchmark that did not run is a group with status "not available yet" (or "failed").
+  plot.py table RESULT.json
+      Prints the summary table (markdown).
+  plot.py plot RESULT.json OUT.png
+      Throughput and p50/p95/p99 per row, each next to its baseline (matplotlib, Agg).
+
+Tables are read by their headers (the column whose header names requests/s, p50, p95, p99...),
+so the benchmark scripts stay free to add columns.
+"""
+import json
+import os
+import re
+import sys
+
+# ---------------------------------------------------------------------------- parsing
+
+
+def md_tables(text):
+    """Every markdown table in text, as a list of {header: cell} rows."""
+    tables, lines = [], text.splitlines()
+    i = 0
+    while i < len(lines):
+        if lines[i].startswith("|") and i + 1 < len(lines) and re.match(r"^\|[-|: ]+\|$", lines[i + 1].strip()):
+            head = [c.strip() for c in lines[i].strip().strip("|").split("|")]
+            rows, i = [], i + 2
+            while i < len(lines) and lines[i].startswith("|"):
+                cells = [c.strip() for c in lines[i].strip().strip("|").split("|")]
+                rows.append(dict(zip(head, cells)))
+                i += 1
+            tables.append((head, rows))
+        else:
+            i += 1
+    return tables
+
+
+UNITS = {"us": 0.001, "µs": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def ms(cell, default_unit="ms"):
+    """'1.23ms', '850.00us', '2.1s', '4.215' (in default_unit) -> milliseconds."""
+    if cell is None:
+        return None
+    m = re.match(r"^\s*([0-9.]+)\s*(us|µs|ms|s|m)?\b", cell)
+    if not m:
+        return None
+    return float(m.group(1)) * UNITS[m.group(2) or default_unit]
+
+
+def number(cell):
+    if cell is None:
+        return None
+    m = re.match(r"^\s*([0-9.]+)\s*([kKmM]?)", cell.replace(",", ""))
+    if not m:
+        return None
+    return float(m.group(1)) * {"": 1, "k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6}[m.group(2)]
+
+
+def col(head, *words):
+    """The first header containing every word (case-insensitive)."""
+    for h in head:
+        if all(w.lower() in h.lower() for w in words):
+            return h
+    return None
+
+
+def row_of(head, r, name, role, unit):
+    tput = col(head, "requests/s") or col(head, "orders/s") or col(head, "/s")
+    out = {"name": name, "role": role, "unit": unit,
+           "throughput": number(r.get(tput)) if tput else None}
+    for p in ("p50", "p90", "p95", "p99"):
+        h = col(head, p)
+        if h:
+            default = "ms"
+            v = r.get(h, "")
+            # wrk reports p90 where the gateway table has its p95 column: keep it honest.
+            if p == "p95" and "(p90)" in v:
+                out["p90_ms"] = ms(v)
+                continue
+            out[f"{p}_ms"] = ms(v, default)
+    return out
+
+
+def read(path):
+    try:
+        return open(path).read()
+    except OSError:
+        return None
+
+
+def status_of(raw, name):
+    st = read(os.path.join(raw, name + ".status"))
+    return (st or "not available yet").strip()
+
+
+def module_groups(raw):
+    text = read(os.path.join(raw, "module.md"))
+    st = status_of(raw, "module")
+    if st != "ok" or not text:
+        return [{"name": "module", "status": st, "rows": []},
+                {"name": "Redis memory per buyer", "status": st, "rows": []}]
+    groups = []
+    for head, rows in md_tables(text):
+        if col(head, "pipeline"):
+            by_pipe = {}
+            for r in rows:
+                by_pipe.setdefault(r[col(head, "pipeline")], []).append(r)
+            for pipe, rs in by_pipe.items():
+                g = {"name": f"module, pipeline {pipe}", "status": "ok", "unit": "requests/s",
+                     "rows": [], "command": "bench/module.sh"}
+                for r in rs:
+                    name = r[head[0]]
+                    role = ("subject" if name.startswith("SECKILL") else
+                            "baseline" if name.startswith("Lua") else "reference")
+                    row = row_of(head, r, name, role, "requests/s")
+                    cpu = col(head, "cpu", "request")
+                    if cpu:
+                        row["server_cpu_us_per_request"] = number(r.get(cpu))
+                    g["rows"].append(row)
+                groups.append(g)
+        elif col(head, "bytes per buyer"):
+            g = {"name": "Redis memory per buyer", "status": "ok", "unit": "bytes", "rows": [],
+                 "command": "bench/module.sh (1,000,000 reservations)"}
+            for r in rows:
+                name = r[head[0]]
+                g["rows"].append({"name": name, "unit": "bytes",
+                                  "role": "subject" if "buyers" in name else "reference",
+                                  "bytes": number(r[col(head, "bytes per buyer")])})
+            groups.append(g)
+    return groups
+
+
+def gateway_group(raw):
+    text = read(os.path.join(raw, "gateway.md"))
+    st = status_of(raw, "gateway")
+    g = {"name": "gateway", "status": st, "unit": "requests/s", "rows": [],
+         "command": "bench/gateway.sh"}
+    if st != "ok" or not text:
+        return g
+    for head, rows in md_tables(text):
+        if not col(head, "requests/s"):
+            continue
+        for r in rows:
+            name = r[head[0]]
+            role = "baseline" if "trivial" in name.lower() else "subject"
+            row = row_of(head, r, name, role, "requests/s")
+            non = col(head, "non-2xx")
+            if non:
+                row["non_2xx"] = number(r.get(non))
+            g["rows"].append(row)
+    return g
+
+
+def worker_group(raw):
+    text = read(os.path.join(raw, "worker.md"))
+    st = status_of(raw, "worker")
+    g = {"name": "worker drain", "status": st, "unit": "orders/s", "rows": [],
+         "command": "cargo bench -p seckill-worker --bench drain"}
+    if st != "ok" or not text:
+        return g
+    for head, rows in md_tables(text):
+        if not col(head, "orders/s"):
+            continue
+        for r in rows:
+            name = r[head[0]]
+            role = "baseline" if ("plain" in name.lower() or "limit" in name.lower()) else "subject"
+            row = row_of(head, r, name, role, "orders/s")
+            for k in ("rows", "batch", "consumers", "seconds"):
+                h = col(head, k)
+                if h:
+                    row[k] = number(r.get(h))
+            g["rows"].append(row)
+    return g
+
+
+def pick(g, role):
+    return next((r for r in g["rows"] if r["role"] == role), None)
+
+
+def check_targets(groups):
+    for g in groups:
+        s, b = pick(g, "subject"), pick(g, "baseline")
+        if g["status"] != "ok" or s is None:
+            continue
+        if g["name"].startswith("module") and b and b.get("throughput"):
+            ratio = s["throughput"] / b["throughput"]
+            g["target"] = {"text": "RESERVE >= 3x the Lua script", "ratio": round(ratio, 2),
+                           "met": ratio >= 3}
+            cs, cb = s.get("server_cpu_us_per_request"), b.get("server_cpu_us_per_request")
+            if cs and cb:
+                g["target"]["server_cpu_ratio"] = round(cb / cs, 2)
+        elif g["name"] == "gateway" and b and b.get("throughput"):
+            ratio = s["throughput"] / b["throughput"]
+            g["target"] = {"text": ">= 0.4x the trivial handler and >= 50,000 requests/s",
+                           "ratio": round(ratio, 2),
+                           "met": ratio >= 0.4 and s["throughput"] >= 50000}
+        elif g["name"] == "worker drain":
+            g["target"] = {"text": ">= 50,000 orders/s", "met": (s["throughput"] or 0) >= 50000}
+            if b and b.get("throughput"):
+                g["target"]["ratio"] = round(s["throughput"] / b["throughput"], 2)
+        elif g["name"].startswith("Redis memory"):
+            g["target"] = {"text": "<= 100 bytes per buyer (excluding stream entries)",
+                           "met": s["bytes"] <= 100}
+
+
+def collect(raw, out):
+    meta = json.loads(read(os.path.join(raw, "meta.json")) or "{}")
+    groups = module_groups(raw) + [gateway_group(raw), worker_group(raw)]
+    # Memory last: it is not a throughput/latency row.
+    groups.sort(key=lambda g: g["name"].startswith("Redis memory"))
+    check_targets(groups)
+    doc = dict(meta, groups=groups)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    json.dump(doc, open(out, "w"), indent=1, ensure_ascii=False)
+
+
+# ---------------------------------------------------------------------------- table
+
+
+def fmt(v, nd=2):
+    if v is None:
+        return "–"
+    if isinstance(v, float) and v >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.{nd}f}" if isinstance(v, float) else str(v)
+
+
+def table(path):
+    doc = json.load(open(path))
+    m = doc.get("machine", {})
+    print(f"### make bench, {doc.get('date', '?')} — {m.get('cores', '?')} cores,"
+          f" load average {m.get('load_before', '?')} before / {m.get('load_after', '?')} after,"
+          f" commit {doc.get('commit', '?')}")
+    print()
+    print("| benchmark | row | role | throughput | p50 ms | p95 ms | p99 ms | vs baseline | target |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for g in doc["groups"]:
+        if g["status"] != "ok" or not g["rows"]:
+            print(f"| {g['name']} | {g['status']} | | | | | | | |")
+            continue
+        b = pick(g, "baseline")
+        t = g.get("target", {})
+        for i, r in enumerate(g["rows"]):
+            if "bytes" in r:
+                tp = f"{r['bytes']:.0f} bytes"
+                p50 = p95 = p99 = vs = ""
+            else:
+                tp = f"{fmt(r.get('throughput'))} {r['unit']}"
+                p50, p99 = fmt(r.get("p50_ms"), 3), fmt(r.get("p99_ms"), 3)
+                p95 = (fmt(r.get("p95_ms"), 3) if r.get("p95_ms") is not None else
+                       f"{fmt(r.get('p90_ms'), 3)} (p90)" if r.get("p90_ms") is not None else "–")
+                vs = (f"{r['throughput'] / b['throughput']:.2f}x"
+                      if b and b.get("throughput") and r.get("throughput") else "")
+            tgt = ""
+            if r["role"] == "subject" and t and r is pick(g, "subject"):
+                tgt = f"{t['text']}: {'met' if t['met'] else 'MISSED'}"
+                if "server_cpu_ratio" in t:
+                    tgt += f" (server CPU {t['server_cpu_ratio']}x less)"
+            print(f"| {g['name']} | {r['name']} | {r['role']} | {tp} | {p50} | {p95} | {p99} | {vs} | {tgt} |")
+
+
+# ---------------------------------------------------------------------------- plot
+
+COLORS = {"subject": "tab:blue", "baseline": "tab:gray", "reference": "tab:olive"}
+
+
+def plot(path, png):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401 (matplotlib.ticker.FuncFormatter below)
+
+    doc = json.load(open(path))
+    groups = doc["groups"]
+    fig, axes = plt.subplots(len(groups), 2, figsize=(13, 2.6 * len(groups) + 0.8), squeeze=False)
+    for (ax_t, ax_l), g in zip(axes, groups):
+        ax_t.set_title(g["name"], loc="left", fontsize=10, fontweight="bold")
+        if g["status"] != "ok" or not g["rows"]:
+            for ax in (ax_t, ax_l):
+                ax.axis("off")
+            ax_t.text(0.02, 0.5, f"{g['name']}: {g['status']}", fontsize=11, color="tab:red",
+                      transform=ax_t.transAxes)
+            continue
+        rows = g["rows"]
+        names = [r["name"] for r in rows]
+        colors = [COLORS[r["role"]] for r in rows]
+        target = g.get("target")
+        if "bytes" in rows[0]:
+            vals = [r["bytes"] for r in rows]
+            ax_t.barh(names, vals, color=colors)
+            ax_t.axvline(100, color="tab:red", linestyle="--", linewidth=1, label="target 100 B")
+            ax_t.set_xlabel("bytes per buyer")
+            ax_t.legend(fontsize=8, loc="upper right")
+            if target:
+                ax_t.set_title(f"{target['text']}: {'met' if target['met'] else 'MISSED'}",
+                               loc="right", fontsize=8,
+                               color="tab:green" if target["met"] else "tab:red")
+            ax_t.set_xlim(0, max(vals + [100]) * 1.2)
+            for y, v in enumerate(vals):
+                ax_t.text(v, y, f" {v:.0f}", va="center", fontsize=8)
+            ax_t.invert_yaxis()
+            ax_l.axis("off")
+            continue
+        vals = [r.get("throughput") or 0 for r in rows]
+        ax_t.barh(names, vals, color=colors)
+        ax_t.set_xlabel(g["unit"])
+        for y, v in enumerate(vals):
+            ax_t.text(v, y, f" {v:,.0f}", va="center", fontsize=8)
+        ax_t.set_xlim(0, max(vals) * 1.25 or 1)
+        if g["name"] == "gateway" or g["name"] == "worker drain":
+            ax_t.axvline(50000, color="tab:red", linestyle="--", linewidth=1, label="target 50,000/s")
+            ax_t.legend(fontsize=8, loc="lower right")
+        ax_t.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
+            lambda x, _: f"{x / 1000:g}k" if x >= 1000 else f"{x:g}"))
+        if target:
+            ax_t.set_title(f"{target['text']}: {'met' if target['met'] else 'MISSED'}"
+                           + (f" ({target['ratio']}x)" if 'ratio' in target else ""),
+                           loc="right", fontsize=8,
+                           color="tab:green" if target["met"] else "tab:red")
+        ax_t.invert_yaxis()
+        # Latency: p50 / p95 (or p90) / p99 per row.
+        pct = [("p50", "p50_ms"), ("p95", "p95_ms"), ("p99", "p99_ms")]
+        if all(r.get("p95_ms") is None for r in rows) and any(r.get("p90_ms") is not None for r in rows):
+            pct[1] = ("p90", "p90_ms")
+        if all(r.get(k) is None for r in rows for _, k in pct):
+            ax_l.text(0.02, 0.5, "no latency figures (throughput benchmark)", transform=ax_l.transAxes,
+                      fontsize=9, color="tab:gray")
+            ax_l.axis("off")
+            continue
+        width = 0.8 / len(pct)
+        for j, (label, key) in enumerate(pct):
+            ys = [i + (j - 1) * width for i in range(len(rows))]
+            xs = [r.get(key) or 0 for r in rows]
+            ax_l.barh(ys, xs, height=width, label=label,
+                      color=["#9ecae1", "#4292c6", "#08519c"][j])
+        ax_l.set_yticks(range(len(rows)))
+        ax_l.set_yticklabels(names)
+        ax_l.set_xlabel("latency, ms")
+        ax_l.legend(fontsize=8, loc="lower right")
+        ax_l.invert_yaxis()
+        ax_l.grid(axis="x", alpha=0.3)
+    m = doc.get("machine", {})
+    fig.suptitle(f"seckill benchmarks, {doc.get('date', '')} — {m.get('cores', '?')} cores, load "
+                 f"{m.get('load_before', '?')}; blue: ours, gray: baseline, olive: reference",
+                 fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    tmp = png + ".tmp"
+    fig.savefig(tmp, dpi=100, format="png")
+    os.replace(tmp, png)
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    if len(args) == 3 and args[0] == "collect":
+        collect(args[1], args[2])
+    elif len(args) == 2 and args[0] == "table":
+        table(args[1])
+    elif len(args) == 3 and args[0] == "plot":
+        plot(args[1], args[2])
+    else:
+        sys.exit(__doc__)

@@ -1,0 +1,226 @@
+# Private seckill stack for bench/load-test.sh and bench/simulate-sale.sh (sourced, not run).
+#
+# stack_up starts, on free 127.0.0.1 ports and in a temp dir: redis-server with the module and
+# redis.conf's settings, MariaDB (mariadb-install-db + mariadbd), the schema (seckill db
+# migrate), one gateway and one worker (release binaries, configured with SECKILL_* variables).
+# stack_down (installed as the EXIT trap by stack_up) stops all of it and removes the dir.
+#
+# SECKILL_STACK=running uses a stack that is already up instead (e.g. `make run`): its
+# addresses come from SECKILL_REDIS__URL [redis://127.0.0.1:6379/], SECKILL_MYSQL__URL
+# [mysql://root@127.0.0.1:3306/seckill], SECKILL_GATEWAY_URL [http://127.0.0.1:8080] and
+# SECKILL_AUTH__JWT_SECRET [the gateway's dev-mode key].
+#
+# Knobs: STACK_APPENDFSYNC [always, as redis.conf] STACK_STARTUP_TIMEOUT [120 s]
+#        STACK_KEEP_LOGS=1 (copy the logs to .state/bench-logs/ on exit)
+# After stack_up: REDIS_HOST REDIS_PORT MYSQL_HOST MYSQL_PORT MYSQL_DB GATEWAY_URL BIN
+# STACK_DIR, and SECKILL_* exported for the `seckill` CLI. Helpers: rcli, sql, seckill_cli.
+
+STACK_PIDS=()
+STACK_DIR=""
+BIN=${SECKILL_BIN_DIR:-$ROOT/target/release}
+
+stack_say() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+stack_die() {
+  echo "error: $*" >&2
+  exit 1
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Release binaries of every package the stack runs, built once (cargo waits if another build
+# holds the lock). STACK_SKIP_BUILD=1 uses what is in target/release.
+stack_build() {
+  if [ "${STACK_SKIP_BUILD:-0}" != 1 ]; then
+    stack_say "building release binaries"
+    cargo build --release -p seckill-gateway -p seckill-worker -p seckill-cli -p seckill-module >&2 ||
+      stack_die "cargo build failed"
+  fi
+  local f
+  for f in seckill seckill-gateway seckill-worker libseckill_module.so; do
+    [ -e "$BIN/$f" ] || stack_die "$BIN/$f is missing (cargo build --release)"
+  done
+}
+
+rcli() { redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" "$@"; }
+sql() { mariadb --no-defaults -h "$MYSQL_HOST" -P "$MYSQL_PORT" -u "$MYSQL_USER" ${MYSQL_PASS:+-p"$MYSQL_PASS"} -N -B "$MYSQL_DB" -e "$1"; }
+seckill_cli() { "$BIN/seckill" "$@"; }
+
+# wait_for SECONDS DESCRIPTION COMMAND...
+wait_for() {
+  local limit=$1 what=$2
+  shift 2
+  local deadline=$((SECONDS + limit))
+  until "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || {
+      stack_logs_tail
+      stack_die "$what not ready after ${limit}s"
+    }
+    sleep 0.2
+  done
+}
+
+stack_logs_tail() {
+  [ -n "$STACK_DIR" ] && [ -d "$STACK_DIR/logs" ] || return 0
+  local f
+  for f in "$STACK_DIR"/logs/*.log; do
+    echo "--- $f (last lines)" >&2
+    tail -n 15 "$f" >&2
+  done
+}
+
+stack_down() {
+  local rc=$?
+  trap - EXIT INT TERM
+  local p
+  # Gateway and worker first (the worker finishes its batch), then the servers.
+  for p in "${STACK_PIDS[@]:-}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${STACK_PIDS[@]:-}"; do
+    [ -n "$p" ] || continue
+    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+  if [ -n "$STACK_DIR" ] && [ -d "$STACK_DIR" ]; then
+    if [ "${STACK_KEEP_LOGS:-0}" = 1 ] || [ "$rc" != 0 ]; then
+      mkdir -p "$ROOT/.state/bench-logs"
+      cp -r "$STACK_DIR/logs" "$ROOT/.state/bench-logs/$(basename "$STACK_DIR")" 2>/dev/null || true
+      [ "$rc" != 0 ] && echo "logs kept in .state/bench-logs/$(basename "$STACK_DIR")" >&2
+    fi
+    rm -rf "$STACK_DIR"
+  fi
+  exit "$rc"
+}
+
+# Host, port, user, password and database of a mysql:// URL.
+parse_mysql_url() {
+  local re='^mysql://([^:@/]+)(:([^@]*))?@([^:/?]+)(:([0-9]+))?/([A-Za-z0-9_]+)'
+  [[ $1 =~ $re ]] || stack_die "cannot read '$1' as mysql://user[:password]@host[:port]/database"
+  MYSQL_USER=${BASH_REMATCH[1]} MYSQL_PASS=${BASH_REMATCH[3]} MYSQL_HOST=${BASH_REMATCH[4]}
+  MYSQL_PORT=${BASH_REMATCH[6]:-3306} MYSQL_DB=${BASH_REMATCH[7]}
+}
+parse_redis_url() {
+  local re='^redis://([^:/]+)(:([0-9]+))?'
+  [[ $1 =~ $re ]] || stack_die "cannot read '$1' as redis://host[:port]/"
+  REDIS_HOST=${BASH_REMATCH[1]} REDIS_PORT=${BASH_REMATCH[3]:-6379}
+}
+
+stack_up() {
+  local t
+  for t in redis-server redis-cli mariadb curl python3; do
+    command -v "$t" >/dev/null || stack_die "$t is missing (make deps)"
+  done
+  if [ "${SECKILL_STACK:-}" = running ]; then
+    export SECKILL_REDIS__URL=${SECKILL_REDIS__URL:-redis://127.0.0.1:6379/}
+    export SECKILL_MYSQL__URL=${SECKILL_MYSQL__URL:-mysql://root@127.0.0.1:3306/seckill}
+    export SECKILL_AUTH__JWT_SECRET=${SECKILL_AUTH__JWT_SECRET:-seckill-dev-mode-only-insecure-jwt-secret}
+    GATEWAY_URL=${SECKILL_GATEWAY_URL:-http://127.0.0.1:8080}
+    parse_redis_url "$SECKILL_REDIS__URL"
+    parse_mysql_url "$SECKILL_MYSQL__URL"
+    stack_say "SECKILL_STACK=running: gateway $GATEWAY_URL, redis $REDIS_HOST:$REDIS_PORT, mysql $MYSQL_HOST:$MYSQL_PORT/$MYSQL_DB"
+    curl -fsS --max-time 5 "$GATEWAY_URL/health" >/dev/null || stack_die "no gateway at $GATEWAY_URL"
+    return 0
+  fi
+  for t in mariadbd mariadb-install-db; do command -v "$t" >/dev/null || stack_die "$t is missing (make deps)"; done
+  local timeout=${STACK_STARTUP_TIMEOUT:-120}
+  STACK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/seckill-bench.XXXXXX")
+  trap stack_down EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  mkdir -p "$STACK_DIR"/{redis,logs}
+  REDIS_HOST=127.0.0.1 MYSQL_HOST=127.0.0.1 MYSQL_USER=root MYSQL_PASS="" MYSQL_DB=seckill
+  REDIS_PORT=$(free_port)
+  MYSQL_PORT=$(free_port)
+  local gport wport
+  gport=$(free_port)
+  wport=$(free_port)
+  GATEWAY_URL=http://127.0.0.1:$gport
+
+  # Redis: the production redis.conf (AOF, appendfsync always, ...), on our port and dir.
+  stack_say "redis-server on 127.0.0.1:$REDIS_PORT (redis.conf, appendfsync ${STACK_APPENDFSYNC:-always})"
+  redis-server "$ROOT/redis.conf" --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$STACK_DIR/redis" \
+    --appendfsync "${STACK_APPENDFSYNC:-always}" --save "" --daemonize no \
+    --loadmodule "$(realpath "$BIN/libseckill_module.so")" >"$STACK_DIR/logs/redis.log" 2>&1 &
+  STACK_PIDS+=($!)
+
+  # MariaDB in the temp dir.
+  stack_say "MariaDB on 127.0.0.1:$MYSQL_PORT (mariadb-install-db in $STACK_DIR)"
+  local user=()
+  [ "$(id -u)" -eq 0 ] && user=(--user=root)
+  mariadb-install-db --no-defaults --datadir="$STACK_DIR/mysql" --auth-root-authentication-method=normal \
+    --skip-test-db "${user[@]}" >"$STACK_DIR/logs/mysql-install.log" 2>&1 ||
+    {
+      tail -20 "$STACK_DIR/logs/mysql-install.log" >&2
+      stack_die "mariadb-install-db failed"
+    }
+  mariadbd --no-defaults "${user[@]}" --datadir="$STACK_DIR/mysql" --port="$MYSQL_PORT" \
+    --bind-address=127.0.0.1 --socket="$STACK_DIR/mysqld.sock" --pid-file="$STACK_DIR/mysqld.pid" \
+    --skip-log-bin --skip-name-resolve --innodb-buffer-pool-size=256M --innodb-log-file-size=256M \
+    --max-connections=500 --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
+    ${STACK_MARIADB_ARGS:-} >"$STACK_DIR/logs/mysql.log" 2>&1 &
+  STACK_PIDS+=($!)
+  wait_for "$timeout" "redis-server" rcli ping
+  wait_for "$timeout" "MariaDB" mariadb --no-defaults -h 127.0.0.1 -P "$MYSQL_PORT" -u root -e 'SELECT 1'
+  mariadb --no-defaults -h 127.0.0.1 -P "$MYSQL_PORT" -u root -e \
+    'CREATE DATABASE seckill CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci'
+
+  export SECKILL_REDIS__URL="redis://127.0.0.1:$REDIS_PORT/"
+  export SECKILL_MYSQL__URL="mysql://root@127.0.0.1:$MYSQL_PORT/seckill"
+  export SECKILL_AUTH__JWT_SECRET
+  SECKILL_AUTH__JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+  export SECKILL_ETCD__ENDPOINTS="[]"
+  seckill_cli db migrate 2>>"$STACK_DIR/logs/cli.log" || stack_die "seckill db migrate failed"
+
+  # Gateway: every request of the load comes from 127.0.0.1, so the per-IP limit is lifted;
+  # the per-user limit stays as configured. Logs at warn (a log line per request would cost
+  # more than the request).
+  stack_say "gateway on $GATEWAY_URL, worker (metrics 127.0.0.1:$wport)"
+  SECKILL_GATEWAY__LISTEN="127.0.0.1:$gport" SECKILL_GATEWAY__DEV_MODE=false \
+    SECKILL_GATEWAY__LOG_FILTER="${STACK_GATEWAY_LOG:-warn}" \
+    SECKILL_RATE_LIMIT__PER_IP_PER_SECOND=10000000 SECKILL_RATE_LIMIT__PER_IP_BURST=10000000 \
+    "$BIN/seckill-gateway" >"$STACK_DIR/logs/gateway.log" 2>&1 &
+  STACK_PIDS+=($!)
+  SECKILL_WORKER__METRICS_ADDR="127.0.0.1:$wport" SECKILL_WORKER__DISCOVER_INTERVAL_MS=500 \
+    RUST_LOG="${STACK_WORKER_LOG:-warn}" "$BIN/seckill-worker" >"$STACK_DIR/logs/worker.log" 2>&1 &
+  STACK_PIDS+=($!)
+  wait_for "$timeout" "gateway" curl -fsS --max-time 2 "$GATEWAY_URL/health"
+  WORKER_METRICS_URL=http://127.0.0.1:$wport/metrics
+  wait_for "$timeout" "worker" curl -fsS --max-time 2 "$WORKER_METRICS_URL"
+}
+
+# Backlog of an activity's stream for the worker's group: lag (entries not yet delivered) +
+# pending (delivered, not acked). Prints "lag pending"; no group yet means everything is lag.
+stream_backlog() {
+  local key="seckill:{$1}:stream" group=${SECKILL_WORKER__GROUP:-seckill-orders}
+  python3 - "$key" "$group" "$(rcli XLEN "$key")" "$(rcli XINFO GROUPS "$key" 2>/dev/null | paste -sd'\t')" <<'EOF'
+import sys
+key, group, xlen, flat = sys.argv[1], sys.argv[2], int(sys.argv[3] or 0), sys.argv[4].split("\t")
+lag, pending = xlen, 0
+# XINFO GROUPS through redis-cli: name <g> consumers n pending n last-delivered-id id
+# entries-read n lag n, one group after the other.
+fields = flat  # a nil lag is an empty line: keep it, the pairs stay aligned
+i = 0
+while i + 1 < len(fields):
+    if fields[i] == "name" and fields[i + 1] == group:
+        seg = fields[i:i + 12]
+        d = dict(zip(seg[0::2], seg[1::2]))
+        pending = int(d.get("pending", 0))
+        lag = int(d["lag"]) if d.get("lag", "").lstrip("-").isdigit() else xlen
+        break
+    i += 1
+print(lag, pending)
+EOF
+}
+
+# wait_drained ACTIVITY SECONDS: until lag and pending are both 0 (status 1 when time runs out).
+wait_drained() {
+  local deadline=$((SECONDS + $2)) lp
+  while :; do
+    lp=$(stream_backlog "$1")
+    [ "$lp" = "0 0" ] && return 0
+    [ "$SECONDS" -lt "$deadline" ] || {
+      echo "worker backlog after $2 s: lag/pending $lp" >&2
+      return 1
+    }
+    sleep 0.25
+  done
+}
