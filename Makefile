@@ -1,10 +1,12 @@
 # seckill — `make help` lists the targets.
 SHELL := /bin/bash
 CARGO ?= cargo
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 NEXTEST_PROFILE := $(if $(CI),ci,default)
 
 .DEFAULT_GOAL := help
-.PHONY: help deps build fmt lint test test-coverage bench bench-module
+.PHONY: help deps build fmt lint test test-coverage bench bench-module load-test simulate \
+        up down compose-logs docker-build
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -22,7 +24,7 @@ lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-test: lint ## Lint, then every test (unit, property, integration against real servers)
+test: lint ## Lint, then every test (unit, property, integration against real servers, browser)
 	# Integration tests load target/debug/libseckill_module.so and spawn the binaries.
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) nextest run --workspace --profile $(NEXTEST_PROFILE)
@@ -31,8 +33,30 @@ test-coverage: ## Line coverage of the test suite (installs cargo-llvm-cov on fi
 	$(CARGO) llvm-cov --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-llvm-cov
 	$(CARGO) llvm-cov nextest --workspace --html
 
-bench-module: ## SECKILL.RESERVE vs the Lua script vs INCR (redis-benchmark)
+bench-module: ## Only SECKILL.RESERVE vs the Lua script vs INCR, and memory per buyer
 	$(CARGO) build --release -p seckill-module
 	bash bench/module.sh
 
-bench: bench-module ## Every benchmark, side by side with its baseline
+bench: ## Every benchmark next to its baseline; writes docs/bench-results/ (table, JSON, PNG)
+	bash bench/run-all.sh
+
+load-test: ## k6 against a private stack; checks exactly-S orders, no user twice, stock 0, lag 0
+	bash bench/load-test.sh
+
+simulate: ## A realistic flash sale through the whole stack, with its timeline plotted
+	bash bench/simulate-sale.sh
+
+up: ## docker compose up (Redis+module, MySQL 8, etcd, gateway, worker, Prometheus, Grafana, Jaeger)
+	$(COMPOSE) up -d --build
+
+down: ## docker compose down
+	$(COMPOSE) down
+
+compose-logs: ## Follow the docker compose services' logs
+	$(COMPOSE) logs -f --tail=100
+
+docker-build: ## Build the gateway, worker and redis images
+	$(COMPOSE) build
+
+# run, health, logs, dev, db-init, db-migrate, db-rollback: the local stack.
+include mk/stack.mk
