@@ -164,7 +164,7 @@ step('register, wait for the countdown, buy, see queued then success, pay', { ti
   const now = Date.now();
   sales.soon = await createSale({
     title: 'Mechanical keyboard drop', product_name: 'Keyboard K2', price_cents: 4999,
-    stock: 5, per_user_limit: 1, start_at: iso(now + 10000), end_at: iso(now + 3600000),
+    stock: 5, per_user_limit: 1, start_at: iso(now + 15000), end_at: iso(now + 3600000),
   });
   await page.goto(stack.baseUrl + '/');
   const soon = card(sales.soon.id);
@@ -267,6 +267,8 @@ step('a sale another customer bought out shows sold out', { timeout: 60000 }, as
   const held = [];
   const hold = (route) => { held.push(route); };
   await page.route('**/api/v1/activities', hold);
+  // Refreshes never overlap, so once one is held no earlier answer can still arrive.
+  while (held.length === 0) await page.waitForTimeout(50);
 
   // ...while another customer takes the only one.
   const bob = `bob_${Date.now() % 1000000}`;

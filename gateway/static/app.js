@@ -27,7 +27,7 @@
     SOLD_OUT: () => 'Sold out: every item in this sale has been claimed.',
     LIMIT_EXCEEDED: (a) =>
       `Purchase limit reached: you already hold the maximum for this sale${a && a.per_user_limit ? ` (${a.per_user_limit} per customer)` : ''}.`,
-    NOT_STARTED: () => 'This sale has not started yet. The button unlocks when the countdown ends.',
+    NOT_STARTED: () => 'This sale has not started yet. Please try again when the countdown ends.',
     ENDED: () => 'This sale has ended.',
     NO_ACTIVITY: () => 'This sale is not available (it may not be open for orders yet, or it was removed).',
     INVALID_ARGUMENT: (a, m) => `The shop could not accept that request: ${m}`,
