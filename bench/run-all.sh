@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark, each row side by side with its baseline, in one run.
+#
+#   1. builds the release binaries once (gateway, worker, CLI, module; the worker's drain bench);
+#   2. runs bench/module.sh (SECKILL.RESERVE vs the Lua script vs INCR, memory per buyer),
+#      bench/gateway.sh (POST /api/v1/seckill vs a trivial warp handler, wrk) and the worker's
+#      drain bench (worker vs plain batched INSERTs), each on private servers it starts itself;
+#      a benchmark that does not exist yet becomes a "not available yet" row, never a number;
+#   3. bench/plot.py turns their tables into docs/bench-results/<date>.json and the plot
+#      docs/bench-results/latest.png (throughput and p50/p95/p99 per row next to its baseline),
+#      and prints the summary table (also written to docs/bench-results/<date>.md).
+# The raw output of each benchmark is kept in .state/bench/<date>/ (NAME.md tables, NAME.log).
+#
+# Environment: BENCH_ONLY ["module gateway worker"] BENCH_MODULE_REQUESTS [1000000]
+#   BENCH_GATEWAY_DURATION [10s] BENCH_GATEWAY_CONNECTIONS [64] BENCH_WORKER_ENTRIES [200000]
+#   BENCH_STEP_TIMEOUT [1200 s per benchmark] STACK_SKIP_BUILD=1 (use target/release as is)
+# Exit status 1 when a benchmark that exists failed (missed targets are reported, not fatal).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+# shellcheck source=sim/stack.sh
+source "$ROOT/bench/sim/stack.sh"
+
+ONLY=${BENCH_ONLY:-module gateway worker}
+STEP_TIMEOUT=${BENCH_STEP_TIMEOUT:-1200}
+DATE=$(date -u +%Y-%m-%d)
+OUT=$ROOT/docs/bench-results
+RAW=$ROOT/.state/bench/$DATE
+mkdir -p "$RAW" "$OUT"
+rm -f "$RAW"/*.status "$RAW"/*.md "$RAW"/*.log
+
+wanted() {
+  [[ " $ONLY " == *" $1 "* ]] && return 0
+  echo "not run (BENCH_ONLY=$ONLY)" >"$RAW/$1.status"
+  return 1
+}
+
+# Machine and versions, for the JSON and the table's caption.
+meta() { # load_before|load_after
+  python3 - "$RAW/meta.json" "$1" <<'EOF'
+import json, os, platform, subprocess, sys
+path, which = sys.argv[1], sys.argv[2]
+def out(*cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout.strip()
+    except Exception:
+        return ""
+try:
+    doc = json.load(open(path))
+except Exception:
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "")
+    mem = next((int(l.split()[1]) // 1024 // 1024 for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
+    doc = {
+        "date": out("date", "-u", "+%Y-%m-%d"),
+        "commit": out("git", "rev-parse", "--short", "HEAD") + (" (dirty)" if out("git", "status", "--porcelain", "--untracked-files=no") else ""),
+        "machine": {"cores": os.cpu_count(), "cpu": cpu, "memory_gib": mem, "kernel": platform.release(),
+                    "os": out("sh", "-c", ". /etc/os-release && echo $PRETTY_NAME")},
+        "versions": {"rustc": out("rustc", "--version"), "redis": out("redis-server", "--version"),
+                     "mariadb": out("mariadbd", "--version"), "wrk": out("sh", "-c", "wrk -v 2>&1 | head -1")},
+        "commands": {"module": "bash bench/module.sh $BENCH_MODULE_REQUESTS",
+                     "gateway": "bash bench/gateway.sh $BENCH_GATEWAY_DURATION $BENCH_GATEWAY_CONNECTIONS",
+                     "worker": "ENTRIES=$BENCH_WORKER_ENTRIES cargo bench -p seckill-worker --bench drain"},
+        "settings": {k: os.environ.get(k) for k in ("BENCH_MODULE_REQUESTS", "BENCH_GATEWAY_DURATION",
+                     "BENCH_GATEWAY_CONNECTIONS", "BENCH_WORKER_ENTRIES")},
+    }
+doc["machine"][which] = round(os.getloadavg()[0], 2)
+json.dump(doc, open(path, "w"), indent=1)
+EOF
+}
+
+# step NAME COMMAND...: stdout (the benchmark's table) to RAW/NAME.md, stderr to RAW/NAME.log,
+# the outcome to RAW/NAME.status (ok | failed (exit N) | timed out after N s).
+FAILED=0
+step() {
+  local name=$1 rc=0
+  shift
+  stack_say "== $name: $*"
+  timeout --kill-after=30 "$STEP_TIMEOUT" "$@" >"$RAW/$name.md" 2> >(tee "$RAW/$name.log" | grep -v '^\s*Compiling\|^\s*Running\|^\s*Finished' >&2) || rc=$?
+  case $rc in
+  0) echo ok >"$RAW/$name.status" ;;
+  124 | 137) echo "timed out after ${STEP_TIMEOUT} s" >"$RAW/$name.status" ;;
+  *) echo "failed (exit $rc)" >"$RAW/$name.status" ;;
+  esac
+  [ "$rc" = 0 ] || {
+    FAILED=1
+    stack_say "$name: $(cat "$RAW/$name.status"); see $RAW/$name.log"
+  }
+  cat "$RAW/$name.md"
+}
+missing() { # NAME WHY
+  echo "not available yet ($2)" >"$RAW/$1.status"
+  stack_say "== $1: not available yet ($2)"
+}
+
+rm -f "$RAW/meta.json"
+export BENCH_MODULE_REQUESTS=${BENCH_MODULE_REQUESTS:-1000000}
+export BENCH_GATEWAY_DURATION=${BENCH_GATEWAY_DURATION:-10s}
+export BENCH_GATEWAY_CONNECTIONS=${BENCH_GATEWAY_CONNECTIONS:-64}
+export BENCH_WORKER_ENTRIES=${BENCH_WORKER_ENTRIES:-200000}
+ensure_venv
+stack_build
+HAVE_DRAIN=0
+[ -f order-worker/benches/drain.rs ] && HAVE_DRAIN=1
+if [ "$HAVE_DRAIN" = 1 ] && [ "${STACK_SKIP_BUILD:-0}" != 1 ] && wanted worker; then
+  cargo bench --no-run -p seckill-worker --bench drain >&2 || stack_say "building the drain bench failed"
+fi
+meta load_before
+
+if wanted module; then
+  if [ -f bench/module.sh ]; then
+    step module env SECKILL_MODULE="$BIN/libseckill_module.so" bash bench/module.sh "$BENCH_MODULE_REQUESTS"
+  else missing module "bench/module.sh not found"; fi
+fi
+if wanted gateway; then
+  if [ -f bench/gateway.sh ]; then
+    step gateway bash bench/gateway.sh "$BENCH_GATEWAY_DURATION" "$BENCH_GATEWAY_CONNECTIONS"
+  else missing gateway "bench/gateway.sh not found"; fi
+fi
+if wanted worker; then
+  if [ "$HAVE_DRAIN" = 1 ]; then
+    step worker env ENTRIES="$BENCH_WORKER_ENTRIES" cargo bench -q -p seckill-worker --bench drain
+  else missing worker "order-worker/benches/drain.rs not found"; fi
+fi
+meta load_after
+
+python3 bench/plot.py collect "$RAW" "$OUT/$DATE.json"
+"$VENV/bin/python" bench/plot.py plot "$OUT/$DATE.json" "$OUT/latest.png"
+echo
+python3 bench/plot.py table "$OUT/$DATE.json" | tee "$OUT/$DATE.md"
+echo
+echo "results: docs/bench-results/$DATE.json, docs/bench-results/$DATE.md, plot docs/bench-results/latest.png; raw output in .state/bench/$DATE/"
+exit "$FAILED"
