@@ -2,6 +2,7 @@
 # Installs what seckill needs to build, test and run on Debian/Ubuntu, skipping what is
 # already there. Safe to run again. Used by `make deps`, `make run` and CI.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 need_pkgs=()
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
@@ -27,6 +28,10 @@ want build-essential gcc
 want wrk wrk                        # make bench
 want python3 python3
 want curl curl
+want chromium chromium              # the storefront's browser test (Debian's, never downloaded)
+want nodejs node                    # the browser test's driver (playwright-core)
+want npm npm
+want prometheus promtool            # promtool checks, and a real Prometheus in the deploy tests
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "setup: installing ${need_pkgs[*]}" >&2
@@ -54,5 +59,11 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "setup: installing cargo-nextest" >&2
   cargo install --locked cargo-nextest >/dev/null
+fi
+# The browser test's npm packages, pinned by e2e/package-lock.json (playwright-core drives
+# Debian's Chromium; it never downloads a browser).
+if [ -f e2e/package-lock.json ] && [ ! -d e2e/node_modules ]; then
+  echo "setup: installing the browser test's npm packages" >&2
+  npm ci --prefix e2e --no-audit --no-fund >/dev/null
 fi
 echo "setup: ok (redis $(redis-server --version | awk '{print $3}'), $(mariadbd --version | awk '{print $3}'), etcd $(etcd --version | head -1 | awk '{print $3}'))" >&2
