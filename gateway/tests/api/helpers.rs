@@ -186,6 +186,37 @@ impl TestApp {
         self.send(req).await
     }
 
+    /// Announces a body of `len` bytes but sends only its first KiB, then reads the reply: a
+    /// server that refuses by Content-Length answers without reading the rest (what a real
+    /// client sees; a client still streaming 10 MB may instead see the connection reset).
+    pub async fn post_oversized(&self, path: &str, token: &str, len: usize) -> Reply {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut sock = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n",
+            self.addr
+        );
+        sock.write_all(head.as_bytes()).await.expect("write head");
+        let _ = sock.write_all(&vec![b' '; 1024]).await;
+        let mut raw = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), sock.read_to_end(&mut raw)).await;
+        let text = String::from_utf8_lossy(&raw);
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse::<u16>().ok())
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .expect("status line");
+        let body = text
+            .split_once("\r\n\r\n")
+            .and_then(|(_, b)| serde_json::from_str(b).ok())
+            .unwrap_or(Value::Null);
+        Reply { status, body }
+    }
+
     pub async fn reserve(&self, token: &str, activity: &str, qty: i64) -> Reply {
         let body = format!(r#"{{"activity_id":"{activity}","product_id":"p1","quantity":{qty}}}"#);
         self.post("/api/v1/seckill", Some(token), body).await
