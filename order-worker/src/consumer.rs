@@ -69,6 +69,9 @@ pub struct Consumer {
     last_discover: Option<Instant>,
     last_claim: Option<Instant>,
     in_hand: Option<InHand>,
+    /// Streams that returned entries in the last non-empty read: XREADGROUP's COUNT is per
+    /// stream, so it is `batch_size / active_streams` to keep a batch near `batch_size`.
+    active_streams: usize,
 }
 
 impl Consumer {
@@ -94,6 +97,7 @@ impl Consumer {
             last_discover: None,
             last_claim: None,
             in_hand: None,
+            active_streams: 1,
         }
     }
 
@@ -226,13 +230,12 @@ impl Consumer {
                 return Ok(claimed);
             }
         }
-        // COUNT applies per stream: a batch holds at most `batch_size` entries of each.
         let r = streams::read_new(
             &mut self.redis,
             &self.settings.group,
             &self.name,
             &self.streams,
-            self.settings.batch_size.clamp(1, db::MAX_ROWS_PER_INSERT),
+            per_stream_count(self.settings.batch_size, self.active_streams),
             self.settings.block_ms,
         )
         .await;
@@ -245,6 +248,12 @@ impl Consumer {
             }
             Err(e) => Err(e.into()),
             Ok(entries) => {
+                if !entries.is_empty() {
+                    let mut seen: Vec<&ActivityId> = entries.iter().map(|e| &e.activity).collect();
+                    seen.sort_unstable();
+                    seen.dedup();
+                    self.active_streams = seen.len();
+                }
                 if self.streams.is_empty() {
                     // XREADGROUP over no stream returns at once: pause instead of spinning.
                     tokio::time::sleep(Duration::from_millis(self.settings.block_ms)).await;
@@ -329,6 +338,12 @@ impl Consumer {
     }
 }
 
+/// COUNT for one XREADGROUP over many streams, so that a batch holds about `batch_size`
+/// entries when `active` streams have data (COUNT applies to each stream).
+pub fn per_stream_count(batch_size: usize, active: usize) -> usize {
+    (batch_size.clamp(1, db::MAX_ROWS_PER_INSERT) / active.max(1)).max(1)
+}
+
 async fn dead_letter(
     redis: &mut ConnectionManager,
     group: &str,
@@ -367,4 +382,21 @@ async fn insert_one_by_one(
         }
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::per_stream_count;
+
+    #[test]
+    fn count_spreads_the_batch_over_active_streams() {
+        assert_eq!(per_stream_count(1_000, 1), 1_000);
+        assert_eq!(per_stream_count(1_000, 10), 100);
+        assert_eq!(per_stream_count(1_000, 5_000), 1);
+        assert_eq!(per_stream_count(0, 0), 1);
+        assert_eq!(
+            per_stream_count(1_000_000, 1),
+            crate::db::MAX_ROWS_PER_INSERT
+        );
+    }
 }
