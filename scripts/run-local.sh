@@ -8,6 +8,7 @@
 #   scripts/run-local.sh [run]          set up, build, start, seed, print URLs and logins
 #   scripts/run-local.sh health         check a running stack (exit 1 when something is down)
 #   scripts/run-local.sh logs           follow the processes' logs (.state/logs/*.log)
+#   scripts/run-local.sh stop           stop what a killed run left behind (normally nothing)
 #   scripts/run-local.sh dev            run, rebuilt and restarted on every source change
 #   scripts/run-local.sh db-init        create the database (if missing) and migrate it
 #   scripts/run-local.sh db-migrate     apply pending migrations
@@ -144,11 +145,17 @@ check_ports_free() {
     if port_in_use "$port"; then
       echo "run-local: port $port ($name) on 127.0.0.1 is already in use." >&2
       have ss && ss -ltnp "sport = :$port" 2>/dev/null | tail -n +2 | sed 's/^/    /' >&2
-      echo "    stop that process (another 'make run'?) or choose another port: $var=<port>" >&2
+      echo "    stop that process or choose another port: $var=<port>" >&2
       busy=1
     fi
   done
-  [ "$busy" = 0 ] || exit 1
+  if [ "$busy" = 1 ]; then
+    if [ -n "$(stack_pids)" ]; then
+      echo "run-local: processes of an earlier run in $STATE are still running;" \
+        "stop them with: scripts/run-local.sh stop" >&2
+    fi
+    exit 1
+  fi
 }
 
 ensure_honcho() {
@@ -228,6 +235,8 @@ cmd_proc() {
     trap '' INT TERM
     exec tee -a "$STATE/logs/$name.log"
   ) 2>&1
+  # The binaries' logs go to files and honcho's pipe, not a terminal: no ANSI colours.
+  export NO_COLOR=${NO_COLOR:-1}
   case $name in
   gateway)
     wait_until "redis-server on 127.0.0.1:$REDIS_PORT" redis redis_up
@@ -318,6 +327,8 @@ cmd_run() {
   export_stack_env
 
   say "starting redis, mysql, etcd, gateway, worker (honcho -f Procfile); Ctrl-C stops them"
+  # Marks every process of this stack (see stack_pids).
+  export SECKILL_STACK_DIR=$STATE
   "$VENV/bin/honcho" start -f "$ROOT/Procfile" -d "$ROOT" &
   local honcho=$!
   # Ctrl-C reaches honcho directly (same process group); SIGTERM sent to this script only
@@ -377,6 +388,53 @@ cmd_health() {
   [ "$failed" = 0 ] || die "some checks failed: is the stack running ('make run')? logs: make logs"
 }
 
+# Processes of this stack, found by the SECKILL_STACK_DIR in their environment (exported by
+# `run` alone, just before honcho starts, so a shell that merely set SECKILL_STATE_DIR is never
+# matched): precise even with other redis/mariadbd instances on the machine.
+stack_pids() {
+  local p
+  for p in /proc/[0-9]*; do
+    case ${p#/proc/} in "$$" | "$BASHPID") continue ;; esac
+    # Kernel threads and other users' processes cannot be read: skip them quietly.
+    if { tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -qxF "SECKILL_STACK_DIR=$STATE"; then
+      echo "${p#/proc/}"
+    fi
+  done
+  # redis-server overwrites its environment with its process title, so it is found by the
+  # pid file it writes instead (mariadbd's too), checking the name against pid reuse.
+  local f pid
+  for f in "$STATE/run/redis.pid" "$STATE/run/mysqld.pid"; do
+    [ -s "$f" ] || continue
+    pid=$(cat "$f")
+    if grep -qE '^(redis-server|mariadbd)' "/proc/$pid/comm" 2>/dev/null; then
+      echo "$pid"
+    fi
+  done
+}
+
+# Stops what a run killed with SIGKILL (or a crashed supervisor) left behind: SIGTERM, then
+# SIGKILL after 10 s.
+cmd_stop() {
+  local pids
+  pids=$(stack_pids | sort -un)
+  if [ -z "$pids" ]; then
+    say "no process of the stack in $STATE is running"
+    return 0
+  fi
+  say "stopping $(echo "$pids" | wc -l) process(es): $(echo "$pids" | tr '\n' ' ')"
+  # shellcheck disable=SC2086 # one pid per word
+  kill -TERM $pids 2>/dev/null || true
+  local deadline=$((SECONDS + 10))
+  while [ -n "$(stack_pids)" ] && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
+  pids=$(stack_pids | sort -un)
+  if [ -n "$pids" ]; then
+    say "still running after 10 s, killing: $(echo "$pids" | tr '\n' ' ')"
+    # shellcheck disable=SC2086
+    kill -KILL $pids 2>/dev/null || true
+  fi
+  say "stopped"
+}
+
 cmd_logs() {
   compgen -G "$STATE/logs/*.log" >/dev/null || die "no logs in $STATE/logs yet: start the stack with 'make run'"
   exec tail -n 40 -F "$STATE"/logs/*.log
@@ -392,12 +450,14 @@ cmd_dev() {
   # Setup once here rather than on every restart.
   [ "${SECKILL_SKIP_SETUP:-0}" = 1 ] || bash "$ROOT/scripts/setup.sh"
   export SECKILL_SKIP_SETUP=1
-  # --why names the changed file; the command is restarted with SIGTERM, which run-local.sh
-  # passes on to honcho, so the previous stack is stopped before the next one starts.
+  # On a change cargo-watch sends SIGTERM to the command's process group, waits for the
+  # command, then SIGKILLs the group. `exec` makes run-local.sh itself the command (not a
+  # `sh -c` around it, which would die at once and let the SIGKILL hit honcho mid-shutdown),
+  # so the previous stack is fully stopped before the next one starts.
   exec cargo watch --why --delay 1 \
     -w Cargo.toml -w core -w redis-module -w gateway -w order-worker -w cli -w migrations \
     -w configs -w redis.conf -w Procfile -w scripts/run-local.sh \
-    -s "bash scripts/run-local.sh run"
+    -s "exec bash scripts/run-local.sh run"
 }
 
 mysql_url() { echo "${SECKILL_MYSQL__URL:-mysql://root@127.0.0.1:$MYSQL_PORT/seckill}"; }
@@ -449,6 +509,7 @@ proc)
   ;;
 health) cmd_health ;;
 logs) cmd_logs ;;
+stop) cmd_stop ;;
 dev) cmd_dev ;;
 db-init) cmd_db_init ;;
 db-migrate) cmd_db_migrate ;;

@@ -23,6 +23,17 @@ struct Ports {
 }
 
 impl Ports {
+    fn all(&self) -> [u16; 6] {
+        [
+            self.redis,
+            self.mysql,
+            self.etcd,
+            self.etcd_peer,
+            self.gateway,
+            self.worker_metrics,
+        ]
+    }
+
     fn free() -> Self {
         let p = seckill_testkit::free_port;
         Self {
@@ -60,9 +71,9 @@ fn stack_env(cmd: &mut Command, state: &Path, ports: &Ports) {
 }
 
 /// Processes whose environment names this state directory: every process of the stack
-/// (run-local.sh exports SECKILL_STATE_DIR before starting honcho).
+/// (run-local.sh exports SECKILL_STACK_DIR before starting honcho).
 fn stack_processes(state: &Path) -> Vec<(u32, String)> {
-    let needle = format!("SECKILL_STATE_DIR={}", state.display());
+    let needle = format!("SECKILL_STACK_DIR={}", state.display());
     let mut found = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
@@ -203,14 +214,26 @@ impl Stack {
         }
     }
 
-    fn assert_nothing_left(&self) {
+    /// No process of the stack is left (redis-server overwrites its environment with its
+    /// title, so every port being closed is checked too).
+    fn assert_nothing_left(&self, ports: &Ports) {
         // honcho SIGKILLs stragglers 5 s after SIGTERM; allow for that and a little more.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let left = stack_processes(&self.state);
-            if left.is_empty() {
+            let open: Vec<u16> = ports
+                .all()
+                .into_iter()
+                .filter(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok())
+                .collect();
+            if left.is_empty() && open.is_empty() {
                 return;
             }
+            assert!(
+                Instant::now() < deadline || !left.is_empty(),
+                "ports {open:?} still accept connections after the stack stopped:\n{}",
+                self.tail()
+            );
             if Instant::now() > deadline {
                 for (pid, _) in &left {
                     let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
@@ -238,9 +261,14 @@ impl Drop for Stack {
             let _ = c.kill();
             let _ = c.wait();
         }
-        for (pid, _) in stack_processes(&self.state) {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-        }
+        // The script's own clean-up finds redis-server and mariadbd by their pid files too.
+        let _ = run(
+            Command::new("bash")
+                .arg(root().join("scripts/run-local.sh"))
+                .arg("stop")
+                .env("SECKILL_STATE_DIR", &self.state),
+            Duration::from_secs(60),
+        );
     }
 }
 
@@ -405,7 +433,7 @@ fn run_local_serves_a_sale_and_stops_without_leftovers() {
         "{}",
         stack.tail()
     );
-    stack.assert_nothing_left();
+    stack.assert_nothing_left(&ports);
     drop(stack);
 
     // ---- second run: same state, nothing re-created
@@ -433,7 +461,7 @@ fn run_local_serves_a_sale_and_stops_without_leftovers() {
     // Ctrl-C: SIGINT to the whole foreground process group.
     let code = stack.stop("INT", true);
     assert_eq!(code, 0, "exit status after Ctrl-C:\n{}", stack.tail());
-    stack.assert_nothing_left();
+    stack.assert_nothing_left(&ports);
 }
 
 /// The scripts are checked by shellcheck (quoting and error handling mistakes).
