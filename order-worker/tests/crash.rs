@@ -126,3 +126,49 @@ async fn mariadb_down_for_ten_seconds() -> anyhow::Result<()> {
     h.await??;
     Ok(())
 }
+
+/// SIGTERM while reservations keep arriving: the worker finishes and acks the batch in hand
+/// and exits; nothing is left pending, and what it acked is in MySQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_batch_in_hand() -> anyhow::Result<()> {
+    let env = env().await?;
+    let mut conn = env.conn().await?;
+    create_activity(&mut conn, 1, 100_000).await?;
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "redis: {{url: '{}'}}\nmysql: {{url: '{}'}}\nworker: {{metrics_addr: '', block_ms: 200, \
+             discover_interval_ms: 100, batch_size: 200, sweeper: {{enabled: false}}}}\n",
+            env.redis.url(),
+            env.db_url
+        ),
+    )?;
+    let mut worker = spawn_worker_binary(&config)?;
+    let mut sent = 0;
+    let mut termed = false;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while worker.is_running() {
+        assert!(
+            Instant::now() < deadline,
+            "worker did not exit after SIGTERM"
+        );
+        reserve_many(&mut conn, 1, (0..200).map(|u| format!("s{sent}u{u}"))).await?;
+        sent += 200;
+        if !termed && env.order_count().await? > 0 {
+            let status = Command::new("kill")
+                .args(["-TERM", &worker.pid().to_string()])
+                .status()?;
+            assert!(status.success());
+            termed = true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(termed);
+    let lags = seckill_worker::streams::all_lags(&mut conn, "seckill-orders").await?;
+    assert_eq!(lags.iter().map(|l| l.pending).sum::<u64>(), 0, "{lags:?}");
+    let delivered = sent as u64 - lags.iter().map(|l| l.lag.unwrap_or(0)).sum::<u64>();
+    assert_eq!(env.order_count().await? as u64, delivered);
+    Ok(())
+}
