@@ -124,6 +124,7 @@ fi
 mkdir -p "$OUT"
 DATE=$(date -u +%Y-%m-%d)
 cp "$WORK/timeline.csv" "$OUT/sale-timeline.csv"
+python3 bench/sim/sale.py offered "$WORK/schedule.json" "$OUT/sale-timeline.csv"
 ensure_venv
 "$VENV/bin/python" bench/sim/sale.py plot "$OUT/sale-timeline.csv" "$OUT/sale-timeline.png" \
   --title "flash sale: $USERS users, stock $STOCK, $CLICKERS_PCT% clicking $CLICKS×, $(nproc) cores, $DATE"

@@ -13,6 +13,9 @@
       Every --interval seconds: the gateway's POST /api/v1/seckill replies by status (from
       /metrics), SECKILL.STATUS, and the stream's length, lag and pending for the worker group.
       Stops once FILE exists (the load is over) and the worker's backlog is 0, or after max-s.
+  sale.py offered SCHEDULE.json CSV
+      Adds the clicks the schedule offered per second (offered_per_s, offered_total) to the CSV,
+      so the plot shows demand next to what the stack served.
   sale.py plot CSV PNG [--title TEXT]
       The timeline: requests/s by reply, stock remaining, cumulative successes and orders
       written, worker backlog.
@@ -170,6 +173,25 @@ def sample(a):
     out.close()
 
 
+def offered(a):
+    """Adds offered_per_s (clicks the schedule sends per second, over each sample's interval)
+    and offered_total to the timeline CSV."""
+    sched = [t / 1000 for t, _ in json.load(open(a.schedule))]
+    rows = list(csv.DictReader(open(a.csv)))
+    j, prev_t = 0, None
+    for r in rows:
+        t = float(r["t_s"])
+        n = 0
+        while j < len(sched) and sched[j] <= t:
+            j, n = j + 1, n + 1
+        r["offered_total"] = j
+        r["offered_per_s"] = round(n / (t - prev_t), 1) if prev_t is not None and t > prev_t else 0
+        prev_t = t
+    w = csv.DictWriter(open(a.csv, "w", newline=""), list(rows[0].keys()))
+    w.writeheader()
+    w.writerows(rows)
+
+
 def plot(a):
     import matplotlib
     matplotlib.use("Agg")
@@ -178,35 +200,47 @@ def plot(a):
     rows = list(csv.DictReader(open(a.csv)))
     f = lambda k: [float(r[k]) if r[k] not in ("", None) else float("nan") for r in rows]
     t = f("t_s")
-    fig, ax = plt.subplots(4, 1, figsize=(11, 11), sharex=True)
-    # Requests/s by reply, from counter deltas.
+    # Left: the whole sale from 2 s before the opening; right: a zoom on the first seconds.
+    fig, axes = plt.subplots(4, 2, figsize=(15, 11), sharex="col",
+                             gridspec_kw={"width_ratios": [2, 1]})
+
     def rate(k):
         v = f(k)
         return [0] + [max(0.0, (v[i] - v[i - 1]) / (t[i] - t[i - 1])) for i in range(1, len(v))]
     series = [("ok", "200 reserved", "tab:green"), ("r409", "409 sold out / limit", "tab:orange"),
               ("r403", "403 not started", "tab:gray"), ("r429", "429 rate limited", "tab:purple"),
               ("r5xx", "5xx", "tab:red"), ("other", "other", "black")]
-    ax[0].stackplot(t, *[rate(k) for k, _, _ in series], labels=[l for _, l, _ in series],
-                    colors=[c for _, _, c in series])
-    ax[0].set_ylabel("requests/s")
-    ax[0].legend(loc="upper right", fontsize=8)
-    ax[0].set_title(a.title)
-    ax[1].plot(t, f("remaining"), color="tab:blue")
-    ax[1].set_ylabel("stock remaining\n(SECKILL.STATUS)")
-    ax[1].set_ylim(bottom=0)
-    ax[2].plot(t, f("ok"), label="reservations (200)", color="tab:green")
-    ax[2].plot(t, f("orders_written"), label="orders written by the worker (acked)",
-               color="tab:brown", linestyle="--")
-    ax[2].set_ylabel("cumulative")
-    ax[2].legend(loc="lower right", fontsize=8)
+    rates = [rate(k) for k, _, _ in series]
     backlog = [l + p for l, p in zip(f("lag"), f("pending"))]
-    ax[3].plot(t, backlog, color="tab:red", label="lag + pending")
-    ax[3].set_ylabel("worker backlog\n(XINFO GROUPS)")
-    ax[3].set_xlabel("seconds since the sale opened")
-    ax[3].legend(loc="upper right", fontsize=8)
-    for x in ax:
-        x.axvline(0, color="k", linewidth=0.6, linestyle=":")
-        x.grid(alpha=0.3)
+    has_offered = "offered_per_s" in rows[0]
+    for c, (lo, hi) in enumerate([(-2, max(t) + 0.5), (-1, 3)]):
+        ax = axes[:, c]
+        ax[0].stackplot(t, *rates, labels=[l for _, l, _ in series], colors=[c_ for _, _, c_ in series])
+        if has_offered:
+            ax[0].plot(t, f("offered_per_s"), color="k", linewidth=0.8, linestyle="--",
+                       label="clicks offered (schedule)")
+        ax[1].plot(t, f("remaining"), color="tab:blue")
+        ax[1].set_ylim(bottom=0)
+        ax[2].plot(t, f("ok"), label="reservations (200)", color="tab:green")
+        ax[2].plot(t, f("orders_written"), label="orders written by the worker (acked)",
+                   color="tab:brown", linestyle="--")
+        ax[3].plot(t, backlog, color="tab:red", label="lag + pending")
+        ax[3].set_xlabel("seconds since the sale opened")
+        for x in ax:
+            x.axvline(0, color="k", linewidth=0.6, linestyle=":")
+            x.grid(alpha=0.3)
+            x.set_xlim(lo, hi)
+    axes[0, 0].set_ylabel("requests/s (served)")
+    axes[0, 0].legend(loc="upper right", fontsize=8)
+    axes[0, 0].set_title(a.title, loc="left")
+    axes[0, 1].set_title("zoom: the opening", loc="left")
+    axes[0, 0].set_yscale("symlog", linthresh=1000) if has_offered else None
+    axes[0, 1].set_yscale("symlog", linthresh=1000) if has_offered else None
+    axes[1, 0].set_ylabel("stock remaining\n(SECKILL.STATUS)")
+    axes[2, 0].set_ylabel("cumulative")
+    axes[2, 0].legend(loc="lower right", fontsize=8)
+    axes[3, 0].set_ylabel("worker backlog\n(XINFO GROUPS)")
+    axes[3, 0].legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     tmp = a.png + ".tmp"
     fig.savefig(tmp, dpi=110, format="png")
@@ -234,12 +268,15 @@ def main():
     s.add_argument("--group", default="seckill-orders")
     s.add_argument("--interval", type=float, default=0.2)
     s.add_argument("--max-s", type=float, default=600)
+    s = sub.add_parser("offered")
+    s.add_argument("schedule")
+    s.add_argument("csv")
     s = sub.add_parser("plot")
     s.add_argument("csv")
     s.add_argument("png")
     s.add_argument("--title", default="flash sale")
     a = p.parse_args()
-    {"schedule": schedule, "sample": sample, "plot": plot}[a.cmd](a)
+    {"schedule": schedule, "sample": sample, "offered": offered, "plot": plot}[a.cmd](a)
 
 
 if __name__ == "__main__":
