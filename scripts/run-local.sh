@@ -268,11 +268,12 @@ seed_demo_users() {
 }
 
 banner() {
-  local activity="" product=1
+  local activity="" product=1 remaining="?" json
   [ -s "$STATE/demo-activity" ] && activity=$(cat "$STATE/demo-activity")
   if [ -n "$activity" ]; then
-    product=$(curl -s --max-time 5 "$GATEWAY_URL/api/v1/activities/$activity" |
-      sed -nE 's/.*"product_id":([0-9]+).*/\1/p')
+    json=$(curl -s --max-time 5 "$GATEWAY_URL/api/v1/activities/$activity") || json=""
+    product=$(sed -nE 's/.*"product_id":([0-9]+).*/\1/p' <<<"$json")
+    remaining=$(sed -nE 's/.*"remaining":([0-9]+).*/\1/p' <<<"$json")
   fi
   cat <<EOF
 
@@ -290,7 +291,7 @@ EOF
     cat <<EOF
    logins         admin / admin (admin)
                   ${DEMO_USERS[*]} / $DEMO_PASSWORD (each)
-   demo activity  ${activity:-none} (stock $DEMO_STOCK at creation, 1 per user)
+   demo activity  ${activity:-none} (${remaining:-?} units left, 1 per user)
  try it:
    TOKEN=\$(curl -s -X POST $GATEWAY_URL/api/v1/auth/login \\
      -d '{"username":"alice","password":"$DEMO_PASSWORD"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
