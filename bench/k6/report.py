@@ -126,8 +126,27 @@ def verify(base, activity, tokens_path, winners_path, sample=200):
     return 1 if failures else 0
 
 
+def cpu(before, after, k6_time, wall_ns):
+    """CPU seconds each process used during the run (stack: /proc deltas; k6: /usr/bin/time)."""
+    import os
+    read = lambda p: dict(l.split() for l in open(p)) if os.path.exists(p) else {}
+    b, a = read(before), read(after)
+    use = {k: float(a[k]) - float(b.get(k, 0)) for k in a}
+    if os.path.exists(k6_time):
+        try:
+            use["k6"] = sum(float(x) for x in open(k6_time).read().split()[-2:])
+        except ValueError:
+            pass
+    wall = int(wall_ns) / 1e9
+    if use:
+        parts = ", ".join(f"{k} {v:.1f}" for k, v in sorted(use.items(), key=lambda kv: -kv[1]))
+        print(f"{parts} (of {wall * os.cpu_count():.0f} core-seconds in {wall:.0f} s)")
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
+    if cmd == "cpu" and len(sys.argv) == 6:
+        sys.exit(cpu(*sys.argv[2:]))
     if cmd == "summary" and len(sys.argv) in (4, 5):
         summary(*sys.argv[2:])
     elif cmd == "verify" and len(sys.argv) in (6, 7):

@@ -16,6 +16,7 @@
 # STACK_DIR, and SECKILL_* exported for the `seckill` CLI. Helpers: rcli, sql, seckill_cli.
 
 STACK_PIDS=()
+STACK_NAMES=()
 STACK_DIR=""
 BIN=${SECKILL_BIN_DIR:-$ROOT/target/release}
 
@@ -155,6 +156,7 @@ stack_up() {
     --appendfsync "${STACK_APPENDFSYNC:-always}" --save "" --daemonize no \
     --loadmodule "$(realpath "$BIN/libseckill_module.so")" >"$STACK_DIR/logs/redis.log" 2>&1 &
   STACK_PIDS+=($!)
+  STACK_NAMES+=(redis)
 
   # MariaDB in the temp dir.
   stack_say "MariaDB on 127.0.0.1:$MYSQL_PORT (mariadb-install-db in $STACK_DIR)"
@@ -172,6 +174,7 @@ stack_up() {
     --max-connections=500 --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
     ${STACK_MARIADB_ARGS:-} >"$STACK_DIR/logs/mysql.log" 2>&1 &
   STACK_PIDS+=($!)
+  STACK_NAMES+=(mariadb)
   wait_for "$timeout" "redis-server" rcli ping
   wait_for "$timeout" "MariaDB" mariadb --no-defaults -h 127.0.0.1 -P "$MYSQL_PORT" -u root -e 'SELECT 1'
   mariadb --no-defaults -h 127.0.0.1 -P "$MYSQL_PORT" -u root -e \
@@ -193,12 +196,25 @@ stack_up() {
     SECKILL_RATE_LIMIT__PER_IP_PER_SECOND=10000000 SECKILL_RATE_LIMIT__PER_IP_BURST=10000000 \
     "$BIN/seckill-gateway" >"$STACK_DIR/logs/gateway.log" 2>&1 &
   STACK_PIDS+=($!)
+  STACK_NAMES+=(gateway)
   SECKILL_WORKER__METRICS_ADDR="127.0.0.1:$wport" SECKILL_WORKER__DISCOVER_INTERVAL_MS=500 \
     RUST_LOG="${STACK_WORKER_LOG:-warn}" "$BIN/seckill-worker" >"$STACK_DIR/logs/worker.log" 2>&1 &
   STACK_PIDS+=($!)
+  STACK_NAMES+=(worker)
   wait_for "$timeout" "gateway" curl -fsS --max-time 2 "$GATEWAY_URL/health"
   WORKER_METRICS_URL=http://127.0.0.1:$wport/metrics
   wait_for "$timeout" "worker" curl -fsS --max-time 2 "$WORKER_METRICS_URL"
+}
+
+# CPU seconds used so far by each process of the private stack: "name seconds" lines.
+stack_cpu() {
+  local i tck
+  tck=$(getconf CLK_TCK)
+  for i in "${!STACK_PIDS[@]}"; do
+    [ -r "/proc/${STACK_PIDS[$i]}/stat" ] || continue
+    awk -v n="${STACK_NAMES[$i]}" -v t="$tck" '{sub(/^.*\) /, ""); printf "%s %.2f\n", n, ($12 + $13) / t}' \
+      "/proc/${STACK_PIDS[$i]}/stat"
+  done
 }
 
 # Backlog of an activity's stream for the worker's group: lag (entries not yet delivered) +
