@@ -123,6 +123,15 @@ fn compose_file_is_valid_and_complete() {
     }
     // Redis runs the image with the module, and the config loads it.
     assert_eq!(c["services"]["redis"]["build"]["target"], "redis");
+    // Both processes export their spans to the compose Jaeger (OTLP/gRPC on 4317).
+    for s in ["gateway", "worker"] {
+        let env = env_of(&c["services"][s]);
+        assert!(
+            env.iter()
+                .any(|(k, v)| k == "SECKILL_TELEMETRY__OTLP_ENDPOINT" && v == "http://jaeger:4317"),
+            "{s} does not export spans to jaeger:4317: {env:?}"
+        );
+    }
 }
 
 #[test]
