@@ -1,6 +1,6 @@
 # The local stack (scripts/run-local.sh, Procfile), included from the Makefile.
 # Ports and state directory: see `scripts/run-local.sh --help` (SECKILL_*_PORT, SECKILL_STATE_DIR).
-.PHONY: run health logs dev db-init db-migrate db-rollback
+.PHONY: run health logs dev stop db-init db-migrate db-rollback
 
 run: ## Build and run the whole stack in the foreground (Redis+module, MariaDB, etcd, gateway, worker); Ctrl-C stops it
 	bash scripts/run-local.sh run
@@ -13,6 +13,9 @@ logs: ## Follow the local stack's logs (.state/logs/*.log)
 
 dev: ## Like run, rebuilt and restarted on every source change (cargo-watch)
 	bash scripts/run-local.sh dev
+
+stop: ## Stop what a killed `make run` left behind (a normal run stops everything on Ctrl-C)
+	bash scripts/run-local.sh stop
 
 db-init: ## Create the database of mysql.url if missing, then migrate (the stack's MariaDB by default)
 	bash scripts/run-local.sh db-init
