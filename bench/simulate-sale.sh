@@ -68,9 +68,9 @@ SAMPLER=""
 trap 'rc=$?; [ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null; rm -rf "$WORK"; (exit $rc); stack_down' EXIT
 stack_say "simulation: $USERS users, stock $STOCK, $CLICKERS_PCT% clicking $CLICKS times ($SCALE_NOTE)"
 
-T0=$SECONDS
+T0=$(date +%s%N)
 seckill_cli users seed --count "$USERS" --tokens "$WORK/tokens.txt" --prefix sale
-SEED_S=$((SECONDS - T0))
+SEED_S=$(python3 -c "print(round(($(date +%s%N) - $T0) / 1e9, 1))")
 python3 bench/sim/sale.py schedule "$USERS" "$WORK/schedule.json" \
   --clickers-pct "$CLICKERS_PCT" --clicks "$CLICKS" --burst-share "$BURST_SHARE" --tail-s "$TAIL_S"
 
@@ -88,14 +88,21 @@ python3 bench/sim/sale.py sample --redis "$REDIS_HOST:$REDIS_PORT" --activity "$
   --interval "$INTERVAL" --max-s "$((BUDGET + 120))" &
 SAMPLER=$!
 
+stack_cpu >"$WORK/cpu.before"
+TIMER=()
+[ -x /usr/bin/time ] && TIMER=(/usr/bin/time -f '%U %S' -o "$WORK/k6.time")
+K6_T0=$(date +%s%N)
 set +e
 BASE_URL=$GATEWAY_URL ACTIVITY_ID=$ACTIVITY PRODUCT_ID=$PRODUCT TOKENS=$WORK/tokens.txt \
   SCHEDULE=$WORK/schedule.json START_MS=$START_MS VUS=$VUS SUMMARY=$WORK/k6-summary.json \
   MAX_DURATION="$((BUDGET))s" \
-  timeout "$((BUDGET + 120))" "$VENV/bin/k6" run --quiet --no-usage-report --log-output=stderr \
+  timeout "$((BUDGET + 120))" "${TIMER[@]}" "$VENV/bin/k6" run --quiet --no-usage-report --log-output=stderr \
   "$ROOT/bench/k6/sale.js"
 K6_RC=$?
 set -e
+K6_NS=$(($(date +%s%N) - K6_T0))
+stack_cpu >"$WORK/cpu.after"
+CPU_LINE=$(python3 bench/k6/report.py cpu "$WORK/cpu.before" "$WORK/cpu.after" "$WORK/k6.time" "$K6_NS")
 touch "$WORK/done"
 LOAD_END_MS=$(date +%s%3N)
 stack_say "k6 done (exit status $K6_RC); waiting for the worker and the sampler"
@@ -108,6 +115,7 @@ echo
 echo "== sale simulation: $USERS users, stock $STOCK, $CLICKERS_PCT% clicking $CLICKS times, $(nproc) cores ($SCALE_NOTE)"
 python3 bench/k6/report.py summary "$WORK/k6-summary.json" "$WORK/result.json" \
   409_SOLD_OUT,409_LIMIT_EXCEEDED,403_NOT_STARTED
+[ -z "$CPU_LINE" ] || echo "CPU seconds   $CPU_LINE (k6 run, including its wait for the opening)"
 
 FAILED=0
 read -r ORDERS USERS_WITH < <(sql "SELECT COUNT(*), COUNT(DISTINCT user_id) FROM orders WHERE activity_id = $ACTIVITY")
@@ -140,7 +148,8 @@ r.update(users=$USERS, stock=$STOCK, clickers_pct=$CLICKERS_PCT, clicks=$CLICKS,
          burst_share=$BURST_SHARE, tail_s=$TAIL_S, vus=$VUS, scale="$SCALE_NOTE",
          seed_s=$SEED_S, sold_out_at_s=sold_out, all_orders_written_at_s=written,
          peak_req_per_s=peak, drain_after_load_s=$DRAIN_S, orders=$ORDERS,
-         invariants_ok=not $FAILED, cores=os.cpu_count(), load_average=os.getloadavg()[0])
+         invariants_ok=not $FAILED, cores=os.cpu_count(), load_average=os.getloadavg()[0],
+         cpu_seconds="$CPU_LINE")
 json.dump(r, open(sys.argv[3], "w"), indent=1)
 print(f"timeline: sold out {sold_out} s after the opening; all {$STOCK} orders written at {written} s;"
       f" peak {peak:.0f} requests/s (sampled every $INTERVAL s); seeding took $SEED_S s")

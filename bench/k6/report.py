@@ -63,6 +63,12 @@ def summary(path, out_path, expected="409_SOLD_OUT,409_LIMIT_EXCEEDED"):
     result["refusal_rate"] = round(sum(n for c, n in codes.items() if c in expected) / total, 6)
     print(f"error rate    {100 * result['error_rate']:.3f}% (replies other than 200 and the"
           f" expected refusals {', '.join(sorted(expected))})")
+    late = m.get("click_late_ms", {}).get("values")
+    if late:
+        # sale.js: how long clicks waited for a free VU (users queued behind the backlog).
+        result["click_wait_ms"] = {k: round(late[k], 1) for k in ("p(50)", "p(99)", "max")}
+        print(f"click wait    p50 {late['p(50)']:.0f} ms  p99 {late['p(99)']:.0f} ms  max"
+              f" {late['max']:.0f} ms (clicks sent after their scheduled time: no free VU)")
     json.dump(result, open(out_path, "w"), indent=1)
 
 
