@@ -32,6 +32,9 @@ want chromium chromium              # the storefront's browser test (Debian's, n
 want nodejs node                    # the browser test's driver (playwright-core)
 want npm npm
 want prometheus promtool            # promtool checks, and a real Prometheus in the deploy tests
+want docker-compose docker-compose  # `docker-compose config` checks of the compose files
+want shellcheck shellcheck          # the local stack script is linted by its test
+want python3-venv                   # honcho (the local stack's process runner) lives in a venv
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "setup: installing ${need_pkgs[*]}" >&2
