@@ -28,6 +28,7 @@ want build-essential gcc
 want wrk wrk                        # make bench
 want python3 python3
 want curl curl
+want jq jq                          # the README's curl examples
 want chromium chromium              # the storefront's browser test (Debian's, never downloaded)
 want nodejs node                    # the browser test's driver (playwright-core)
 want npm npm
