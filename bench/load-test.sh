@@ -39,7 +39,7 @@ stack_build
 stack_up
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/seckill-load.XXXXXX")
 # stack_down is the EXIT trap (private stack); chain the work dir's removal before it.
-trap 'rc=$?; rm -rf "$WORK"; (exit $rc); stack_down' EXIT
+trap 'rc=$?; rm -rf "$WORK"; stack_down "$rc"' EXIT
 
 stack_say "seeding $USERS users and their tokens (seckill users seed)"
 seckill_cli users seed --count "$USERS" --tokens "$WORK/tokens.txt" --prefix load

@@ -14,7 +14,8 @@
 # docs/bench-results/sale-<date>.json (the summary).
 #
 # Environment: SIM_USERS [100000] SIM_STOCK [1000] SIM_CLICKERS_PCT [1] SIM_CLICKS [10]
-#   SIM_BURST_SHARE [0.6] SIM_TAIL_S [20] SIM_VUS [300] SIM_INTERVAL [0.2]
+#   SIM_BURST_SHARE [0.6] SIM_TAIL_S [20] SIM_VUS [300] SIM_INTERVAL [0.2] SIM_LEAD_S [12]
+#   (seconds from the activity's creation to its opening) SIM_OUT [docs/bench-results]
 #   SIM_BUDGET_S [900]: when the predicted run time (seeding + clicks at SIM_EXPECTED_RPS, [2500
 #   per core]) exceeds it, users and stock are scaled down together (same 1% ratio); the
 #   summary says so. SIM_SCALE=1 forces the full size.
@@ -31,7 +32,7 @@ VUS=${SIM_VUS:-300}
 INTERVAL=${SIM_INTERVAL:-0.2}
 BUDGET=${SIM_BUDGET_S:-900}
 EXPECTED_RPS=${SIM_EXPECTED_RPS:-$(($(nproc) * 2500))}
-OUT=$ROOT/docs/bench-results
+OUT=${SIM_OUT:-$ROOT/docs/bench-results}
 
 # shellcheck source=sim/stack.sh
 source "$ROOT/bench/sim/stack.sh"
@@ -50,7 +51,7 @@ if p <= budget:
     print(int(users), int(stock), "full size")
 else:
     f = budget / p
-    while predict(users * f) > budget:
+    while predict(users * f) > budget and users * f > 1000:
         f *= 0.95
     print(int(users * f), max(1, int(stock * f)),
           f"scaled to {f:.2f} of the full size (predicted {p:.0f} s > budget {budget:.0f} s)")
@@ -65,7 +66,7 @@ stack_build
 stack_up
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/seckill-sale.XXXXXX")
 SAMPLER=""
-trap 'rc=$?; [ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null; rm -rf "$WORK"; (exit $rc); stack_down' EXIT
+trap 'rc=$?; [ -z "$SAMPLER" ] || kill "$SAMPLER" 2>/dev/null; rm -rf "$WORK"; stack_down "$rc"' EXIT
 stack_say "simulation: $USERS users, stock $STOCK, $CLICKERS_PCT% clicking $CLICKS times ($SCALE_NOTE)"
 
 T0=$(date +%s%N)
@@ -122,7 +123,7 @@ read -r ORDERS USERS_WITH < <(sql "SELECT COUNT(*), COUNT(DISTINCT user_id) FROM
 REMAINING=$(rcli SECKILL.STATUS "$ACTIVITY" | awk 'prev == "remaining" {print; exit} {prev = $0}')
 echo
 echo "== invariants"
-echo "  orders $ORDERS (want $STOCK), distinct users $USERS_WITH, remaining $REMAINING, backlog drained: $([ $drained = 0 ] && echo yes || echo NO)"
+echo "  orders $ORDERS (want $STOCK), distinct users $USERS_WITH, remaining $REMAINING, backlog drained: $([ "$drained" = 0 ] && echo yes || echo NO)"
 [ "$ORDERS" -eq "$STOCK" ] && [ "$USERS_WITH" -eq "$ORDERS" ] && [ "$REMAINING" = 0 ] && [ "$drained" = 0 ] || FAILED=1
 if audit=$(seckill_cli audit "$ACTIVITY" 2>&1); then echo "  $(echo "$audit" | tr '\n' ' ')"; else
   echo "$audit"
@@ -154,7 +155,7 @@ json.dump(r, open(sys.argv[3], "w"), indent=1)
 print(f"timeline: sold out {sold_out} s after the opening; all {$STOCK} orders written at {written} s;"
       f" peak {peak:.0f} requests/s (sampled every $INTERVAL s); seeding took $SEED_S s")
 EOF
-echo "wrote docs/bench-results/sale-timeline.{csv,png} and docs/bench-results/sale-$DATE.json"
+echo "wrote $OUT/sale-timeline.{csv,png} and $OUT/sale-$DATE.json"
 [ "$FAILED" = 0 ] || {
   echo "sale simulation: INVARIANT FAILED"
   exit 1

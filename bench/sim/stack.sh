@@ -1,9 +1,11 @@
+# shellcheck shell=bash
 # Private seckill stack for bench/load-test.sh and bench/simulate-sale.sh (sourced, not run).
 #
 # stack_up starts, on free 127.0.0.1 ports and in a temp dir: redis-server with the module and
 # redis.conf's settings, MariaDB (mariadb-install-db + mariadbd), the schema (seckill db
 # migrate), one gateway and one worker (release binaries, configured with SECKILL_* variables).
-# stack_down (installed as the EXIT trap by stack_up) stops all of it and removes the dir.
+# stack_down (installed as the EXIT trap by stack_up) stops all of it and removes the dir;
+# scripts that chain their own cleanup call it as `stack_down "$rc"` from their trap.
 #
 # SECKILL_STACK=running uses a stack that is already up instead (e.g. `make run`): its
 # addresses come from SECKILL_REDIS__URL [redis://127.0.0.1:6379/], SECKILL_MYSQL__URL
@@ -11,6 +13,7 @@
 # SECKILL_AUTH__JWT_SECRET [the gateway's dev-mode key].
 #
 # Knobs: STACK_APPENDFSYNC [always, as redis.conf] STACK_STARTUP_TIMEOUT [120 s]
+#        STACK_MARIADB_ARGS (extra mariadbd options) STACK_SKIP_BUILD=1 (use target/release)
 #        STACK_KEEP_LOGS=1 (copy the logs to .state/bench-logs/ on exit)
 # After stack_up: REDIS_HOST REDIS_PORT MYSQL_HOST MYSQL_PORT MYSQL_DB GATEWAY_URL BIN
 # STACK_DIR, and SECKILL_* exported for the `seckill` CLI. Helpers: rcli, sql, seckill_cli.
@@ -83,17 +86,22 @@ stack_logs_tail() {
   done
 }
 
+# A process that has not exited yet (a zombie waiting to be reaped has).
+running() { [ -r "/proc/$1/stat" ] && ! grep -q '^[0-9]* (.*) Z ' "/proc/$1/stat" 2>/dev/null; }
+
+# stack_down [STATUS]: the EXIT trap; exits with STATUS (default: the status it was called with).
 stack_down() {
-  local rc=$?
+  local rc=${1:-$?}
   trap - EXIT INT TERM
-  local p
-  # Gateway and worker first (the worker finishes its batch), then the servers.
-  for p in "${STACK_PIDS[@]:-}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${STACK_PIDS[@]:-}"; do
-    [ -n "$p" ] || continue
-    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
+  set +e
+  local p i
+  # SIGTERM to all (each shuts down cleanly: the worker finishes its batch, MariaDB flushes),
+  # up to 10 s each, then SIGKILL.
+  for p in "${STACK_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  for p in "${STACK_PIDS[@]}"; do
+    for i in $(seq 100); do running "$p" || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
   done
   if [ -n "$STACK_DIR" ] && [ -d "$STACK_DIR" ]; then
     if [ "${STACK_KEEP_LOGS:-0}" = 1 ] || [ "$rc" != 0 ]; then
@@ -168,11 +176,15 @@ stack_up() {
       tail -20 "$STACK_DIR/logs/mysql-install.log" >&2
       stack_die "mariadb-install-db failed"
     }
+  # STACK_MARIADB_ARGS: extra server options, split on spaces (e.g.
+  # "--innodb-flush-log-at-trx-commit=2").
+  local extra=()
+  read -r -a extra <<<"${STACK_MARIADB_ARGS:-}"
   mariadbd --no-defaults "${user[@]}" --datadir="$STACK_DIR/mysql" --port="$MYSQL_PORT" \
     --bind-address=127.0.0.1 --socket="$STACK_DIR/mysqld.sock" --pid-file="$STACK_DIR/mysqld.pid" \
     --skip-log-bin --skip-name-resolve --innodb-buffer-pool-size=256M --innodb-log-file-size=256M \
     --max-connections=500 --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
-    ${STACK_MARIADB_ARGS:-} >"$STACK_DIR/logs/mysql.log" 2>&1 &
+    "${extra[@]}" >"$STACK_DIR/logs/mysql.log" 2>&1 &
   STACK_PIDS+=($!)
   STACK_NAMES+=(mariadb)
   wait_for "$timeout" "redis-server" rcli ping
