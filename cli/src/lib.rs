@@ -1,7 +1,8 @@
 //! The seckill admin CLI (`seckill`) as a library; `main.rs` parses arguments and dispatches.
 //!
 //! # Layout
-//! - [`commands`]: one function per subcommand; results on stdout, everything else on stderr.
+//! - [`commands`]: one function per subcommand; results on stdout, everything else on stderr
+//!   (`members` reads etcd through `seckill-registry`).
 //! - [`token`]: the JWT claims `{sub, role, exp, iat}` and HS256 sign/verify that the gateway
 //!   accepts.
 //! - [`settings`]: the sections of `configs/config.yaml` the CLI reads.

@@ -43,6 +43,8 @@ enum Command {
     },
     /// Compare Redis with MySQL for an activity; exit status 1 on drift.
     Audit { activity: String },
+    /// Live gateways and workers registered in etcd (needs etcd.endpoints).
+    Members,
     /// Database schema.
     Db {
         #[command(subcommand)]
@@ -94,6 +96,7 @@ async fn main() -> ExitCode {
         } => commands::seed_users(&settings, args).await,
         Command::Lag { watch, interval } => commands::lag(&settings, watch, interval).await,
         Command::Audit { activity } => commands::audit(&settings, &activity).await,
+        Command::Members => commands::members(&settings).await,
         Command::Db { command } => {
             commands::db(&settings, matches!(command, DbCommand::Rollback)).await
         }

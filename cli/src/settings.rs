@@ -10,6 +10,7 @@ pub struct Settings {
     pub redis: seckill_worker::config::RedisSettings,
     pub mysql: seckill_worker::config::MysqlSettings,
     pub worker: seckill_worker::config::WorkerSettings,
+    pub etcd: seckill_worker::config::EtcdSettings,
     pub auth: Auth,
 }
 

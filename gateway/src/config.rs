@@ -6,6 +6,7 @@
 use anyhow::{bail, Context};
 use figment::providers::{Env, Format, Serialized, Yaml};
 use figment::Figment;
+use seckill_registry::{EtcdSettings, TelemetrySettings};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::SocketAddr;
@@ -72,6 +73,10 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     pub redis: RedisSettings,
     pub mysql: MysqlSettings,
+    /// etcd: membership and runtime settings; empty endpoints = neither.
+    pub etcd: EtcdSettings,
+    /// OTLP span export; off unless `telemetry.otlp_endpoint` is set.
+    pub telemetry: TelemetrySettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -134,7 +139,7 @@ impl Default for AuthSettings {
 
 /// GCRA limits: `per_second` sustained with bursts of `burst`. A person clicking as fast as
 /// they can manages ~10 clicks/s for a few seconds, so the per-user default never refuses one.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RateLimitSettings {
     pub enabled: bool,

@@ -26,7 +26,28 @@
 //! - [`sold_out`]: the per-activity local sold-out flag that expires quickly (no undersell).
 //! - [`rate_limit`]: per-user and per-IP GCRA limits (governor).
 //! - [`metrics`]: Prometheus registry and the metrics the gateway exports.
-//! - [`telemetry`]: JSON logs.
+//! - [`runtime`]: runtime settings from etcd (rate limits, sold-out flag lifetime).
+//! - [`telemetry`]: JSON logs, and OTLP span export when `telemetry.otlp_endpoint` is set.
+//!
+//! # etcd
+//! With `etcd.endpoints` set, a running gateway
+//! - registers as `/seckill/members/gateway/<host>-<pid>` (JSON: kind, id, addr = the listen
+//!   address, pid, version, started_at) under a lease of `etcd.member_ttl_secs` kept alive in
+//!   the background; the key is deleted on graceful shutdown and expires with the lease when
+//!   the process dies (`seckill members` lists it);
+//! - follows these keys under `/seckill/config/`, applied without restart and logged:
+//!   `rate_limit.enabled`, `rate_limit.per_user_per_second`, `rate_limit.per_user_burst`,
+//!   `rate_limit.per_ip_per_second`, `rate_limit.per_ip_burst`, `gateway.sold_out_ttl_ms`
+//!   (plain text values, e.g. `etcdctl put /seckill/config/rate_limit.per_user_burst 5`).
+//!   A deleted key returns to the file's value; an invalid value is ignored with a warning.
+//!
+//! etcd is never on the request path: startup does not wait for it, and while it is down
+//! the gateway keeps selling with the last settings it saw, retrying in the background.
+//!
+//! # Tracing
+//! With `telemetry.otlp_endpoint` set (OTLP/gRPC, e.g. Jaeger's `:4317`), every request is a
+//! trace: a server span named `<METHOD> <route>` (e.g. `POST /api/v1/seckill`) with the Redis
+//! command spans (`redis.reserve`, ...) inside. Unset (the default) no exporter exists.
 
 pub mod auth;
 pub mod config;
@@ -39,6 +60,7 @@ pub mod models;
 pub mod rate_limit;
 pub mod release;
 pub mod routes;
+pub mod runtime;
 pub mod sold_out;
 pub mod startup;
 pub mod state;

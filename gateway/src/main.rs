@@ -9,7 +9,8 @@ use seckill_gateway::telemetry;
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::load(&cli)?;
-    telemetry::init(&settings.gateway.log_filter);
+    // Held until main returns: dropping it flushes buffered spans (OTLP only).
+    let _otlp = telemetry::init_with(&settings.gateway.log_filter, &settings.telemetry)?;
     let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(e) => {

@@ -1,15 +1,28 @@
 //! Per-user and per-IP rate limits (GCRA, governor). Sized by `rate_limit.*` so a person
 //! clicking fast is never refused while a script hammering the endpoint is.
+//!
+//! The limits can change while the gateway runs (runtime settings from etcd, see
+//! [`crate::runtime`]): the limiters sit behind an [`ArcSwap`], so the hot path pays one
+//! atomic load, and [`RateLimits::apply`] swaps in a new limiter only for the side whose
+//! quota changed (that side starts with full buckets).
 
 use crate::config::RateLimitSettings;
+use arc_swap::ArcSwap;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 
 pub struct RateLimits {
+    current: ArcSwap<Limiters>,
+}
+
+struct Limiters {
+    /// What these limiters were built from (to tell which side changed).
+    settings: RateLimitSettings,
     /// `None` when `rate_limit.enabled` is false.
-    per_user: Option<DefaultKeyedRateLimiter<String>>,
-    per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    per_user: Option<Arc<DefaultKeyedRateLimiter<String>>>,
+    per_ip: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
 }
 
 fn quota(per_second: u32, burst: u32) -> Quota {
@@ -18,29 +31,68 @@ fn quota(per_second: u32, burst: u32) -> Quota {
     Quota::per_second(rate).allow_burst(burst)
 }
 
-impl RateLimits {
-    pub fn new(s: &RateLimitSettings) -> Self {
+impl Limiters {
+    fn build(s: &RateLimitSettings, old: Option<&Limiters>) -> Self {
         if !s.enabled {
             return Self {
+                settings: s.clone(),
                 per_user: None,
                 per_ip: None,
             };
         }
+        // Keep a limiter (and the buckets it holds) when its own quota did not change.
+        let keep_user = old.filter(|o| {
+            (o.settings.per_user_per_second, o.settings.per_user_burst)
+                == (s.per_user_per_second, s.per_user_burst)
+        });
+        let keep_ip = old.filter(|o| {
+            (o.settings.per_ip_per_second, o.settings.per_ip_burst)
+                == (s.per_ip_per_second, s.per_ip_burst)
+        });
         Self {
-            per_user: Some(DefaultKeyedRateLimiter::keyed(quota(
-                s.per_user_per_second,
-                s.per_user_burst,
-            ))),
-            per_ip: Some(DefaultKeyedRateLimiter::keyed(quota(
-                s.per_ip_per_second,
-                s.per_ip_burst,
-            ))),
+            settings: s.clone(),
+            per_user: keep_user.and_then(|o| o.per_user.clone()).or_else(|| {
+                Some(Arc::new(DefaultKeyedRateLimiter::keyed(quota(
+                    s.per_user_per_second,
+                    s.per_user_burst,
+                ))))
+            }),
+            per_ip: keep_ip.and_then(|o| o.per_ip.clone()).or_else(|| {
+                Some(Arc::new(DefaultKeyedRateLimiter::keyed(quota(
+                    s.per_ip_per_second,
+                    s.per_ip_burst,
+                ))))
+            }),
         }
+    }
+}
+
+impl RateLimits {
+    pub fn new(s: &RateLimitSettings) -> Self {
+        Self {
+            current: ArcSwap::from_pointee(Limiters::build(s, None)),
+        }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> RateLimitSettings {
+        self.current.load().settings.clone()
+    }
+
+    /// Puts `s` in force; returns whether anything changed.
+    pub fn apply(&self, s: &RateLimitSettings) -> bool {
+        let old = self.current.load_full();
+        if old.settings == *s {
+            return false;
+        }
+        self.current
+            .store(Arc::new(Limiters::build(s, Some(old.as_ref()))));
+        true
     }
 
     /// Whether one more request from `user` is allowed now.
     pub fn allow_user(&self, user: &str) -> bool {
-        match &self.per_user {
+        match &self.current.load().per_user {
             // check_key wants an owned key; only build it when limiting is on.
             Some(l) => l.check_key(&user.to_owned()).is_ok(),
             None => true,
@@ -49,7 +101,7 @@ impl RateLimits {
 
     /// Whether one more request from `ip` is allowed now.
     pub fn allow_ip(&self, ip: IpAddr) -> bool {
-        match &self.per_ip {
+        match &self.current.load().per_ip {
             Some(l) => l.check_key(&ip).is_ok(),
             None => true,
         }
@@ -57,11 +109,12 @@ impl RateLimits {
 
     /// Forgets keys whose limit has fully replenished (called periodically).
     pub fn prune(&self) {
-        if let Some(l) = &self.per_user {
+        let current = self.current.load();
+        if let Some(l) = &current.per_user {
             l.retain_recent();
             l.shrink_to_fit();
         }
-        if let Some(l) = &self.per_ip {
+        if let Some(l) = &current.per_ip {
             l.retain_recent();
             l.shrink_to_fit();
         }
@@ -107,5 +160,31 @@ mod tests {
         let l = RateLimits::new(&s);
         assert!((0..100).all(|_| l.allow_user("u") && l.allow_ip([10, 0, 0, 1].into())));
         l.prune();
+    }
+
+    #[test]
+    fn apply_changes_only_the_side_that_changed() {
+        let l = RateLimits::new(&settings((1, 5), (1, 3)));
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        assert!((0..3).all(|_| l.allow_ip(ip)));
+        assert!(
+            !l.apply(&settings((1, 5), (1, 3))),
+            "same settings: no change"
+        );
+        // The per-user burst drops to 1: the next request of a fresh user passes, the second
+        // is refused; the per-IP bucket (unchanged quota) keeps its state.
+        assert!(l.apply(&settings((1, 1), (1, 3))));
+        assert!(l.allow_user("u1"));
+        assert!(!l.allow_user("u1"));
+        assert!(
+            !l.allow_ip(ip),
+            "the per-IP limiter was kept, bucket and all"
+        );
+        // Disabling and re-enabling.
+        let mut off = settings((1, 1), (1, 3));
+        off.enabled = false;
+        assert!(l.apply(&off));
+        assert!((0..10).all(|_| l.allow_user("u1")));
+        assert_eq!(l.settings(), off);
     }
 }

@@ -6,11 +6,13 @@
 //! this gateway also clears the flag at once.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 pub struct SoldOutFlags {
-    ttl: Duration,
+    /// Milliseconds; atomic because runtime settings (etcd) may change it while serving.
+    ttl_ms: AtomicU64,
     /// Activity id -> when Redis last said SOLDOUT.
     marks: RwLock<HashMap<String, Instant>>,
 }
@@ -18,14 +20,25 @@ pub struct SoldOutFlags {
 impl SoldOutFlags {
     pub fn new(ttl: Duration) -> Self {
         Self {
-            ttl,
+            ttl_ms: AtomicU64::new(ttl.as_millis() as u64),
             marks: RwLock::new(HashMap::new()),
         }
     }
 
+    /// The flag's lifetime now in force.
+    pub fn ttl(&self) -> Duration {
+        Duration::from_millis(self.ttl_ms.load(Ordering::Relaxed))
+    }
+
+    /// Changes the lifetime (0 disables the flag); marks already set follow the new value.
+    pub fn set_ttl(&self, ttl: Duration) {
+        self.ttl_ms.store(ttl.as_millis() as u64, Ordering::Relaxed);
+    }
+
     /// Whether `activity` was seen sold out less than `ttl` before `now`.
     pub fn is_sold_out(&self, activity: &str, now: Instant) -> bool {
-        if self.ttl.is_zero() {
+        let ttl = self.ttl();
+        if ttl.is_zero() {
             return false;
         }
         let marks = match self.marks.read() {
@@ -34,12 +47,13 @@ impl SoldOutFlags {
         };
         marks
             .get(activity)
-            .is_some_and(|seen| now.saturating_duration_since(*seen) < self.ttl)
+            .is_some_and(|seen| now.saturating_duration_since(*seen) < ttl)
     }
 
     /// Records a SOLDOUT reply seen at `now`.
     pub fn mark(&self, activity: &str, now: Instant) {
-        if self.ttl.is_zero() {
+        let ttl = self.ttl();
+        if ttl.is_zero() {
             return;
         }
         let mut marks = match self.marks.write() {
@@ -48,7 +62,6 @@ impl SoldOutFlags {
         };
         // Drop stale marks so the map stays as small as the set of hot activities.
         if marks.len() > 1024 {
-            let ttl = self.ttl;
             marks.retain(|_, seen| now.saturating_duration_since(*seen) < ttl);
         }
         marks.insert(activity.to_owned(), now);
@@ -94,6 +107,18 @@ mod tests {
         let flags = SoldOutFlags::new(Duration::ZERO);
         let t0 = Instant::now();
         flags.mark("1", t0);
+        assert!(!flags.is_sold_out("1", t0));
+    }
+
+    #[test]
+    fn the_ttl_can_change_while_running() {
+        let flags = SoldOutFlags::new(Duration::from_millis(100));
+        let t0 = Instant::now();
+        flags.mark("1", t0);
+        assert!(!flags.is_sold_out("1", t0 + Duration::from_millis(200)));
+        flags.set_ttl(Duration::from_millis(500));
+        assert!(flags.is_sold_out("1", t0 + Duration::from_millis(200)));
+        flags.set_ttl(Duration::ZERO);
         assert!(!flags.is_sold_out("1", t0));
     }
 

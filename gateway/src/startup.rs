@@ -8,15 +8,18 @@ use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimits;
 use crate::routes;
+use crate::runtime;
 use crate::sold_out::SoldOutFlags;
 use crate::state::{AppState, State};
 use crate::store::Store;
 use anyhow::Context;
+use seckill_registry::Member;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 pub struct Application {
     listener: TcpListener,
@@ -87,8 +90,23 @@ impl Application {
         self.run_until(shutdown_signal()).await
     }
 
-    /// Serves until `signal` completes, then drains in-flight requests.
+    /// Serves until `signal` completes, then drains in-flight requests. With etcd configured,
+    /// registers this gateway and follows the runtime settings meanwhile (in the background:
+    /// serving never waits for etcd); the registration is deleted as soon as `signal` fires.
     pub async fn run_until(self, signal: impl Future<Output = ()> + Send + 'static) {
+        let stop = CancellationToken::new();
+        let etcd = self.state.settings.etcd.clone();
+        let registration = etcd.enabled().then(|| {
+            let member =
+                Member::this_process("gateway", self.addr.to_string(), env!("CARGO_PKG_VERSION"));
+            tokio::spawn(seckill_registry::members::register(
+                etcd.endpoints.clone(),
+                member,
+                etcd.member_ttl(),
+                stop.clone(),
+            ))
+        });
+        let follower = tokio::spawn(runtime::follow(self.state.clone(), stop.clone()));
         let pruner = {
             let state = self.state.clone();
             tokio::spawn(async move {
@@ -101,13 +119,24 @@ impl Application {
         };
         warp::serve(routes::all(self.state))
             .incoming(self.listener)
-            .graceful(async move {
-                signal.await;
-                tracing::info!("shutdown signal received; draining in-flight requests");
+            .graceful({
+                let stop = stop.clone();
+                async move {
+                    signal.await;
+                    tracing::info!("shutdown signal received; draining in-flight requests");
+                    // Leave the registry first, so nobody is sent here while draining.
+                    stop.cancel();
+                }
             })
             .run()
             .await;
         pruner.abort();
+        stop.cancel();
+        if let Some(r) = registration {
+            // Deregistration has its own per-call timeouts; this bound is a backstop.
+            let _ = tokio::time::timeout(Duration::from_secs(10), r).await;
+        }
+        let _ = follower.await;
     }
 }
 

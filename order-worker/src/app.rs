@@ -115,6 +115,21 @@ impl Worker {
                 shutdown.clone(),
             ));
         }
+        if self.settings.etcd.enabled() {
+            // In the background like everything else: etcd down never stops the worker.
+            let addr = self.listener.as_ref().and_then(|l| l.local_addr().ok());
+            let member = seckill_registry::Member::this_process(
+                "worker",
+                addr.map(|a| a.to_string()).unwrap_or_default(),
+                env!("CARGO_PKG_VERSION"),
+            );
+            tasks.spawn(seckill_registry::members::register(
+                self.settings.etcd.endpoints.clone(),
+                member,
+                self.settings.etcd.member_ttl(),
+                shutdown.clone(),
+            ));
+        }
         if let Some(l) = self.listener {
             tasks.spawn(metrics::serve(l, self.metrics.clone(), shutdown.clone()));
         }

@@ -56,6 +56,7 @@ pub struct Settings {
     pub mysql: MysqlSettings,
     pub etcd: EtcdSettings,
     pub worker: WorkerSettings,
+    pub telemetry: TelemetrySettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -95,13 +96,11 @@ impl Default for MysqlSettings {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct EtcdSettings {
-    /// Client endpoints (`http://127.0.0.1:2379`). Empty: no etcd; the sweeper then elects
-    /// its leader with a MySQL advisory lock (`GET_LOCK`).
-    pub endpoints: Vec<String>,
-}
+/// The `etcd` section, shared with the gateway and the CLI (also read by the sweeper's
+/// election: empty endpoints mean a MySQL advisory lock instead).
+pub use seckill_registry::EtcdSettings;
+/// The `telemetry` section (OTLP export), shared with the gateway.
+pub use seckill_registry::TelemetrySettings;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]

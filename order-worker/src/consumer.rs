@@ -20,6 +20,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumeError {
@@ -109,7 +110,25 @@ impl Consumer {
             if shutdown.is_cancelled() && self.in_hand.is_none() {
                 break;
             }
-            match self.try_process_batch(!shutdown.is_cancelled()).await {
+            // One span per batch: its XREADGROUP, INSERT and XACK spans sit inside, so an
+            // exported trace (telemetry.otlp_endpoint) shows a whole batch. Idle polls that
+            // read nothing show up as short batches with entries = 0.
+            let span = tracing::info_span!(
+                "worker.batch",
+                consumer = %self.name,
+                entries = tracing::field::Empty,
+                inserted = tracing::field::Empty,
+            );
+            let result = self
+                .try_process_batch(!shutdown.is_cancelled())
+                .instrument(span.clone())
+                .await;
+            if let Ok(o) = &result {
+                span.record("entries", o.read);
+                span.record("inserted", o.inserted);
+            }
+            drop(span);
+            match result {
                 Ok(_) => backoff.reset(),
                 Err(e) => {
                     self.metrics
@@ -215,6 +234,7 @@ impl Consumer {
                     self.settings.claim_idle_ms,
                     room,
                 )
+                .instrument(tracing::info_span!("redis.xautoclaim", stream = %key))
                 .await;
                 match got {
                     Ok(got) => claimed.extend(got),
@@ -238,6 +258,10 @@ impl Consumer {
             per_stream_count(self.settings.batch_size, self.active_streams),
             self.settings.block_ms,
         )
+        .instrument(tracing::info_span!(
+            "redis.xreadgroup",
+            streams = self.streams.len()
+        ))
         .await;
         match r {
             Err(e) if e.code() == Some("NOGROUP") => {
@@ -287,13 +311,21 @@ impl Consumer {
         if !hand.committed {
             let rows: Vec<_> = plan.rows.clone();
             let started = Instant::now();
-            let result = match db::insert_orders(&self.pool, &rows).await {
-                Err(DbError::Rejected(e)) => {
-                    tracing::warn!(error = %e, "batch refused, inserting row by row to find the culprit");
-                    insert_one_by_one(&self.pool, &rows).await?
+            let insert = async {
+                match db::insert_orders(&self.pool, &rows).await {
+                    Err(DbError::Rejected(e)) => {
+                        tracing::warn!(error = %e, "batch refused, inserting row by row to find the culprit");
+                        insert_one_by_one(&self.pool, &rows).await
+                    }
+                    other => other,
                 }
-                other => other?,
             };
+            let result = insert
+                .instrument(tracing::info_span!(
+                    "mysql.insert_orders",
+                    rows = rows.len()
+                ))
+                .await?;
             self.metrics
                 .commit_seconds
                 .observe(started.elapsed().as_secs_f64());
@@ -330,7 +362,9 @@ impl Consumer {
             .filter(|(i, _)| !hand.dead_done.contains(i))
             .map(|(_, e)| e)
             .collect();
-        streams::ack(&mut self.redis, &self.settings.group, &to_ack).await?;
+        streams::ack(&mut self.redis, &self.settings.group, &to_ack)
+            .instrument(tracing::info_span!("redis.xack", entries = to_ack.len()))
+            .await?;
         let outcome = hand.outcome;
         self.in_hand = None;
         tracing::debug!(consumer = %self.name, ?outcome, "batch done");

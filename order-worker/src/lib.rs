@@ -15,7 +15,9 @@
 //!   - [`orders`], [`sweeper`], [`leader`]: payment timeout as a singleton.
 //!   - [`metrics`]: Prometheus registry and `/metrics`.
 //! - [`config`]: layered settings (file, `SECKILL_*` env, flags).
-//! - [`app`]: `Worker::build` + `run_until_stopped`.
+//! - [`app`]: `Worker::build` + `run_until_stopped`; with `etcd.endpoints` set it also
+//!   registers the worker as `/seckill/members/worker/<host>-<pid>` (lease, keep-alive,
+//!   deleted on shutdown; see [`seckill_registry::members`]).
 
 pub mod app;
 pub mod audit;
@@ -35,16 +37,42 @@ pub mod sweeper;
 pub use app::Worker;
 pub use config::Settings;
 
+/// The OpenTelemetry service name of the worker.
+pub const SERVICE: &str = "seckill-worker";
+
 /// Initialises tracing from `RUST_LOG` (default `info`), to stderr; `json` for JSON lines.
 pub fn init_tracing(json: bool) {
+    let _ = init_tracing_with(json, &config::TelemetrySettings::default());
+}
+
+/// Like [`init_tracing`], plus OTLP span export when `telemetry.otlp_endpoint` is set (each
+/// consumer batch is one trace: `worker.batch` around `redis.xreadgroup`,
+/// `mysql.insert_orders`, `redis.xack`). Keep the guard until exit: dropping it flushes the
+/// buffered spans. Call inside the Tokio runtime.
+pub fn init_tracing_with(
+    json: bool,
+    telemetry: &config::TelemetrySettings,
+) -> anyhow::Result<Option<seckill_registry::otlp::OtlpGuard>> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().try_init()
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = if json {
+        logs.json().boxed()
     } else {
-        builder.try_init()
+        logs.boxed()
     };
+    let base = tracing_subscriber::registry().with(filter).with(logs);
+    match seckill_registry::otlp::layer(telemetry, SERVICE)? {
+        Some((otel, guard)) => {
+            let _ = base.with(otel).try_init();
+            Ok(Some(guard))
+        }
+        None => {
+            let _ = base.try_init();
+            Ok(None)
+        }
+    }
 }

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use seckill_worker::{config, init_tracing, Worker};
+use seckill_worker::{config, init_tracing_with, Worker};
 use serde::Serialize;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
@@ -88,8 +88,9 @@ struct WorkerFlags {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_tracing(cli.log_json);
     let settings = config::load(cli.config.as_deref(), &cli.overrides)?;
+    // Held until main returns: dropping it flushes buffered spans (OTLP only).
+    let _otlp = init_tracing_with(cli.log_json, &settings.telemetry)?;
     if cli.migrate || cli.rollback {
         let pool =
             seckill_worker::db::pool(&settings.mysql.url, 1, std::time::Duration::from_secs(10))?;

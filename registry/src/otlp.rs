@@ -1,0 +1,89 @@
+//! Span export over OTLP/gRPC, only when `telemetry.otlp_endpoint` is set.
+//!
+//! [`layer`] returns `None` when the endpoint is empty: then no exporter, no batch thread and
+//! no OpenTelemetry layer exist, and spans cost what they cost before (the JSON log layer).
+//! When set, every `tracing` span that passes the log filter becomes an OpenTelemetry span
+//! (name = the span name, or its `otel.name` field), batched and sent in the background; a
+//! collector that is down only loses spans.
+
+use crate::settings::TelemetrySettings;
+use anyhow::Context;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
+use tracing::Subscriber;
+use tracing_opentelemetry::OpenTelemetryLayer;
+use tracing_subscriber::registry::LookupSpan;
+
+/// Flushes and stops the exporter when dropped (keep it alive until the process exits).
+pub struct OtlpGuard {
+    provider: SdkTracerProvider,
+}
+
+impl Drop for OtlpGuard {
+    fn drop(&mut self) {
+        // Sends the spans still buffered; a collector that is away costs at most its timeout.
+        if let Err(e) = self.provider.shutdown() {
+            eprintln!("OTLP exporter shutdown: {e}");
+        }
+    }
+}
+
+/// The OpenTelemetry layer for `service` (e.g. `seckill-gateway`), or `None` when tracing
+/// export is off. Must be called inside a Tokio runtime (the gRPC channel lives there).
+pub fn layer<S>(
+    settings: &TelemetrySettings,
+    service: &'static str,
+) -> anyhow::Result<Option<(OpenTelemetryLayer<S, SdkTracer>, OtlpGuard)>>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let endpoint = settings.otlp_endpoint.trim();
+    if endpoint.is_empty() {
+        return Ok(None);
+    }
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .build()
+        .with_context(|| format!("Failed to build the OTLP exporter for {endpoint}"))?;
+    let ratio = settings.sample_ratio.clamp(0.0, 1.0);
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+            ratio,
+        ))))
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name(service)
+                .build(),
+        )
+        .build();
+    let tracer = provider.tracer(service);
+    let layer = tracing_opentelemetry::layer().with_tracer(tracer);
+    Ok(Some((layer, OtlpGuard { provider })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing_subscriber::Registry;
+
+    #[test]
+    fn off_by_default_means_no_exporter() {
+        let s = TelemetrySettings::default();
+        assert!(s.otlp_endpoint.is_empty());
+        let l = layer::<Registry>(&s, "seckill-test").expect("no error when off");
+        assert!(l.is_none());
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_builds_an_exporter() {
+        let s = TelemetrySettings {
+            otlp_endpoint: "http://127.0.0.1:4317".into(),
+            ..TelemetrySettings::default()
+        };
+        let l = layer::<Registry>(&s, "seckill-test").expect("exporter builds");
+        assert!(l.is_some());
+    }
+}
