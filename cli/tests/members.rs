@@ -1,0 +1,355 @@
+//! etcd features end to end with the real binaries: `seckill-gateway` and `seckill-worker`
+//! register, `seckill members` lists them, a SIGKILLed member's key expires with its lease, a
+//! graceful stop deletes it at once, a per-user rate limit changed in etcd reaches a running
+//! gateway without restart, and with etcd gone the gateway still sells.
+//!
+//! The gateway and worker binaries are taken from the same target directory as `seckill`
+//! (`cargo test --workspace` builds them).
+
+use seckill_cli::token::{sign, Claims};
+use seckill_testkit::{free_port, mariadb, ChildGuard, Etcd, RedisServer};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "members-test-jwt-secret-0123456789abcdef";
+/// Short lease so a crash shows within seconds.
+const TTL_SECS: u64 = 3;
+
+fn sibling_bin(name: &str) -> anyhow::Result<PathBuf> {
+    let dir = Path::new(env!("CARGO_BIN_EXE_seckill"))
+        .parent()
+        .ok_or_else(|| anyhow::anyhow!("no target dir"))?;
+    let p = dir.join(name);
+    anyhow::ensure!(
+        p.exists(),
+        "{} missing: run `cargo build --workspace` (cargo test --workspace builds it)",
+        p.display()
+    );
+    Ok(p)
+}
+
+struct Stack {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    etcd: Etcd,
+    redis: RedisServer,
+}
+
+impl Stack {
+    fn seckill(&self, args: &[&str]) -> anyhow::Result<Output> {
+        Ok(Command::new(env!("CARGO_BIN_EXE_seckill"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env("SECKILL_AUTH__JWT_SECRET", SECRET)
+            .env("RUST_LOG", "warn")
+            .output()?)
+    }
+
+    fn spawn(&self, bin: &str, log: &str, args: &[&str]) -> anyhow::Result<ChildGuard> {
+        let log = std::fs::File::create(self.dir.path().join(log))?;
+        let child = Command::new(sibling_bin(bin)?)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env("SECKILL_AUTH__JWT_SECRET", SECRET)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        Ok(ChildGuard::new(child))
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+
+    /// `seckill members` rows as (kind, pid).
+    fn members(&self) -> anyhow::Result<Vec<(String, u32)>> {
+        let out = self.seckill(&["members"])?;
+        anyhow::ensure!(
+            out.status.success(),
+            "seckill members failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut lines = text.lines();
+        let header = lines.next().unwrap_or_default();
+        anyhow::ensure!(header.starts_with("KIND"), "no header: {text}");
+        Ok(lines
+            .filter_map(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                Some((cols.first()?.to_string(), cols.get(3)?.parse().ok()?))
+            })
+            .collect())
+    }
+
+    fn etcdctl(&self, args: &[&str]) -> anyhow::Result<()> {
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.etcd.endpoint()))
+            .args(args)
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "etcdctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
+    }
+}
+
+/// Polls `cond` every 100 ms; returns how long it took, or None after `limit`.
+fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+fn has(stack: &Stack, kind: &str, pid: u32) -> bool {
+    stack
+        .members()
+        .map(|m| m.iter().any(|(k, p)| k == kind && *p == pid))
+        .unwrap_or(false)
+}
+
+fn sigterm(pid: u32) -> anyhow::Result<()> {
+    let s = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()?;
+    anyhow::ensure!(s.success(), "kill -TERM {pid}");
+    Ok(())
+}
+
+/// One HTTP request over a fresh connection; returns the status code and body.
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: &str,
+) -> anyhow::Result<(u16, String)> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply)?;
+    let status = reply
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no status line: {reply:?}"))?;
+    let body = reply
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    Ok((status, body))
+}
+
+fn token(user: u64) -> anyhow::Result<String> {
+    let now = chrono::Utc::now().timestamp();
+    Ok(sign(
+        SECRET.as_bytes(),
+        &Claims::new(user, "user", now, 3600),
+    )?)
+}
+
+#[test]
+fn registry_runtime_settings_and_etcd_outage() -> anyhow::Result<()> {
+    let etcd = Etcd::start()?;
+    let redis = RedisServer::start()?;
+    let db_url = mariadb::shared()?.create_database()?;
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("config.yaml");
+    let gw_port = free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "redis:\n  url: {redis}\nmysql:\n  url: {db}\netcd:\n  endpoints: [{etcd}]\n  \
+             member_ttl_secs: {TTL_SECS}\ngateway:\n  listen: 127.0.0.1:{gw_port}\n\
+             worker:\n  metrics_addr: 127.0.0.1:0\n  block_ms: 200\n  sweeper:\n    enabled: false\n",
+            redis = redis.url(),
+            db = db_url,
+            etcd = etcd.endpoint(),
+        ),
+    )?;
+    let stack = Stack {
+        dir,
+        config,
+        etcd,
+        redis,
+    };
+    let out = stack.seckill(&["db", "migrate"])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // 1. Both binaries register; `seckill members` lists them with their pids.
+    let mut gateway = stack.spawn("seckill-gateway", "gateway.log", &[])?;
+    let mut worker = stack.spawn("seckill-worker", "worker.log", &[])?;
+    let (gw_pid, wk_pid) = (gateway.pid(), worker.pid());
+    let listed = wait_until(Duration::from_secs(30), || {
+        has(&stack, "gateway", gw_pid) && has(&stack, "worker", wk_pid)
+    });
+    assert!(
+        listed.is_some(),
+        "members: {:?}\ngateway log:\n{}\nworker log:\n{}",
+        stack.members(),
+        stack.log("gateway.log"),
+        stack.log("worker.log")
+    );
+    let table = String::from_utf8_lossy(&stack.seckill(&["members"])?.stdout).into_owned();
+    assert!(
+        table.contains(&format!("127.0.0.1:{gw_port}")),
+        "gateway addr: {table}"
+    );
+
+    // 2. A runtime change of the per-user limit reaches the running gateway, and back.
+    // Unknown activity: the handler answers 404 unless the limiter answers 429 first.
+    let body = r#"{"activity_id":"999999","product_id":"1","quantity":1}"#;
+    let t1 = token(101)?;
+    for _ in 0..3 {
+        let (status, b) = http(gw_port, "POST", "/api/v1/seckill", &t1, body)?;
+        assert_ne!(
+            status, 429,
+            "file limits (burst 40) allow 3 quick requests: {b}"
+        );
+    }
+    stack.etcdctl(&["put", "/seckill/config/rate_limit.per_user_per_second", "1"])?;
+    stack.etcdctl(&["put", "/seckill/config/rate_limit.per_user_burst", "1"])?;
+    let t2 = token(102)?;
+    let limited = wait_until(Duration::from_secs(10), || {
+        let a = http(gw_port, "POST", "/api/v1/seckill", &t2, body).map(|r| r.0);
+        let b = http(gw_port, "POST", "/api/v1/seckill", &t2, body).map(|r| r.0);
+        matches!(b, Ok(429)) && a.is_ok()
+    });
+    assert!(
+        limited.is_some(),
+        "burst 1 from etcd never gave 429\n{}",
+        stack.log("gateway.log")
+    );
+    eprintln!("etcd rate limit reached the gateway after {limited:?}");
+    assert!(stack.log("gateway.log").contains("runtime setting changed"));
+    stack.etcdctl(&["del", "/seckill/config/", "--prefix"])?;
+    let t3 = token(103)?;
+    let restored = wait_until(Duration::from_secs(10), || {
+        (0..5).all(|_| matches!(http(gw_port, "POST", "/api/v1/seckill", &t3, body), Ok((s, _)) if s != 429))
+    });
+    assert!(
+        restored.is_some(),
+        "deleting the keys did not restore the file's burst"
+    );
+
+    // 3. SIGKILL: the worker's key vanishes with its lease (TTL + margin), the gateway stays.
+    worker.kill();
+    let gone = wait_until(Duration::from_secs(TTL_SECS + 5), || {
+        !has(&stack, "worker", wk_pid)
+    });
+    assert!(
+        gone.is_some(),
+        "killed worker still listed: {:?}",
+        stack.members()
+    );
+    assert!(has(&stack, "gateway", gw_pid));
+
+    // 4. Graceful stop deletes the key at once (well inside the lease), worker and gateway.
+    let mut worker2 = stack.spawn("seckill-worker", "worker2.log", &[])?;
+    let gw2_port = free_port();
+    let mut gateway2 = stack.spawn(
+        "seckill-gateway",
+        "gateway2.log",
+        &["--listen", &format!("127.0.0.1:{gw2_port}")],
+    )?;
+    let (wk2, gw2) = (worker2.pid(), gateway2.pid());
+    assert!(
+        wait_until(Duration::from_secs(30), || has(&stack, "worker", wk2)
+            && has(&stack, "gateway", gw2))
+        .is_some(),
+        "second pair never registered: {:?}",
+        stack.members()
+    );
+    sigterm(wk2)?;
+    sigterm(gw2)?;
+    let took = wait_until(Duration::from_secs(TTL_SECS), || {
+        !has(&stack, "worker", wk2) && !has(&stack, "gateway", gw2)
+    });
+    assert!(
+        took.is_some(),
+        "graceful stop left keys: {:?}",
+        stack.members()
+    );
+    assert!(
+        wait_until(Duration::from_secs(15), || !worker2.is_running()
+            && !gateway2.is_running())
+        .is_some(),
+        "processes did not exit after SIGTERM"
+    );
+
+    // 5. etcd gone: the gateway still sells.
+    let out = stack.seckill(&["activity", "create", "--stock", "5"])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let activity = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let mut stack = stack;
+    stack.etcd.kill();
+    std::thread::sleep(Duration::from_millis(500));
+    let body = format!(r#"{{"activity_id":"{activity}","product_id":"1","quantity":1}}"#);
+    for user in 200..203 {
+        let (status, b) = http(gw_port, "POST", "/api/v1/seckill", &token(user)?, &body)?;
+        assert_eq!(
+            status,
+            200,
+            "reservation with etcd down: {b}\n{}",
+            stack.log("gateway.log")
+        );
+        assert!(b.contains("reservation_id"), "{b}");
+    }
+    let status = stack.redis.cli(&["SECKILL.STATUS", &activity])?;
+    assert!(gateway.is_running(), "gateway died with etcd");
+    assert!(!status.is_empty());
+    // `seckill members` says clearly that etcd is unreachable (non-zero exit).
+    let out = stack.seckill(&["members"])?;
+    assert!(!out.status.success());
+    // And a graceful stop still ends promptly although etcd is gone.
+    sigterm(gw_pid)?;
+    assert!(
+        wait_until(Duration::from_secs(15), || !gateway.is_running()).is_some(),
+        "gateway did not stop with etcd down"
+    );
+    Ok(())
+}
+
+#[test]
+fn members_without_etcd_is_a_clear_error() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, "etcd:\n  endpoints: []\n")?;
+    let out = Command::new(env!("CARGO_BIN_EXE_seckill"))
+        .arg("--config")
+        .arg(&config)
+        .arg("members")
+        .output()?;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("etcd is not configured"), "{err}");
+    Ok(())
+}
