@@ -49,6 +49,16 @@ impl Stack {
     }
 
     fn spawn(&self, bin: &str, log: &str, args: &[&str]) -> anyhow::Result<ChildGuard> {
+        self.spawn_env(bin, log, args, &[])
+    }
+
+    fn spawn_env(
+        &self,
+        bin: &str,
+        log: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<ChildGuard> {
         let log = std::fs::File::create(self.dir.path().join(log))?;
         let child = Command::new(sibling_bin(bin)?)
             .arg("--config")
@@ -56,6 +66,7 @@ impl Stack {
             .args(args)
             .env("SECKILL_AUTH__JWT_SECRET", SECRET)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -266,15 +277,21 @@ fn registry_runtime_settings_and_etcd_outage() -> anyhow::Result<()> {
         "killed worker still listed: {:?}",
         stack.members()
     );
+    eprintln!("SIGKILLed worker left the registry after {gone:?}");
+    // Nobody deleted it: only the lease can, so not at once.
+    assert!(gone >= Some(Duration::from_millis(500)), "{gone:?}");
     assert!(has(&stack, "gateway", gw_pid));
 
-    // 4. Graceful stop deletes the key at once (well inside the lease), worker and gateway.
-    let mut worker2 = stack.spawn("seckill-worker", "worker2.log", &[])?;
+    // 4. Graceful stop deletes the key at once: with a 60 s lease here, a key gone within
+    // 3 s was deleted, not expired.
+    let long_lease = [("SECKILL_ETCD__MEMBER_TTL_SECS", "60")];
+    let mut worker2 = stack.spawn_env("seckill-worker", "worker2.log", &[], &long_lease)?;
     let gw2_port = free_port();
-    let mut gateway2 = stack.spawn(
+    let mut gateway2 = stack.spawn_env(
         "seckill-gateway",
         "gateway2.log",
         &["--listen", &format!("127.0.0.1:{gw2_port}")],
+        &long_lease,
     )?;
     let (wk2, gw2) = (worker2.pid(), gateway2.pid());
     assert!(
@@ -294,6 +311,7 @@ fn registry_runtime_settings_and_etcd_outage() -> anyhow::Result<()> {
         "graceful stop left keys: {:?}",
         stack.members()
     );
+    eprintln!("gracefully stopped members left the registry after {took:?}");
     assert!(
         wait_until(Duration::from_secs(15), || !worker2.is_running()
             && !gateway2.is_running())
