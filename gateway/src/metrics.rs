@@ -7,6 +7,8 @@ use prometheus::{
 
 pub struct Metrics {
     registry: Registry,
+    /// CPU, memory, file descriptors of this process (unprefixed `process_*`).
+    process: Registry,
     /// Requests by route (template, not raw path) and status code.
     pub requests: IntCounterVec,
     /// Request latency by route.
@@ -47,6 +49,7 @@ impl Metrics {
         registry.register(Box::new(reservations.clone()))?;
         registry.register(Box::new(redis.clone()))?;
         Ok(Self {
+            process: seckill_registry::process_metrics::registry()?,
             registry,
             requests,
             latency,
@@ -58,7 +61,9 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
-        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+        let mut families = self.registry.gather();
+        families.extend(self.process.gather());
+        if let Err(e) = TextEncoder::new().encode(&families, &mut buf) {
             tracing::warn!(error = %e, "failed to encode metrics");
         }
         String::from_utf8_lossy(&buf).into_owned()

@@ -180,6 +180,11 @@ async fn poll_lag(
                         .dead_letters
                         .with_label_values(&l)
                         .set(r.dead_letters as i64);
+                    match streams::stock_remaining(&mut redis, &r.activity).await {
+                        Ok(Some(left)) => metrics.stock_remaining.with_label_values(&l).set(left),
+                        Ok(None) => {}
+                        Err(e) => tracing::debug!(error = %e, "SECKILL.STATUS failed"),
+                    }
                 }
             }
             Err(e) => tracing::warn!(error = %e, "lag poll failed"),

@@ -12,6 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 pub struct Metrics {
     pub registry: Registry,
+    /// CPU, memory, file descriptors of this process (unprefixed `process_*`).
+    pub process: Registry,
+    /// Per activity: units left in Redis (SECKILL.STATUS `remaining`).
+    pub stock_remaining: IntGaugeVec,
     /// Per activity: entries in the stream.
     pub stream_length: IntGaugeVec,
     /// Per activity: entries not yet delivered to the consumer group.
@@ -46,6 +50,11 @@ impl Metrics {
         let act = &["activity"];
         let gauge = |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), act);
         let m = Self {
+            process: seckill_registry::process_metrics::registry()?,
+            stock_remaining: gauge(
+                "stock_remaining",
+                "Units left in Redis (SECKILL.STATUS remaining)",
+            )?,
             stream_length: gauge(
                 "stream_length",
                 "Entries in the activity's reservation stream",
@@ -101,6 +110,7 @@ impl Metrics {
             registry,
         };
         let r = &m.registry;
+        r.register(Box::new(m.stock_remaining.clone()))?;
         r.register(Box::new(m.stream_length.clone()))?;
         r.register(Box::new(m.group_lag.clone()))?;
         r.register(Box::new(m.group_pending.clone()))?;
@@ -122,7 +132,9 @@ impl Metrics {
     /// The registry in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
-        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+        let mut families = self.registry.gather();
+        families.extend(self.process.gather());
+        if let Err(e) = TextEncoder::new().encode(&families, &mut buf) {
             tracing::warn!(error = %e, "failed to encode metrics");
         }
         String::from_utf8_lossy(&buf).into_owned()

@@ -401,3 +401,25 @@ pub async fn all_lags<C: ConnectionLike + Send>(
     }
     Ok(out)
 }
+
+/// Units left of an activity (`remaining` of `SECKILL.STATUS`); `None` when the activity
+/// does not exist (e.g. a stream left from a deleted activity).
+pub async fn stock_remaining<C: ConnectionLike + Send>(
+    redis: &mut C,
+    activity: &str,
+) -> Result<Option<i64>, RedisError> {
+    let reply: Result<Vec<Value>, RedisError> = redis::cmd("SECKILL.STATUS")
+        .arg(activity)
+        .query_async(redis)
+        .await;
+    let pairs = match reply {
+        Ok(v) => v,
+        Err(e) if e.code() == Some("NOACTIVITY") => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(pairs.chunks(2).find_map(|kv| match kv {
+        [Value::SimpleString(k), Value::Int(v)] if k == "remaining" => Some(*v),
+        [Value::BulkString(k), Value::Int(v)] if k.as_slice() == b"remaining" => Some(*v),
+        _ => None,
+    }))
+}

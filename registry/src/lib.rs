@@ -15,10 +15,12 @@
 //! - [`otlp`]: the OpenTelemetry layer exporting spans over OTLP/gRPC when
 //!   `telemetry.otlp_endpoint` is set.
 //! - [`backoff`]: the retry pause of the background loops.
+//! - [`process_metrics`]: the process' CPU and memory metrics, unprefixed, for `/metrics`.
 
 pub mod backoff;
 pub mod members;
 pub mod otlp;
+pub mod process_metrics;
 pub mod settings;
 pub mod watch;
 

@@ -1,0 +1,33 @@
+//! The process' own CPU, memory and file-descriptor metrics (`process_cpu_seconds_total`,
+//! `process_resident_memory_bytes`, ...), in a registry without the `seckill_<kind>_` prefix
+//! so dashboards can query every process the same way.
+
+use prometheus::{process_collector::ProcessCollector, Registry};
+
+/// A registry holding only the collector of this process (read from /proc at scrape time).
+pub fn registry() -> Result<Registry, prometheus::Error> {
+    let registry = Registry::new();
+    registry.register(Box::new(ProcessCollector::for_self()))?;
+    Ok(registry)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn exposes_cpu_and_memory() {
+        let names: Vec<String> = super::registry()
+            .expect("registry")
+            .gather()
+            .iter()
+            .map(|f| f.get_name().to_owned())
+            .collect();
+        assert!(
+            names.contains(&"process_cpu_seconds_total".to_owned()),
+            "{names:?}"
+        );
+        assert!(
+            names.contains(&"process_resident_memory_bytes".to_owned()),
+            "{names:?}"
+        );
+    }
+}
