@@ -469,13 +469,7 @@ pub async fn cancel(id: String, caller: Caller, s: State) -> Result<Response, In
             let mut conn = s.store.connection();
             let released = tokio::time::timeout(
                 s.store.timeout() + s.settings.mysql_timeout(),
-                release::release_stock(
-                    &s.db.pool,
-                    &mut conn,
-                    id,
-                    &o.activity_id.to_string(),
-                    &o.reservation_id,
-                ),
+                release::release_stock(&s.db.pool, &mut conn, id, o.activity_id, &o.reservation_id),
             )
             .await;
             match released {

@@ -9,7 +9,7 @@
 //!    with `released_at IS NULL`; running [`release_stock`] again for it is safe (step 2 is
 //!    idempotent), which is how the sweeper repairs it.
 
-use chrono::{NaiveDateTime, Utc};
+use chrono::NaiveDateTime;
 use redis::aio::ConnectionLike;
 use sqlx::MySqlPool;
 
@@ -82,26 +82,22 @@ pub async fn end_order(
 }
 
 /// Returns the stock of an order already moved to cancelled/expired, then stamps
-/// `released_at`. Safe to repeat. Returns the quantity Redis gave back (0 if it already had).
+/// `released_at`, with exactly the calls the worker's sweeper makes for an expired order
+/// (`seckill_worker::orders::{release, mark_released}`), so cancel and expiry share one path.
+/// Safe to repeat. Returns the quantity Redis gave back (0 if it already had).
 pub async fn release_stock<C: ConnectionLike + Send>(
     db: &MySqlPool,
     redis: &mut C,
     order_id: u64,
-    activity_id: &str,
+    activity_id: u64,
     reservation_id: &str,
 ) -> Result<u64, ReleaseError> {
-    let returned: i64 = redis::cmd("SECKILL.RELEASE")
-        .arg(activity_id)
-        .arg(reservation_id)
-        .query_async(redis)
-        .await?;
-    sqlx::query(
-        "UPDATE orders SET released_at = ? \
-         WHERE id = ? AND released_at IS NULL AND status IN ('cancelled', 'expired')",
-    )
-    .bind(Utc::now().naive_utc())
-    .bind(order_id)
-    .execute(db)
-    .await?;
+    let order = seckill_worker::orders::Unreleased {
+        id: order_id,
+        activity_id,
+        reservation_id: reservation_id.to_owned(),
+    };
+    let returned = seckill_worker::orders::release(redis, &order).await?;
+    seckill_worker::orders::mark_released(db, &[order_id]).await?;
     Ok(u64::try_from(returned).unwrap_or(0))
 }
