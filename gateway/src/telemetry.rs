@@ -4,11 +4,8 @@
 //! With `telemetry.otlp_endpoint` set, the same spans are also exported over OTLP as
 //! service `seckill-gateway` (see [`seckill_registry::otlp`]); unset, no exporter exists.
 
-use seckill_registry::otlp::OtlpGuard;
+use seckill_registry::otlp::{LogOutput, OtlpGuard};
 use seckill_registry::TelemetrySettings;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::EnvFilter;
 
 /// The OpenTelemetry service name of the gateway.
 pub const SERVICE: &str = "seckill-gateway";
@@ -24,21 +21,9 @@ pub fn init_with(
     default_filter: &str,
     telemetry: &TelemetrySettings,
 ) -> anyhow::Result<Option<OtlpGuard>> {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let logs = tracing_subscriber::fmt::layer()
-        .json()
-        .with_current_span(true)
-        .with_span_list(false);
-    let base = tracing_subscriber::registry().with(filter).with(logs);
-    match seckill_registry::otlp::layer(telemetry, SERVICE)? {
-        Some((otel, guard)) => {
-            let _ = base.with(otel).try_init();
-            Ok(Some(guard))
-        }
-        None => {
-            let _ = base.try_init();
-            Ok(None)
-        }
-    }
+    let output = LogOutput {
+        json: true,
+        stderr: false,
+    };
+    seckill_registry::otlp::init_logging(default_filter, output, telemetry, SERVICE)
 }

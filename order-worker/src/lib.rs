@@ -53,26 +53,6 @@ pub fn init_tracing_with(
     json: bool,
     telemetry: &config::TelemetrySettings,
 ) -> anyhow::Result<Option<seckill_registry::otlp::OtlpGuard>> {
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    use tracing_subscriber::Layer;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let logs = if json {
-        logs.json().boxed()
-    } else {
-        logs.boxed()
-    };
-    let base = tracing_subscriber::registry().with(filter).with(logs);
-    match seckill_registry::otlp::layer(telemetry, SERVICE)? {
-        Some((otel, guard)) => {
-            let _ = base.with(otel).try_init();
-            Ok(Some(guard))
-        }
-        None => {
-            let _ = base.try_init();
-            Ok(None)
-        }
-    }
+    let output = seckill_registry::otlp::LogOutput { json, stderr: true };
+    seckill_registry::otlp::init_logging("info", output, telemetry, SERVICE)
 }

@@ -12,8 +12,9 @@
 //!   [`members::list`] reads them back (for `seckill members`).
 //! - [`watch`]: [`watch::watch_prefix`] mirrors every key under a prefix (e.g.
 //!   `/seckill/config/`) and reports each change.
-//! - [`otlp`]: the OpenTelemetry layer exporting spans over OTLP/gRPC when
-//!   `telemetry.otlp_endpoint` is set.
+//! - [`otlp`]: [`otlp::init_logging`], the one subscriber set-up of every binary (log layer,
+//!   plus the OpenTelemetry layer exporting spans over OTLP/gRPC when
+//!   `telemetry.otlp_endpoint` is set).
 //! - [`backoff`]: the retry pause of the background loops.
 //! - [`process_metrics`]: the process' CPU and memory metrics, unprefixed, for `/metrics`.
 

@@ -87,3 +87,55 @@ mod tests {
         assert!(l.is_some());
     }
 }
+
+/// Where log lines go and in which format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogOutput {
+    /// JSON lines (production) or human-readable text.
+    pub json: bool,
+    /// stderr instead of stdout (the CLI prints results on stdout).
+    pub stderr: bool,
+}
+
+/// Installs the process' `tracing` subscriber once: the log layer (filtered by `RUST_LOG`,
+/// else `default_filter`) and, when `telemetry.otlp_endpoint` is set, the OTLP layer for
+/// `service`. Keep the returned guard until exit: dropping it flushes buffered spans. A second
+/// call is a no-op. Must run inside a Tokio runtime when OTLP is on.
+pub fn init_logging(
+    default_filter: &str,
+    output: LogOutput,
+    telemetry: &TelemetrySettings,
+    service: &'static str,
+) -> anyhow::Result<Option<OtlpGuard>> {
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let writer = if output.stderr {
+        BoxMakeWriter::new(std::io::stderr)
+    } else {
+        BoxMakeWriter::new(std::io::stdout)
+    };
+    let logs = tracing_subscriber::fmt::layer().with_writer(writer);
+    let logs = if output.json {
+        logs.json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .boxed()
+    } else {
+        logs.boxed()
+    };
+    let base = tracing_subscriber::registry().with(filter).with(logs);
+    match layer(telemetry, service)? {
+        Some((otel, guard)) => {
+            let _ = base.with(otel).try_init();
+            Ok(Some(guard))
+        }
+        None => {
+            let _ = base.try_init();
+            Ok(None)
+        }
+    }
+}
