@@ -162,19 +162,8 @@ impl Default for RateLimitSettings {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct RedisSettings {
-    pub url: String,
-}
-
-impl Default for RedisSettings {
-    fn default() -> Self {
-        Self {
-            url: "redis://127.0.0.1:6379/".into(),
-        }
-    }
-}
+/// The `redis` section, shared with the worker and the CLI.
+pub use seckill_worker::config::RedisSettings;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]

@@ -12,7 +12,6 @@ use seckill_testkit::{MariaDb, RedisServer};
 use seckill_worker::config::Settings;
 use seckill_worker::plan::{plan_batch, RawEntry, Windows};
 use seckill_worker::{db, inspect, streams, Worker};
-use sqlx::{MySql, QueryBuilder};
 use std::time::{Duration, Instant};
 
 fn env_num(name: &str, default: usize) -> usize {
@@ -103,28 +102,7 @@ async fn run() -> anyhow::Result<()> {
     db::migrate(&pool).await?;
     let started = Instant::now();
     for chunk in rows.chunks(batch) {
-        let mut q: QueryBuilder<MySql> = QueryBuilder::new(
-            "INSERT INTO orders (activity_id, reservation_id, product_id, user_id, \
-             quantity, amount_cents, reserved_at, expires_at) ",
-        );
-        q.push_values(chunk, |mut b, (_, r)| {
-            b.push_bind(r.activity_id)
-                .push_bind(&r.reservation_id)
-                .push_bind(&r.product_id)
-                .push_bind(&r.user_id)
-                .push_bind(r.quantity)
-                .push_bind(r.amount_cents)
-                .push_bind(
-                    chrono::DateTime::from_timestamp_millis(r.reserved_at_ms)
-                        .unwrap_or_default()
-                        .naive_utc(),
-                )
-                .push_bind(
-                    chrono::DateTime::from_timestamp_millis(r.expires_at_ms)
-                        .unwrap_or_default()
-                        .naive_utc(),
-                );
-        });
+        let mut q = db::orders_insert("INSERT", chunk);
         q.build().execute(&pool).await?;
     }
     let plain = started.elapsed();

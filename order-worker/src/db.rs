@@ -107,6 +107,26 @@ pub struct Inserted {
     pub skipped: Vec<(usize, DeadReason)>,
 }
 
+/// `<verb> INTO orders (...) VALUES (...), ...` for `rows`: the worker's `INSERT IGNORE` and
+/// the drain benchmark's plain `INSERT` baseline build the same statement.
+pub fn orders_insert<'a>(verb: &str, rows: &'a [(usize, OrderRow)]) -> QueryBuilder<'a, MySql> {
+    let mut q: QueryBuilder<MySql> = QueryBuilder::new(format!(
+        "{verb} INTO orders (activity_id, reservation_id, product_id, user_id, \
+         quantity, amount_cents, reserved_at, expires_at) "
+    ));
+    q.push_values(rows, |mut b, (_, r)| {
+        b.push_bind(r.activity_id)
+            .push_bind(&r.reservation_id)
+            .push_bind(&r.product_id)
+            .push_bind(&r.user_id)
+            .push_bind(r.quantity)
+            .push_bind(r.amount_cents)
+            .push_bind(datetime(r.reserved_at_ms))
+            .push_bind(datetime(r.expires_at_ms));
+    });
+    q
+}
+
 /// Inserts `rows` with one multi-row `INSERT IGNORE` in one transaction. Rows already present
 /// for the same reservation are duplicates (a redelivery); rows skipped for any other reason
 /// are returned in `skipped`, found in the same transaction before it commits.
@@ -120,20 +140,7 @@ pub async fn insert_orders(
     let mut tx = pool.begin().await?;
     let mut inserted = 0;
     for chunk in rows.chunks(MAX_ROWS_PER_INSERT) {
-        let mut q: QueryBuilder<MySql> = QueryBuilder::new(
-            "INSERT IGNORE INTO orders (activity_id, reservation_id, product_id, user_id, \
-             quantity, amount_cents, reserved_at, expires_at) ",
-        );
-        q.push_values(chunk, |mut b, (_, r)| {
-            b.push_bind(r.activity_id)
-                .push_bind(&r.reservation_id)
-                .push_bind(&r.product_id)
-                .push_bind(&r.user_id)
-                .push_bind(r.quantity)
-                .push_bind(r.amount_cents)
-                .push_bind(datetime(r.reserved_at_ms))
-                .push_bind(datetime(r.expires_at_ms));
-        });
+        let mut q = orders_insert("INSERT IGNORE", chunk);
         inserted += q.build().execute(&mut *tx).await?.rows_affected();
     }
     let mut out = Inserted {
