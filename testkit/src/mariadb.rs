@@ -115,8 +115,10 @@ impl MariaDb {
             .args([
                 "--skip-log-bin",
                 "--skip-name-resolve",
-                "--innodb-buffer-pool-size=256M",
-                "--innodb-log-file-size=256M",
+                // Small on purpose: a test run holds several servers at once and InnoDB
+                // preallocates the whole redo log on disk.
+                "--innodb-buffer-pool-size=128M",
+                "--innodb-log-file-size=32M",
                 "--innodb-flush-log-at-trx-commit=2",
                 "--max-connections=500",
                 "--character-set-server=utf8mb4",
@@ -144,8 +146,14 @@ impl MariaDb {
             if !guard.is_running() || Instant::now() > deadline {
                 guard.kill();
                 let log = std::fs::read_to_string(d.join("error.log")).unwrap_or_default();
+                // errno 28 is ENOSPC; InnoDB only prints the number.
+                let hint = if log.contains("error 28") {
+                    "the disk is full (free space, e.g. `cargo clean`, then retry); "
+                } else {
+                    ""
+                };
                 bail!(
-                    "mariadbd did not start on port {}; its log:\n{log}",
+                    "mariadbd did not start on port {}: {hint}its log:\n{log}",
                     self.port
                 );
             }
@@ -165,6 +173,8 @@ fn install(datadir: &Path) -> anyhow::Result<()> {
             .arg(format!("--datadir={}", datadir.display()))
             .args([
                 "--auth-root-authentication-method=normal",
+                // Same size as the server uses, so its first start does not resize it.
+                "--innodb-log-file-size=32M",
                 "--skip-test-db",
                 "--user=root",
             ])
