@@ -80,14 +80,34 @@ pub fn route_of(method: &str, path: &str) -> Option<&'static RouteSpec> {
         .find(|r| r.method == method && template_matches(r.path, path))
 }
 
+/// The storefront's pages (served by `static_files`, not part of the API table):
+/// (label, span name) of `GET|HEAD /` and `GET|HEAD /static/<name>`.
+fn storefront_route(method: &str, path: &str) -> Option<(&'static str, &'static str)> {
+    if method != "GET" && method != "HEAD" {
+        return None;
+    }
+    if path == "/" {
+        return Some(("storefront_index", "GET /"));
+    }
+    path.strip_prefix("/static/")
+        .filter(|name| !name.is_empty() && !name.contains('/'))
+        .map(|_| ("storefront_asset", "GET /static/{name}"))
+}
+
 /// The metrics label of a request: its route's label, or `unmatched` (bounded cardinality).
 pub fn route_label(method: &str, path: &str) -> &'static str {
-    route_of(method, path).map_or("unmatched", |r| r.label)
+    route_of(method, path)
+        .map(|r| r.label)
+        .or_else(|| storefront_route(method, path).map(|(label, _)| label))
+        .unwrap_or("unmatched")
 }
 
 /// The trace span name of a request: `<METHOD> <route template>`, or `unmatched`.
 pub fn span_name(method: &str, path: &str) -> &'static str {
-    route_of(method, path).map_or("unmatched", |r| r.span_name)
+    route_of(method, path)
+        .map(|r| r.span_name)
+        .or_else(|| storefront_route(method, path).map(|(_, span)| span))
+        .unwrap_or("unmatched")
 }
 
 /// Every route, with the per-IP limit in front, request ids, the single `recover`, metrics,
@@ -133,14 +153,18 @@ pub fn all(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infalli
         .with(warp::trace(|info| {
             // `otel.name` names the exported span after the route (OTLP only; logs keep
             // `request`); `otel.kind` marks it as the server side of the call.
-            tracing::info_span!(
+            let span = tracing::info_span!(
                 "request",
                 otel.name = span_name(info.method().as_str(), info.path()),
                 otel.kind = "server",
                 method = %info.method(),
                 path = info.path(),
                 request_id = tracing::field::Empty,
-            )
+            );
+            // A caller's `traceparent` makes this span a child of its span (before anything
+            // runs inside it, so the children inherit the caller's trace id).
+            crate::telemetry::follow_remote_parent(&span, info.request_headers());
+            span
         }))
 }
 
@@ -370,6 +394,11 @@ mod tests {
         );
         assert_eq!(route_label("GET", "/api/v1/seckill"), "unmatched");
         assert_eq!(route_label("GET", "/random/8237"), "unmatched");
+        assert_eq!(route_label("GET", "/"), "storefront_index");
+        assert_eq!(route_label("HEAD", "/static/app.js"), "storefront_asset");
+        assert_eq!(route_label("GET", "/static/a/b"), "unmatched");
+        assert_eq!(route_label("POST", "/"), "unmatched");
+        assert_eq!(span_name("GET", "/static/app.js"), "GET /static/{name}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::streams;
 use anyhow::Context;
 use redis::aio::ConnectionManager;
 use sqlx::MySqlPool;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -159,9 +160,17 @@ async fn poll_lag(
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
+    // Activities with exported series, to drop those whose stream has vanished.
+    let mut exported: HashSet<String> = HashSet::new();
     loop {
         match streams::all_lags(&mut redis, &group).await {
             Ok(rows) => {
+                let current: HashSet<String> = rows.iter().map(|r| r.activity.clone()).collect();
+                for gone in exported.difference(&current) {
+                    tracing::info!(activity = %gone, "stream vanished; dropping its gauges");
+                    metrics.forget_activity(gone);
+                }
+                exported = current;
                 for r in rows {
                     let l = [r.activity.as_str()];
                     metrics
@@ -182,7 +191,10 @@ async fn poll_lag(
                         .set(r.dead_letters as i64);
                     match streams::stock_remaining(&mut redis, &r.activity).await {
                         Ok(Some(left)) => metrics.stock_remaining.with_label_values(&l).set(left),
-                        Ok(None) => {}
+                        // The activity was deleted while its stream stays: no stock to show.
+                        Ok(None) => {
+                            let _ = metrics.stock_remaining.remove_label_values(&l);
+                        }
                         Err(e) => tracing::debug!(error = %e, "SECKILL.STATUS failed"),
                     }
                 }

@@ -129,6 +129,22 @@ impl Metrics {
         Ok(Arc::new(m))
     }
 
+    /// Drops every per-activity series of `activity` (its stream is gone), so dashboards and
+    /// alerts do not keep showing the last value of a deleted sale forever.
+    pub fn forget_activity(&self, activity: &str) {
+        let l = [activity];
+        for g in [
+            &self.stock_remaining,
+            &self.stream_length,
+            &self.group_lag,
+            &self.group_pending,
+            &self.dead_letters,
+        ] {
+            // Absent series are fine: not every gauge is set for every activity.
+            let _ = g.remove_label_values(&l);
+        }
+    }
+
     /// The registry in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
@@ -179,5 +195,26 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, shutdown: Cance
             let _ = sock.write_all(body.as_bytes()).await;
             let _ = sock.shutdown().await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forgetting_an_activity_drops_only_its_series() -> Result<(), prometheus::Error> {
+        let m = Metrics::new()?;
+        for a in ["1", "2"] {
+            m.stream_length.with_label_values(&[a]).set(5);
+            m.group_lag.with_label_values(&[a]).set(0);
+        }
+        m.stock_remaining.with_label_values(&["1"]).set(3);
+        m.forget_activity("1");
+        m.forget_activity("never-seen");
+        let text = m.render();
+        assert!(!text.contains("activity=\"1\""), "{text}");
+        assert!(text.contains("seckill_worker_stream_length{activity=\"2\"} 5"));
+        Ok(())
     }
 }
