@@ -5,6 +5,11 @@
 //! When set, every `tracing` span that passes the log filter becomes an OpenTelemetry span
 //! (name = the span name, or its `otel.name` field), batched and sent in the background; a
 //! collector that is down only loses spans.
+//!
+//! With export on, [`init_logging`] also installs the W3C Trace Context propagator as the
+//! global text-map propagator, so a server can continue a caller's trace from its
+//! `traceparent`/`tracestate` headers (the gateway does, see `seckill_gateway::telemetry`).
+//! With export off the global stays the no-op propagator: nothing is parsed.
 
 use crate::settings::TelemetrySettings;
 use anyhow::Context;
@@ -99,8 +104,9 @@ pub struct LogOutput {
 
 /// Installs the process' `tracing` subscriber once: the log layer (filtered by `RUST_LOG`,
 /// else `default_filter`) and, when `telemetry.otlp_endpoint` is set, the OTLP layer for
-/// `service`. Keep the returned guard until exit: dropping it flushes buffered spans. A second
-/// call is a no-op. Must run inside a Tokio runtime when OTLP is on.
+/// `service`, plus the W3C Trace Context propagator as the global text-map propagator. Keep
+/// the returned guard until exit: dropping it flushes buffered spans. A second call is a
+/// no-op. Must run inside a Tokio runtime when OTLP is on.
 pub fn init_logging(
     default_filter: &str,
     output: LogOutput,
@@ -130,6 +136,11 @@ pub fn init_logging(
     let base = tracing_subscriber::registry().with(filter).with(logs);
     match layer(telemetry, service)? {
         Some((otel, guard)) => {
+            // Only with export on: a remote parent matters only for exported spans, and the
+            // default no-op propagator keeps extraction free when export is off.
+            opentelemetry::global::set_text_map_propagator(
+                opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+            );
             let _ = base.with(otel).try_init();
             Ok(Some(guard))
         }

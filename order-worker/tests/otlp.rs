@@ -1,0 +1,194 @@
+//! OTLP export end to end: the real `seckill-worker` binary with `telemetry.otlp_endpoint`
+//! pointing at a minimal in-test OTLP/gRPC receiver (a collector stands outside our system,
+//! so a stub of it is fair). A batch that drains reservations into MySQL must arrive as one
+//! trace from service `seckill-worker`: `worker.batch` with its `redis.xreadgroup`,
+//! `mysql.insert_orders` and `redis.xack` children.
+
+mod support;
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use seckill_testkit::{free_port, ChildGuard};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::*;
+
+/// One received span.
+#[derive(Debug, Clone)]
+struct SeenSpan {
+    service: String,
+    name: String,
+    trace_id: Vec<u8>,
+    span_id: Vec<u8>,
+    parent_span_id: Vec<u8>,
+}
+
+type Seen = Arc<Mutex<Vec<SeenSpan>>>;
+
+struct Receiver(Seen);
+
+#[tonic::async_trait]
+impl TraceService for Receiver {
+    async fn export(
+        &self,
+        req: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut seen = self
+            .0
+            .lock()
+            .map_err(|_| tonic::Status::internal("poisoned"))?;
+        for rs in req.into_inner().resource_spans {
+            let service = rs
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|a| a.key == "service.name")
+                .and_then(|a| a.value.as_ref())
+                .map(|v| format!("{:?}", v.value))
+                .unwrap_or_default();
+            for ss in rs.scope_spans {
+                for s in ss.spans {
+                    seen.push(SeenSpan {
+                        service: service.clone(),
+                        name: s.name,
+                        trace_id: s.trace_id,
+                        span_id: s.span_id,
+                        parent_span_id: s.parent_span_id,
+                    });
+                }
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+const CHILDREN: [&str; 3] = ["redis.xreadgroup", "mysql.insert_orders", "redis.xack"];
+
+/// A `worker.batch` span together with its three children (in `CHILDREN` order), if one
+/// batch that inserted orders has fully arrived. Idle polls also make `worker.batch` spans,
+/// with only a `redis.xreadgroup` child; they are skipped.
+fn full_batch(seen: &[SeenSpan]) -> Option<(SeenSpan, Vec<SeenSpan>)> {
+    seen.iter()
+        .filter(|s| s.name == "worker.batch")
+        .find_map(|batch| {
+            let children: Option<Vec<SeenSpan>> = CHILDREN
+                .iter()
+                .map(|name| {
+                    seen.iter()
+                        .find(|s| s.name == *name && s.parent_span_id == batch.span_id)
+                        .cloned()
+                })
+                .collect();
+            children.map(|c| (batch.clone(), c))
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_one_trace_from_xreadgroup_to_xack() -> anyhow::Result<()> {
+    let seen: Seen = Arc::default();
+    let otlp_port = free_port();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(Receiver(seen.clone())))
+            .serve_with_shutdown(([127, 0, 0, 1], otlp_port).into(), async {
+                let _ = stop_rx.await;
+            }),
+    );
+
+    // Real redis-server with the module, a fresh migrated database on the shared MariaDB.
+    let env = env().await?;
+    let mut conn = env.conn().await?;
+    create_activity(&mut conn, 11, 100).await?;
+
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "redis: {{url: '{}'}}\nmysql: {{url: '{}'}}\nworker: {{metrics_addr: '', block_ms: 200, \
+             discover_interval_ms: 200, sweeper: {{enabled: false}}}}\n\
+             telemetry: {{otlp_endpoint: 'http://127.0.0.1:{otlp_port}'}}\n",
+            env.redis.url(),
+            env.db_url
+        ),
+    )?;
+    let log_path = tempfile::NamedTempFile::new()?;
+    let log = log_path.reopen()?;
+    let logs = || std::fs::read_to_string(log_path.path()).unwrap_or_default();
+    let child = Command::new(env!("CARGO_BIN_EXE_seckill-worker"))
+        .arg("--config")
+        .arg(&config)
+        // Spans are sent with the next batch export, every 200 ms here.
+        .env("OTEL_BSP_SCHEDULE_DELAY", "200")
+        // The spans are `info`: a stricter filter would drop them before export.
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?;
+    let mut worker = ChildGuard::new(child);
+
+    reserve_many(&mut conn, 11, (0..5).map(|u| format!("u{u}"))).await?;
+    if let Err(e) = env.wait_drained(5, Duration::from_secs(30)).await {
+        anyhow::bail!("{e}\nworker running: {}\n{}", worker.is_running(), logs());
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (batch, children) = loop {
+        let found = {
+            let seen = seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+            full_batch(&seen)
+        };
+        if let Some(f) = found {
+            break f;
+        }
+        if Instant::now() > deadline {
+            let names: Vec<String> = seen
+                .lock()
+                .map(|s| s.iter().map(|x| x.name.clone()).collect())
+                .unwrap_or_default();
+            anyhow::bail!("no full batch trace received; got {names:?}\n{}", logs());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    assert!(
+        batch.service.contains("seckill-worker"),
+        "service name: {}",
+        batch.service
+    );
+    assert!(batch.trace_id.iter().any(|b| *b != 0), "a real trace id");
+    assert!(
+        batch.parent_span_id.iter().all(|b| *b == 0),
+        "worker.batch is the root of its trace: {:?}",
+        batch.parent_span_id
+    );
+    for (name, child) in CHILDREN.iter().zip(&children) {
+        assert_eq!(
+            child.trace_id, batch.trace_id,
+            "{name} is in the batch's trace"
+        );
+        assert_eq!(
+            child.parent_span_id, batch.span_id,
+            "{name} is a child of worker.batch"
+        );
+        assert!(
+            child.service.contains("seckill-worker"),
+            "{name} service name: {}",
+            child.service
+        );
+    }
+
+    worker.kill();
+    let _ = stop_tx.send(());
+    let _ = server.await;
+    Ok(())
+}
