@@ -330,7 +330,19 @@ fn registry_runtime_settings_and_etcd_outage() -> anyhow::Result<()> {
     let mut stack = stack;
     stack.etcd.kill();
     std::thread::sleep(Duration::from_millis(500));
-    let body = format!(r#"{{"activity_id":"{activity}","product_id":"1","quantity":1}}"#);
+    // The product is the one the CLI created for the activity (the module checks it).
+    let (status, page) = http(
+        gw_port,
+        "GET",
+        &format!("/api/v1/activities/{activity}"),
+        "",
+        "",
+    )?;
+    assert_eq!(status, 200, "{page}");
+    let product = serde_json::from_str::<serde_json::Value>(&page)?["data"]["product_id"]
+        .as_u64()
+        .ok_or_else(|| anyhow::anyhow!("no product_id in {page}"))?;
+    let body = format!(r#"{{"activity_id":"{activity}","product_id":"{product}","quantity":1}}"#);
     for user in 200..203 {
         let (status, b) = http(gw_port, "POST", "/api/v1/seckill", &token(user)?, &body)?;
         assert_eq!(

@@ -90,8 +90,28 @@ pub fn decide_reserve(sale: &Sale, held: u64, qty: u64, now_ms: u64) -> Result<G
     })
 }
 
+/// Whether a reservation naming product `expected` may buy from an activity whose record
+/// sells `sold`: an activity created without a product accepts any, and a caller that names
+/// none is not checked.
+pub fn product_matches(sold: &[u8], expected: Option<&[u8]>) -> bool {
+    match expected {
+        None => true,
+        Some(p) => sold.is_empty() || sold == p,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn product_check() {
+        use super::product_matches;
+        assert!(product_matches(b"p1", None));
+        assert!(product_matches(b"p1", Some(b"p1")));
+        assert!(!product_matches(b"p1", Some(b"p2")));
+        assert!(!product_matches(b"p1", Some(b"p1x")));
+        assert!(product_matches(b"", Some(b"anything")));
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -105,7 +105,7 @@ async fn reserve_inner(caller: &Caller, body: &[u8], s: &State) -> Result<Respon
     }
     match s
         .store
-        .reserve(&req.activity, &caller.user, req.quantity)
+        .reserve(&req.activity, &caller.user, req.quantity, &req.product)
         .await
     {
         Ok(r) => Ok(envelope::ok(

@@ -160,16 +160,23 @@ impl Store {
         result
     }
 
+    /// `product` is the body's `product_id`: the module refuses (`ERR`, nothing changed) when
+    /// the activity sells another product, in the same atomic step.
     pub async fn reserve(
         &self,
         activity: &ActivityId,
         user: &UserId,
         qty: u64,
+        product: &str,
     ) -> Result<Reservation, StoreError> {
         let span = tracing::info_span!("redis.reserve", activity = %activity, user = %user, qty);
         async {
             let mut cmd = redis::cmd("SECKILL.RESERVE");
-            cmd.arg(activity.as_str()).arg(user.as_str()).arg(qty);
+            cmd.arg(activity.as_str())
+                .arg(user.as_str())
+                .arg(qty)
+                .arg("PRODUCT")
+                .arg(product);
             let (id, remaining): (String, i64) = self.run("SECKILL.RESERVE", &cmd).await?;
             Ok(Reservation {
                 id,

@@ -89,13 +89,14 @@ fn docs() -> Vec<Doc> {
             name: "seckill.reserve",
             summary: "Atomically checks window, per-user limit and stock, decrements the stock, records the buyer and appends the reservation to the activity's stream. Replies [reservation-id, remaining] or SOLDOUT/LIMIT/NOTSTARTED/ENDED/NOACTIVITY",
             complexity: "O(1)",
-            arity: 4,
+            arity: -4,
             key_flags: rw,
             key_notes: NOTES,
             args: vec![
                 activity(),
                 Arg { name: "user", kind: STRING, token: None, optional: false, summary: "buyer id" },
                 Arg { name: "quantity", kind: INTEGER, token: None, optional: false, summary: "units, 1..=LIMIT" },
+                option("product", STRING, "PRODUCT", "refuse (ERR, nothing changed) unless the activity sells this product"),
             ],
         },
         Doc {

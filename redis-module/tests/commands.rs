@@ -109,6 +109,7 @@ fn argument_errors_are_clear_and_change_nothing() -> anyhow::Result<()> {
     let server = RedisServer::start()?;
     let mut con = server.connection()?;
     create(&mut con, "a", &["STOCK", "10", "LIMIT", "3"])?;
+    create(&mut con, "ap", &["STOCK", "10", "PRODUCT", "p1"])?;
     let huge = "9".repeat(400);
     let cases: Vec<Vec<&str>> = vec![
         vec!["SECKILL.RESERVE", "a", "u1"],
@@ -121,6 +122,20 @@ fn argument_errors_are_clear_and_change_nothing() -> anyhow::Result<()> {
         vec!["SECKILL.RESERVE", "a", "bad user", "1"],
         vec!["SECKILL.RESERVE", "a{x}", "u1", "1"],
         vec!["SECKILL.RESERVE", "", "u1", "1"],
+        vec!["SECKILL.RESERVE", "ap", "u1", "1", "PRODUCT", "p2"],
+        vec!["SECKILL.RESERVE", "ap", "u1", "1", "PRODUCT"],
+        vec!["SECKILL.RESERVE", "ap", "u1", "1", "PRODUCT", "bad id!"],
+        vec!["SECKILL.RESERVE", "ap", "u1", "1", "COLOR", "red"],
+        vec![
+            "SECKILL.RESERVE",
+            "ap",
+            "u1",
+            "1",
+            "PRODUCT",
+            "p1",
+            "PRODUCT",
+            "p1",
+        ],
         vec!["SECKILL.CREATE", "b"],
         vec!["SECKILL.CREATE", "b", "STOCK"],
         vec!["SECKILL.CREATE", "b", "LIMIT", "2"],
@@ -164,6 +179,36 @@ fn argument_errors_are_clear_and_change_nothing() -> anyhow::Result<()> {
     // The server survived all of it.
     let pong: String = redis::cmd("PING").query(&mut con)?;
     assert_eq!(pong, "PONG");
+    Ok(())
+}
+
+/// `PRODUCT` names what the caller means to buy: matching (any case of the keyword) reserves,
+/// a different product is refused above; an activity created without one accepts any.
+#[test]
+fn reserve_checks_the_named_product() -> anyhow::Result<()> {
+    let server = RedisServer::start()?;
+    let mut con = server.connection()?;
+    create(&mut con, "pp", &["STOCK", "5", "PRODUCT", "sku-1"])?;
+    create(&mut con, "np", &["STOCK", "5"])?;
+    let ok = |con: &mut redis::Connection, act: &str, user: &str, kw: &str, product: &str| {
+        redis::cmd("SECKILL.RESERVE")
+            .arg(act)
+            .arg(user)
+            .arg(1)
+            .arg(kw)
+            .arg(product)
+            .query::<(String, i64)>(con)
+    };
+    assert_eq!(ok(&mut con, "pp", "u1", "PRODUCT", "sku-1")?.1, 4);
+    assert_eq!(ok(&mut con, "pp", "u2", "product", "sku-1")?.1, 3);
+    let err = ok(&mut con, "pp", "u3", "PRODUCT", "sku-2").unwrap_err();
+    assert_eq!(code(&err), "ERR");
+    assert!(
+        err.to_string().contains("does not sell product 'sku-2'"),
+        "{err}"
+    );
+    assert_eq!(ok(&mut con, "np", "u1", "PRODUCT", "whatever")?.1, 4);
+    assert_eq!(status(&mut con, "pp")?["remaining"], "3");
     Ok(())
 }
 

@@ -59,7 +59,16 @@ async fn bad_input_is_refused_with_the_envelope_and_changes_nothing() {
         .map(|t| t.0)
         .unwrap_or_default();
 
-    let ok_body = format!(r#"{{"activity_id":{activity},"product_id":"p","quantity":1}}"#);
+    let product = app
+        .status(&activity)
+        .await
+        .remove("product")
+        .unwrap_or_default();
+    assert!(
+        !product.is_empty(),
+        "admin-created activities name their product"
+    );
+    let ok_body = format!(r#"{{"activity_id":{activity},"product_id":"{product}","quantity":1}}"#);
     let body_cases: Vec<(&str, String, u16)> = vec![
         ("malformed JSON", "{\"activity_id\":".into(), 400),
         ("not an object", "[1,2]".into(), 400),
@@ -94,6 +103,14 @@ async fn bad_input_is_refused_with_the_envelope_and_changes_nothing() {
             "quantity over limit",
             ok_body.replace("\"quantity\":1", "\"quantity\":5"),
             409,
+        ),
+        (
+            "another activity's product",
+            ok_body.replace(
+                &format!("\"product_id\":\"{product}\""),
+                "\"product_id\":\"999999\"",
+            ),
+            400,
         ),
         (
             "bad id chars",

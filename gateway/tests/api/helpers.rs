@@ -217,9 +217,45 @@ impl TestApp {
         Reply { status, body }
     }
 
+    /// Buys like the storefront does: naming the product the activity sells (any product for
+    /// an activity preheated without one, or one that does not exist).
     pub async fn reserve(&self, token: &str, activity: &str, qty: i64) -> Reply {
-        let body = format!(r#"{{"activity_id":"{activity}","product_id":"p1","quantity":{qty}}}"#);
+        let product = self
+            .product_of(activity)
+            .await
+            .unwrap_or_else(|| "p1".into());
+        let body =
+            format!(r#"{{"activity_id":"{activity}","product_id":"{product}","quantity":{qty}}}"#);
         self.post("/api/v1/seckill", Some(token), body).await
+    }
+
+    /// The product an activity sells per `SECKILL.STATUS`; `None` when it names none or
+    /// Redis cannot say (tests of a dead Redis reserve too).
+    async fn product_of(&self, activity: &str) -> Option<String> {
+        let mut conn = self
+            .redis
+            .client()
+            .ok()?
+            .get_multiplexed_async_connection()
+            .await
+            .ok()?;
+        let v: redis::Value = redis::cmd("SECKILL.STATUS")
+            .arg(activity)
+            .query_async(&mut conn)
+            .await
+            .ok()?;
+        let redis::Value::Array(items) = v else {
+            return None;
+        };
+        let text = |v: &redis::Value| match v {
+            redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            redis::Value::SimpleString(s) => Some(s.clone()),
+            _ => None,
+        };
+        items.chunks(2).find_map(|kv| match kv {
+            [k, p] if text(k).as_deref() == Some("product") => text(p).filter(|p| !p.is_empty()),
+            _ => None,
+        })
     }
 
     pub async fn redis_conn(&self) -> redis::aio::MultiplexedConnection {

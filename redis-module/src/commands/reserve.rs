@@ -1,8 +1,11 @@
-//! `SECKILL.RESERVE <activity> <user> <qty>` and its replicated effect `SECKILL.APPLY`.
+//! `SECKILL.RESERVE <activity> <user> <qty> [PRODUCT <id>]` and its replicated effect
+//! `SECKILL.APPLY`.
 //!
 //! RESERVE checks the window, the per-user limit and the stock, then decrements the stock,
 //! records the buyer and appends the reservation to the stream, in one command. Replies with
-//! `[reservation-id, remaining]`.
+//! `[reservation-id, remaining]`. With `PRODUCT`, the caller states which product it means to
+//! buy: a reservation is refused (argument error, nothing changed) when the activity sells a
+//! different one, so a stale page or a crafted request cannot buy under the wrong product.
 //!
 //! What it changed is propagated to replicas and the AOF as one deterministic command,
 //! `SECKILL.APPLY <activity> <reservation-id> <user> <qty> <ts> <remaining> <reservations>`,
@@ -17,23 +20,41 @@ use redis_module::raw::RedisModuleStreamID;
 use redis_module::{Context, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
 use seckill_core::limits::{parse_bounded, MAX_LIMIT, MAX_STOCK, MAX_TIME_MS};
 use seckill_core::record::{self, OFF_PRICE, OFF_REMAINING, OFF_RESERVATIONS};
-use seckill_core::{decide_reserve, ActivityId, Refusal, Sale, UserId};
+use seckill_core::{decide_reserve, decision, ActivityId, Refusal, Sale, UserId};
 
 pub struct Reserve {
     pub activity: ActivityId,
     pub user: UserId,
     pub qty: u64,
+    /// The product the caller expects the activity to sell (`PRODUCT <id>`).
+    pub product: Option<UserId>,
 }
 
 impl Reserve {
     pub fn parse(args: &[RedisString]) -> Result<Self, RedisError> {
-        if args.len() != 4 {
+        if args.len() < 4 {
             return Err(RedisError::WrongArity);
         }
+        let product = match &args[4..] {
+            [] => None,
+            [name, value] if name.as_slice().eq_ignore_ascii_case(b"PRODUCT") => Some(
+                // Product ids share the user id alphabet (see SECKILL.CREATE).
+                UserId::parse(value.as_slice()).map_err(|_| {
+                    reply::arg("PRODUCT may only contain letters, digits, '-', '_', '.' and ':' (at most 64)")
+                })?,
+            ),
+            [name, ..] => {
+                return Err(reply::arg(format!(
+                    "unexpected argument '{}' after the quantity; expected PRODUCT <id>",
+                    String::from_utf8_lossy(name.as_slice())
+                )))
+            }
+        };
         Ok(Self {
             activity: activity_arg(&args[1])?,
             user: UserId::parse(args[2].as_slice()).map_err(reply::arg)?,
             qty: parse_bounded("quantity", args[3].as_slice(), 1, MAX_LIMIT).map_err(reply::arg)?,
+            product,
         })
     }
 }
@@ -73,6 +94,14 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         return Err(refusal(Refusal::NoActivity, &req, &Sale::default(), 0));
     };
     let sale = record::read_sale(rec).map_err(reply::internal)?;
+    let expected = req.product.as_ref().map(|p| p.as_str().as_bytes());
+    if !decision::product_matches(record::product_bytes(rec), expected) {
+        return Err(reply::arg(format!(
+            "activity '{}' does not sell product '{}'",
+            req.activity,
+            req.product.as_ref().map_or("", |p| p.as_str())
+        )));
+    }
     let buyers = Key::open(ctx, &keys.buyers);
     buyers.expect(Kind::Hash)?;
     let stream = Key::open(ctx, &keys.stream);
