@@ -1,8 +1,10 @@
 -- wrk script for bench/gateway.sh: POST /api/v1/seckill where every request is a distinct
 -- (user, activity) pair, so every request reaches Redis and succeeds (stock is huge).
--- Env: TOKENS (file, one JWT per line), ACTIVITIES (count; activities are b0..b<n-1>).
-local tokens = {}
-local activities = tonumber(os.getenv("ACTIVITIES") or "100")
+-- Env: TOKENS (file, one JWT per line), ACTIVITIES (count; activities are b0..b<n-1>),
+-- REQUESTS (how many distinct requests to prepare; more than the run sends).
+--
+-- The requests are formatted in init(), before wrk starts its clock: building each one in
+-- request() cost wrk about half a core, taken from the gateway and Redis on the same machine.
 local threads = {}
 
 function setup(thread)
@@ -11,24 +13,37 @@ function setup(thread)
 end
 
 function init(args)
+  local tokens = {}
   for line in io.lines(os.getenv("TOKENS")) do
     tokens[#tokens + 1] = line
   end
-  nthreads = #threads > 0 and #threads or tonumber(os.getenv("THREADS") or "1")
+  local activities = tonumber(os.getenv("ACTIVITIES") or "100")
+  local nthreads = tonumber(os.getenv("THREADS") or "1")
+  local total = math.min(tonumber(os.getenv("REQUESTS") or "1000000"), #tokens * activities)
+  -- This thread's share: global request numbers tid, tid + nthreads, ... so that no
+  -- (user, activity) pair repeats across threads.
+  reqs = {}
+  local n = tid or 0
+  while n < total do
+    local u = n % #tokens
+    local a = math.floor(n / #tokens) % activities
+    reqs[#reqs + 1] = wrk.format("POST", nil, {
+      ["Content-Type"] = "application/json",
+      ["Authorization"] = "Bearer " .. tokens[u + 1],
+    }, '{"activity_id":"b' .. a .. '","product_id":"p","quantity":1}')
+    n = n + nthreads
+  end
   i = 0
-  wrk.method = "POST"
-  wrk.headers["Content-Type"] = "application/json"
 end
 
 function request()
-  -- Global request number: threads interleave, so no pair repeats across threads.
-  local n = i * (tonumber(os.getenv("THREADS") or "1")) + (tid or 0)
   i = i + 1
-  local u = n % #tokens
-  local a = math.floor(n / #tokens) % activities
-  wrk.headers["Authorization"] = "Bearer " .. tokens[u + 1]
-  wrk.body = '{"activity_id":"b' .. a .. '","product_id":"p","quantity":1}'
-  return wrk.format()
+  if i > #reqs then
+    -- Out of prepared requests: repeating one would be refused (LIMIT) and void the run,
+    -- which gateway.sh reports; raise REQUESTS.
+    i = 1
+  end
+  return reqs[i]
 end
 
 function done(summary, latency, requests)

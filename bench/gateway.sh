@@ -9,10 +9,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10s}
 CONNS=${2:-64}
-THREADS=${THREADS:-1}
+export THREADS=${THREADS:-1}
 USERS=${USERS:-20000}
+export REQUESTS=${REQUESTS:-1000000}
 ACTIVITIES=${ACTIVITIES:-100}
-cargo build --release -p seckill-module -p seckill-gateway --bins >&2
+# Two builds: `--bins` would apply to the module too, which has none, and leave a stale .so.
+cargo build --release -p seckill-module >&2
+cargo build --release -p seckill-gateway --bins >&2
 MODULE=$(realpath target/release/libseckill_module.so)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 RPORT=$(free_port); GPORT=$(free_port); BPORT=$(free_port)
@@ -45,7 +48,7 @@ done
 
 run() { # name url
   local out="$DIR/wrk-$RANDOM.txt"
-  TOKENS="$DIR/tokens.txt" ACTIVITIES=$ACTIVITIES THREADS=$THREADS \
+  TOKENS="$DIR/tokens.txt" ACTIVITIES=$ACTIVITIES \
     wrk -t"$THREADS" -c"$CONNS" -d"$DUR" --latency -s bench/gateway.lua "$2" >"$out"
   local rps p50 p95 p99 non2xx
   rps=$(awk '/Requests\/sec/ {print $2}' "$out")
@@ -53,7 +56,9 @@ run() { # name url
   non2xx=$(awk '/Non-2xx/ {print $5}' "$out")
   echo "| $1 | ${rps} | ${p50} ms | ${p95} ms | ${p99} ms | ${non2xx:-0} |"
   cat "$out" >&2
+  FAILED=$((FAILED + ${non2xx:-0}))
 }
+FAILED=0
 
 echo "| target | requests/s | p50 | p95 | p99 | non-2xx |"
 echo "|---|---|---|---|---|---|"
@@ -61,3 +66,11 @@ run "trivial warp handler" "http://127.0.0.1:$BPORT/"
 run "POST /api/v1/seckill" "http://127.0.0.1:$GPORT/api/v1/seckill"
 echo
 echo "redis: $(redis-cli -p "$RPORT" SECKILL.STATUS b0 | paste -sd' ' | cut -c1-80)"
+# The numbers only mean something if every request reserved: refuse to report a failed run.
+if [ "$FAILED" -gt 0 ]; then
+  echo "gateway.sh: $FAILED requests were not 2xx; the run is invalid. One reply:" >&2
+  curl -s -XPOST "http://127.0.0.1:$GPORT/api/v1/seckill" -H 'content-type: application/json' \
+    -H "authorization: Bearer $(head -1 "$DIR/tokens.txt")" \
+    -d '{"activity_id":"b0","product_id":"p","quantity":1}' >&2 || true
+  exit 1
+fi

@@ -9,8 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000000}
 CLIENTS=${CLIENTS:-50}
+# Always build unless a module is given: a stale .so would measure old code.
+[ -n "${SECKILL_MODULE:-}" ] || cargo build --release -p seckill-module >&2
 MODULE=${SECKILL_MODULE:-target/release/libseckill_module.so}
-[ -f "$MODULE" ] || cargo build --release -p seckill-module >&2
 MODULE=$(realpath "$MODULE")
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

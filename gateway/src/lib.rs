@@ -50,6 +50,7 @@
 //! command spans (`redis.reserve`, ...) inside. Unset (the default) no exporter exists.
 
 pub mod auth;
+pub mod coalesce;
 pub mod config;
 pub mod db;
 pub mod envelope;

@@ -4,6 +4,7 @@
 //! Module refusals (`SOLDOUT ...`, `LIMIT ...`) come back as [`StoreError::Refused`]; a dead or
 //! slow Redis as [`StoreError::Unavailable`] / [`StoreError::Timeout`] within the deadline.
 
+use crate::coalesce::Coalescer;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("{message}")]
     Refused { refusal: Refusal, message: String },
@@ -104,6 +105,8 @@ pub struct CreateArgs {
 #[derive(Clone)]
 pub struct Store {
     conn: ConnectionManager,
+    /// The hot path's `SECKILL.RESERVE`s, pipelined together (see `coalesce`).
+    batch: Coalescer,
     timeout: Duration,
     metrics: Arc<Metrics>,
 }
@@ -131,6 +134,7 @@ impl Store {
         .map_err(|_| anyhow::anyhow!("connecting to redis took longer than {:?}", timeout * 4))?
         .with_context(|| format!("Failed to connect to redis at {url}"))?;
         Ok(Self {
+            batch: Coalescer::spawn(conn.clone()),
             conn,
             timeout,
             metrics,
@@ -147,7 +151,28 @@ impl Store {
             Ok(Err(e)) => Err(classify(&e)),
             Err(_) => Err(StoreError::Timeout(self.timeout)),
         };
-        let label = match &result {
+        self.observe(name, started, &result);
+        result
+    }
+
+    /// Like [`Store::run`], through the coalescer: for the hot path's one command.
+    async fn run_batched<T: FromRedisValue>(
+        &self,
+        name: &'static str,
+        cmd: Cmd,
+    ) -> Result<T, StoreError> {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(self.timeout, self.batch.query(cmd)).await {
+            Ok(Ok(v)) => T::from_owned_redis_value(v).map_err(|e| classify(&e)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(StoreError::Timeout(self.timeout)),
+        };
+        self.observe(name, started, &result);
+        result
+    }
+
+    fn observe<T>(&self, name: &'static str, started: Instant, result: &Result<T, StoreError>) {
+        let label = match result {
             Ok(_) => "ok",
             Err(StoreError::Refused { .. }) => "refused",
             Err(StoreError::Timeout(_)) => "timeout",
@@ -157,7 +182,6 @@ impl Store {
             .redis
             .with_label_values(&[name, label])
             .observe(started.elapsed().as_secs_f64());
-        result
     }
 
     /// `product` is the body's `product_id`: the module refuses (`ERR`, nothing changed) when
@@ -177,7 +201,7 @@ impl Store {
                 .arg(qty)
                 .arg("PRODUCT")
                 .arg(product);
-            let (id, remaining): (String, i64) = self.run("SECKILL.RESERVE", &cmd).await?;
+            let (id, remaining): (String, i64) = self.run_batched("SECKILL.RESERVE", cmd).await?;
             Ok(Reservation {
                 id,
                 remaining: u64::try_from(remaining).unwrap_or(0),
