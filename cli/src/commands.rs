@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-async fn pool(s: &Settings) -> anyhow::Result<MySqlPool> {
+pub async fn pool(s: &Settings) -> anyhow::Result<MySqlPool> {
     let pool = db::pool(&s.mysql.url, 4, Duration::from_secs(10))?;
     sqlx::query("SELECT 1")
         .execute(&pool)

@@ -1,7 +1,7 @@
 //! `seckill`: the admin CLI; see the library for the layout.
 
 use clap::{Parser, Subcommand};
-use seckill_cli::{commands, settings};
+use seckill_cli::{admin, commands, settings};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -62,6 +62,10 @@ enum ActivityCommand {
 enum UsersCommand {
     /// Create N users (bulk inserts) and write one valid JWT per line to FILE.
     Seed(commands::SeedUsers),
+    /// Create an administrator (password from SECKILL_ADMIN_PASSWORD or --password-stdin).
+    CreateAdmin(admin::CreateAdmin),
+    /// Make an existing user an administrator.
+    Promote(admin::Promote),
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,6 +98,18 @@ async fn main() -> ExitCode {
         Command::Users {
             command: UsersCommand::Seed(args),
         } => commands::seed_users(&settings, args).await,
+        Command::Users {
+            command: UsersCommand::CreateAdmin(args),
+        } => match commands::pool(&settings).await {
+            Ok(pool) => admin::create_admin(&pool, args).await,
+            Err(e) => Err(e),
+        },
+        Command::Users {
+            command: UsersCommand::Promote(args),
+        } => match commands::pool(&settings).await {
+            Ok(pool) => admin::promote(&pool, args).await,
+            Err(e) => Err(e),
+        },
         Command::Lag { watch, interval } => commands::lag(&settings, watch, interval).await,
         Command::Audit { activity } => commands::audit(&settings, &activity).await,
         Command::Members => commands::members(&settings).await,

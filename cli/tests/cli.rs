@@ -106,3 +106,91 @@ fn activity_create_seed_lag_and_audit() -> anyhow::Result<()> {
     assert!(stdout(&bad).is_empty());
     Ok(())
 }
+
+/// Outside dev mode nobody is seeded: `users create-admin` makes an administrator whose
+/// password the gateway's argon2 check accepts, and `users promote` upgrades an existing user.
+#[test]
+fn create_admin_and_promote() -> anyhow::Result<()> {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    use std::io::Write;
+    use std::process::Stdio;
+    let env = env()?;
+    assert!(env.run(&["db", "migrate"])?.status.success());
+    let db = env.db_url.rsplit('/').next().unwrap_or_default().to_owned();
+    let sql = |q: &str| mariadb::shared()?.sql(&q.replace("{db}", &db));
+
+    // Password from the environment.
+    let out = Command::new(env!("CARGO_BIN_EXE_seckill"))
+        .args(["--redis-url", &env.redis.url(), "--mysql-url", &env.db_url])
+        .args(["users", "create-admin", "--username", "ops"])
+        .env("SECKILL_ADMIN_PASSWORD", "correct horse battery")
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = sql("SELECT role, password_hash FROM `{db}`.users WHERE username = 'ops'")?;
+    let (role, hash) = row.trim().split_once('\t').unwrap_or_default();
+    assert_eq!(role, "admin");
+    let parsed = PasswordHash::new(hash).map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert!(argon2::Argon2::default()
+        .verify_password(b"correct horse battery", &parsed)
+        .is_ok());
+
+    // Password from stdin; an existing name is refused and changes nothing.
+    let stdin_admin = |name: &str, password: &str| -> anyhow::Result<Output> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_seckill"))
+            .args(["--redis-url", &env.redis.url(), "--mysql-url", &env.db_url])
+            .args([
+                "users",
+                "create-admin",
+                "--password-stdin",
+                "--username",
+                name,
+            ])
+            .env_remove("SECKILL_ADMIN_PASSWORD")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        if let Some(mut input) = child.stdin.take() {
+            writeln!(input, "{password}")?;
+        }
+        Ok(child.wait_with_output()?)
+    };
+    assert!(stdin_admin("ops2", "another-long-one")?.status.success());
+    let again = stdin_admin("ops", "a-different-password")?;
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("users promote ops"));
+    assert_eq!(
+        sql("SELECT password_hash FROM `{db}`.users WHERE username = 'ops'")?.trim(),
+        hash
+    );
+    // Bad input: short password, bad name, no password at all.
+    assert!(!stdin_admin("ops3", "short")?.status.success());
+    assert!(!stdin_admin("bad name", "long-enough-pw")?.status.success());
+    let no_password = env.run(&["users", "create-admin", "--username", "ops4"])?;
+    assert!(!no_password.status.success());
+    assert!(String::from_utf8_lossy(&no_password.stderr).contains("SECKILL_ADMIN_PASSWORD"));
+    assert_eq!(
+        sql("SELECT COUNT(*) FROM `{db}`.users WHERE username IN ('ops3', 'bad name', 'ops4')")?
+            .trim(),
+        "0"
+    );
+
+    // Promote an ordinary user; unknown users are an error.
+    sql("INSERT INTO `{db}`.users (username, password_hash) VALUES ('alice', 'x')")?;
+    let promoted = env.run(&["users", "promote", "alice"])?;
+    assert!(
+        promoted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&promoted.stderr)
+    );
+    assert_eq!(
+        sql("SELECT role FROM `{db}`.users WHERE username = 'alice'")?.trim(),
+        "admin"
+    );
+    assert!(!env.run(&["users", "promote", "nobody"])?.status.success());
+    Ok(())
+}
