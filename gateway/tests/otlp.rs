@@ -4,76 +4,16 @@
 //! the route and the `redis.reserve` span, in one trace, from service `seckill-gateway`; with
 //! a W3C `traceparent` header, that trace is the caller's.
 
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
 use seckill_gateway::auth::{Jwt, Role};
-use seckill_testkit::{free_port, ChildGuard, RedisServer};
+use seckill_testkit::{free_port, ChildGuard, OtlpReceiver, RedisServer, SeenSpan};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const SECRET: &str = "otlp-test-jwt-secret-0123456789abcdefgh";
 
-/// One received span.
-#[derive(Debug, Clone)]
-struct SeenSpan {
-    service: String,
-    name: String,
-    trace_id: Vec<u8>,
-    span_id: Vec<u8>,
-    parent_span_id: Vec<u8>,
-}
-
-type Seen = Arc<Mutex<Vec<SeenSpan>>>;
-
-struct Receiver(Seen);
-
-#[tonic::async_trait]
-impl TraceService for Receiver {
-    async fn export(
-        &self,
-        req: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let mut seen = self
-            .0
-            .lock()
-            .map_err(|_| tonic::Status::internal("poisoned"))?;
-        for rs in req.into_inner().resource_spans {
-            let service = rs
-                .resource
-                .iter()
-                .flat_map(|r| &r.attributes)
-                .find(|a| a.key == "service.name")
-                .and_then(|a| a.value.as_ref())
-                .map(|v| format!("{:?}", v.value))
-                .unwrap_or_default();
-            for ss in rs.scope_spans {
-                for s in ss.spans {
-                    seen.push(SeenSpan {
-                        service: service.clone(),
-                        name: s.name,
-                        trace_id: s.trace_id,
-                        span_id: s.span_id,
-                        parent_span_id: s.parent_span_id,
-                    });
-                }
-            }
-        }
-        Ok(tonic::Response::new(ExportTraceServiceResponse {
-            partial_success: None,
-        }))
-    }
-}
-
 /// The in-test receiver, the gateway exporting to it and the Redis behind the gateway.
 struct Setup {
-    seen: Seen,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<Result<(), tonic::transport::Error>>>,
+    receiver: OtlpReceiver,
     gateway: ChildGuard,
     port: u16,
     log_path: tempfile::NamedTempFile,
@@ -84,17 +24,7 @@ struct Setup {
 
 impl Setup {
     async fn start() -> anyhow::Result<Self> {
-        let seen: Seen = Arc::default();
-        let otlp_port = free_port();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(TraceServiceServer::new(Receiver(seen.clone())))
-                .serve_with_shutdown(([127, 0, 0, 1], otlp_port).into(), async {
-                    let _ = stop_rx.await;
-                }),
-        );
-
+        let receiver = OtlpReceiver::start();
         let redis = tokio::task::spawn_blocking(RedisServer::start).await??;
         redis.cli(&["SECKILL.CREATE", "77", "STOCK", "10"])?;
         let port = free_port();
@@ -109,10 +39,7 @@ impl Setup {
             .arg("--mysql-url")
             .arg(format!("mysql://root@127.0.0.1:{}/none", free_port()))
             .env("SECKILL_AUTH__JWT_SECRET", SECRET)
-            .env(
-                "SECKILL_TELEMETRY__OTLP_ENDPOINT",
-                format!("http://127.0.0.1:{otlp_port}"),
-            )
+            .env("SECKILL_TELEMETRY__OTLP_ENDPOINT", receiver.endpoint())
             .env("OTEL_BSP_SCHEDULE_DELAY", "200")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -127,9 +54,7 @@ impl Setup {
             .issue("4242", Role::User, chrono::Utc::now().timestamp() as u64)?
             .0;
         Ok(Self {
-            seen,
-            stop: Some(stop_tx),
-            server: Some(server),
+            receiver,
             gateway,
             port,
             log_path,
@@ -170,40 +95,19 @@ impl Setup {
     /// The route span and the `redis.reserve` span, once both arrived (spans come with the
     /// next batch, 200 ms here; ≤ 20 s).
     async fn route_and_redis_spans(&self) -> anyhow::Result<(SeenSpan, SeenSpan)> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let found = {
-                let seen = self.seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-                let route = seen
-                    .iter()
-                    .find(|s| s.name == "POST /api/v1/seckill")
-                    .cloned();
-                let redis = seen.iter().find(|s| s.name == "redis.reserve").cloned();
-                route.zip(redis)
-            };
-            if let Some(f) = found {
-                return Ok(f);
-            }
-            if Instant::now() > deadline {
-                let names: Vec<String> = self
-                    .seen
-                    .lock()
-                    .map(|s| s.iter().map(|x| x.name.clone()).collect())
-                    .unwrap_or_default();
-                anyhow::bail!("spans not received; got {names:?}\n{}", self.logs());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.receiver
+            .wait_for(Duration::from_secs(20), |seen| {
+                let route = seen.iter().find(|s| s.name == "POST /api/v1/seckill");
+                let redis = seen.iter().find(|s| s.name == "redis.reserve");
+                route.cloned().zip(redis.cloned())
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}\n{}", self.logs()))
     }
 
     async fn stop(mut self) {
         self.gateway.kill();
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(server) = self.server.take() {
-            let _ = server.await;
-        }
+        self.receiver.stop().await;
     }
 }
 

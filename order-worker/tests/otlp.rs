@@ -6,68 +6,10 @@
 
 mod support;
 
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use seckill_testkit::{free_port, ChildGuard};
+use seckill_testkit::{ChildGuard, OtlpReceiver, SeenSpan};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::*;
-
-/// One received span.
-#[derive(Debug, Clone)]
-struct SeenSpan {
-    service: String,
-    name: String,
-    trace_id: Vec<u8>,
-    span_id: Vec<u8>,
-    parent_span_id: Vec<u8>,
-}
-
-type Seen = Arc<Mutex<Vec<SeenSpan>>>;
-
-struct Receiver(Seen);
-
-#[tonic::async_trait]
-impl TraceService for Receiver {
-    async fn export(
-        &self,
-        req: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let mut seen = self
-            .0
-            .lock()
-            .map_err(|_| tonic::Status::internal("poisoned"))?;
-        for rs in req.into_inner().resource_spans {
-            let service = rs
-                .resource
-                .iter()
-                .flat_map(|r| &r.attributes)
-                .find(|a| a.key == "service.name")
-                .and_then(|a| a.value.as_ref())
-                .map(|v| format!("{:?}", v.value))
-                .unwrap_or_default();
-            for ss in rs.scope_spans {
-                for s in ss.spans {
-                    seen.push(SeenSpan {
-                        service: service.clone(),
-                        name: s.name,
-                        trace_id: s.trace_id,
-                        span_id: s.span_id,
-                        parent_span_id: s.parent_span_id,
-                    });
-                }
-            }
-        }
-        Ok(tonic::Response::new(ExportTraceServiceResponse {
-            partial_success: None,
-        }))
-    }
-}
 
 const CHILDREN: [&str; 3] = ["redis.xreadgroup", "mysql.insert_orders", "redis.xack"];
 
@@ -92,16 +34,7 @@ fn full_batch(seen: &[SeenSpan]) -> Option<(SeenSpan, Vec<SeenSpan>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_is_one_trace_from_xreadgroup_to_xack() -> anyhow::Result<()> {
-    let seen: Seen = Arc::default();
-    let otlp_port = free_port();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(Receiver(seen.clone())))
-            .serve_with_shutdown(([127, 0, 0, 1], otlp_port).into(), async {
-                let _ = stop_rx.await;
-            }),
-    );
+    let receiver = OtlpReceiver::start();
 
     // Real redis-server with the module, a fresh migrated database on the shared MariaDB.
     let env = env().await?;
@@ -115,9 +48,10 @@ async fn a_batch_is_one_trace_from_xreadgroup_to_xack() -> anyhow::Result<()> {
         format!(
             "redis: {{url: '{}'}}\nmysql: {{url: '{}'}}\nworker: {{metrics_addr: '', block_ms: 200, \
              discover_interval_ms: 200, sweeper: {{enabled: false}}}}\n\
-             telemetry: {{otlp_endpoint: 'http://127.0.0.1:{otlp_port}'}}\n",
+             telemetry: {{otlp_endpoint: '{}'}}\n",
             env.redis.url(),
-            env.db_url
+            env.db_url,
+            receiver.endpoint()
         ),
     )?;
     let log_path = tempfile::NamedTempFile::new()?;
@@ -141,24 +75,10 @@ async fn a_batch_is_one_trace_from_xreadgroup_to_xack() -> anyhow::Result<()> {
         anyhow::bail!("{e}\nworker running: {}\n{}", worker.is_running(), logs());
     }
 
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let (batch, children) = loop {
-        let found = {
-            let seen = seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-            full_batch(&seen)
-        };
-        if let Some(f) = found {
-            break f;
-        }
-        if Instant::now() > deadline {
-            let names: Vec<String> = seen
-                .lock()
-                .map(|s| s.iter().map(|x| x.name.clone()).collect())
-                .unwrap_or_default();
-            anyhow::bail!("no full batch trace received; got {names:?}\n{}", logs());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let (batch, children) = receiver
+        .wait_for(Duration::from_secs(20), full_batch)
+        .await
+        .map_err(|e| anyhow::anyhow!("no full batch trace: {e}\n{}", logs()))?;
 
     assert!(
         batch.service.contains("seckill-worker"),
@@ -188,7 +108,6 @@ async fn a_batch_is_one_trace_from_xreadgroup_to_xack() -> anyhow::Result<()> {
     }
 
     worker.kill();
-    let _ = stop_tx.send(());
-    let _ = server.await;
+    receiver.stop().await;
     Ok(())
 }

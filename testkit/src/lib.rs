@@ -8,9 +8,11 @@
 //! - [`process`]: a child-process guard that kills on drop.
 //! - [`mariadb`]: a private `mariadbd` (fresh database per test, stop/start for outages).
 //! - [`etcd`]: a private single-member etcd.
+//! - [`otlp`]: an OTLP/gRPC trace receiver recording the spans it is sent.
 
 pub mod etcd;
 pub mod mariadb;
+pub mod otlp;
 pub mod ports;
 pub mod process;
 pub mod redis;
@@ -18,5 +20,6 @@ pub mod redis;
 pub use self::redis::{module_path, RedisOptions, RedisServer};
 pub use etcd::Etcd;
 pub use mariadb::MariaDb;
+pub use otlp::{OtlpReceiver, SeenSpan};
 pub use ports::free_port;
 pub use process::ChildGuard;
