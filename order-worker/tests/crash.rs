@@ -32,16 +32,10 @@ async fn sigkill_the_worker_repeatedly() -> anyhow::Result<()> {
         create_activity(&mut conn, a, 1_000).await?;
     }
     let dir = tempfile::tempdir()?;
-    let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "redis: {{url: '{}'}}\nmysql: {{url: '{}'}}\nworker: {{metrics_addr: '', block_ms: 200, \
-             discover_interval_ms: 200, claim_idle_ms: 1000, claim_interval_ms: 300, \
-             batch_size: 500, sweeper: {{enabled: false}}}}\n",
-            env.redis.url(),
-            env.db_url
-        ),
+    let config = env.binary_config(
+        dir.path(),
+        "claim_idle_ms: 1000, claim_interval_ms: 300, batch_size: 500",
+        "",
     )?;
     let producer = {
         let mut conn = env.conn().await?;
@@ -135,16 +129,7 @@ async fn sigterm_finishes_the_batch_in_hand() -> anyhow::Result<()> {
     let mut conn = env.conn().await?;
     create_activity(&mut conn, 1, 100_000).await?;
     let dir = tempfile::tempdir()?;
-    let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "redis: {{url: '{}'}}\nmysql: {{url: '{}'}}\nworker: {{metrics_addr: '', block_ms: 200, \
-             discover_interval_ms: 100, batch_size: 200, sweeper: {{enabled: false}}}}\n",
-            env.redis.url(),
-            env.db_url
-        ),
-    )?;
+    let config = env.binary_config(dir.path(), "discover_interval_ms: 100, batch_size: 200", "")?;
     let mut worker = spawn_worker_binary(&config)?;
     let mut sent = 0;
     let mut termed = false;

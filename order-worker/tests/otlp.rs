@@ -42,17 +42,10 @@ async fn a_batch_is_one_trace_from_xreadgroup_to_xack() -> anyhow::Result<()> {
     create_activity(&mut conn, 11, 100).await?;
 
     let dir = tempfile::tempdir()?;
-    let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "redis: {{url: '{}'}}\nmysql: {{url: '{}'}}\nworker: {{metrics_addr: '', block_ms: 200, \
-             discover_interval_ms: 200, sweeper: {{enabled: false}}}}\n\
-             telemetry: {{otlp_endpoint: '{}'}}\n",
-            env.redis.url(),
-            env.db_url,
-            receiver.endpoint()
-        ),
+    let config = env.binary_config(
+        dir.path(),
+        "",
+        &format!("telemetry: {{otlp_endpoint: '{}'}}", receiver.endpoint()),
     )?;
     let log_path = tempfile::NamedTempFile::new()?;
     let log = log_path.reopen()?;

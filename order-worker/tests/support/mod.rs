@@ -58,6 +58,37 @@ impl Env {
         s
     }
 
+    /// Writes a config file for the worker binary into `dir`: this environment's Redis and
+    /// database, no metrics listener, no sweeper, fast polling; `worker` adds keys to the
+    /// `worker` section (`"batch_size: 200"`), `extra` adds whole sections.
+    pub fn binary_config(
+        &self,
+        dir: &std::path::Path,
+        worker: &str,
+        extra: &str,
+    ) -> anyhow::Result<std::path::PathBuf> {
+        let path = dir.join("config.yaml");
+        let mut section =
+            String::from("metrics_addr: '', block_ms: 200, sweeper: {enabled: false}");
+        // Polling every 200 ms unless the caller says otherwise (YAML refuses duplicate keys).
+        if !worker.contains("discover_interval_ms") {
+            section.push_str(", discover_interval_ms: 200");
+        }
+        if !worker.is_empty() {
+            section.push_str(", ");
+            section.push_str(worker);
+        }
+        std::fs::write(
+            &path,
+            format!(
+                "redis: {{url: '{}'}}\nmysql: {{url: '{}'}}\nworker: {{{section}}}\n{extra}\n",
+                self.redis.url(),
+                self.db_url
+            ),
+        )?;
+        Ok(path)
+    }
+
     pub async fn conn(&self) -> anyhow::Result<MultiplexedConnection> {
         Ok(self
             .redis
