@@ -23,6 +23,36 @@ pub struct SeenSpan {
     pub parent_span_id: Vec<u8>,
 }
 
+impl SeenSpan {
+    /// A real (non-zero) trace id and no parent: the first span of a trace.
+    pub fn is_trace_root(&self) -> bool {
+        self.trace_id.iter().any(|b| *b != 0) && self.parent_span_id.iter().all(|b| *b == 0)
+    }
+
+    /// Panics unless this span is a direct child of `parent` in the same trace and both come
+    /// from a service whose name contains `service`.
+    pub fn assert_child_of(&self, parent: &SeenSpan, service: &str) {
+        assert_eq!(
+            self.trace_id, parent.trace_id,
+            "{} is in the trace of {}",
+            self.name, parent.name
+        );
+        assert_eq!(
+            self.parent_span_id, parent.span_id,
+            "{} is a child of {}",
+            self.name, parent.name
+        );
+        for span in [self, parent] {
+            assert!(
+                span.service.contains(service),
+                "{} comes from {service}, not {}",
+                span.name,
+                span.service
+            );
+        }
+    }
+}
+
 type Seen = Arc<Mutex<Vec<SeenSpan>>>;
 
 struct Service(Seen);
