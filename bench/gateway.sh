@@ -5,6 +5,7 @@
 # Prints a markdown table for docs/benchmarks.md.
 #
 # Usage: bench/gateway.sh [duration] [connections]   (defaults 10s, 64)
+# Env: THREADS USERS ACTIVITIES REQUESTS, RATE_LIMITS=on (per-user limiter on, as in production)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10s}
@@ -35,7 +36,15 @@ done
 export SECKILL_AUTH__JWT_SECRET="bench-only-secret-bench-only-secret-0123"
 target/release/seckill-gateway-bench tokens "$USERS" "$DIR/tokens.txt"
 
-SECKILL_RATE_LIMIT__ENABLED=false SECKILL_GATEWAY__LOG_FILTER=error \
+# RATE_LIMITS=on keeps the per-user limiter of the production config (each user sends one
+# request, so it never refuses) and lifts only the per-IP one (every request is 127.0.0.1).
+if [ "${RATE_LIMITS:-off}" = on ]; then
+  export SECKILL_RATE_LIMIT__ENABLED=true SECKILL_RATE_LIMIT__PER_IP_PER_SECOND=100000000 \
+    SECKILL_RATE_LIMIT__PER_IP_BURST=100000000
+else
+  export SECKILL_RATE_LIMIT__ENABLED=false
+fi
+SECKILL_GATEWAY__LOG_FILTER=error \
   target/release/seckill-gateway --config configs/config.yaml --listen "127.0.0.1:$GPORT" \
   --redis-url "redis://127.0.0.1:$RPORT/" --mysql-url "mysql://root@127.0.0.1:1/none" \
   >"$DIR/gateway.log" 2>&1 &
