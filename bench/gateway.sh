@@ -5,7 +5,7 @@
 # Prints a markdown table for docs/benchmarks.md.
 #
 # Usage: bench/gateway.sh [duration] [connections]   (defaults 10s, 64)
-# Env: THREADS USERS ACTIVITIES REQUESTS, RATE_LIMITS=on (per-user limiter on, as in production)
+# Env: THREADS USERS ACTIVITIES REQUESTS, RATE_LIMITS [on: limiters as in production; off]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10s}
@@ -36,9 +36,10 @@ done
 export SECKILL_AUTH__JWT_SECRET="bench-only-secret-bench-only-secret-0123"
 target/release/seckill-gateway-bench tokens "$USERS" "$DIR/tokens.txt"
 
-# RATE_LIMITS=on keeps the per-user limiter of the production config (each user sends one
-# request, so it never refuses) and lifts only the per-IP one (every request is 127.0.0.1).
-if [ "${RATE_LIMITS:-off}" = on ]; then
+# RATE_LIMITS=on (the default) keeps the rate limiters of the production config: the per-user
+# one as configured (each user sends one request, so it never refuses) and the per-IP one with
+# its limit lifted (every request comes from 127.0.0.1). RATE_LIMITS=off skips both.
+if [ "${RATE_LIMITS:-on}" = on ]; then
   export SECKILL_RATE_LIMIT__ENABLED=true SECKILL_RATE_LIMIT__PER_IP_PER_SECOND=100000000 \
     SECKILL_RATE_LIMIT__PER_IP_BURST=100000000
 else

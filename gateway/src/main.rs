@@ -5,6 +5,12 @@ use seckill_gateway::config::{Cli, Settings};
 use seckill_gateway::startup::Application;
 use seckill_gateway::telemetry;
 
+// glibc malloc made the hot path bimodal (39k or 50k req/s from run to run, with frees of
+// memory allocated on the other worker thread showing in the slow runs); mimalloc keeps it
+// at 51-53k with the rate limiters on (docs/benchmarks.md, "Gateway").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

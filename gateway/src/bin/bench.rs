@@ -10,6 +10,10 @@ use seckill_gateway::auth::{Jwt, Role};
 use std::io::Write;
 use warp::Filter;
 
+// The same allocator as the gateway, so the baseline differs from it only by the work.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
