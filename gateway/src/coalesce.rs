@@ -93,24 +93,23 @@ async fn send<C: ConnectionLike>(mut conn: C, batch: Vec<Job>) {
     if replies.is_empty() {
         return;
     }
-    match conn.req_packed_commands(&pipe, 0, replies.len()).await {
-        Ok(values) if values.len() == replies.len() => {
+    let values = match conn.req_packed_commands(&pipe, 0, replies.len()).await {
+        Ok(values) if values.len() == replies.len() => Ok(values),
+        Ok(values) => Err(StoreError::Protocol(format!(
+            "a pipeline of {} commands got {} replies",
+            replies.len(),
+            values.len()
+        ))),
+        Err(e) => Err(classify(&e)),
+    };
+    match values {
+        Ok(values) => {
             for (reply, value) in replies.into_iter().zip(values) {
                 let _ = reply.send(split_reply(value));
             }
         }
-        Ok(values) => {
-            let e = StoreError::Protocol(format!(
-                "a pipeline of {} commands got {} replies",
-                replies.len(),
-                values.len()
-            ));
-            for reply in replies {
-                let _ = reply.send(Err(e.clone()));
-            }
-        }
+        // The whole pipeline failed: every caller in it gets the same error.
         Err(e) => {
-            let e = classify(&e);
             for reply in replies {
                 let _ = reply.send(Err(e.clone()));
             }

@@ -1,9 +1,7 @@
 //! Prometheus metrics of the gateway, in a registry of its own (so several gateways in one
 //! test process do not collide), rendered as text at `/metrics`.
 
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
 pub struct Metrics {
     registry: Registry,
@@ -60,13 +58,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        let mut buf = Vec::new();
-        let mut families = self.registry.gather();
-        families.extend(self.process.gather());
-        if let Err(e) = TextEncoder::new().encode(&families, &mut buf) {
-            tracing::warn!(error = %e, "failed to encode metrics");
-        }
-        String::from_utf8_lossy(&buf).into_owned()
+        seckill_registry::process_metrics::render(&self.registry, &self.process)
     }
 }
 

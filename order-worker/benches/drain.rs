@@ -10,6 +10,7 @@
 use seckill_core::{keys, ActivityId};
 use seckill_testkit::{MariaDb, RedisServer};
 use seckill_worker::config::Settings;
+use seckill_worker::lag::StreamLag;
 use seckill_worker::plan::{plan_batch, RawEntry, Windows};
 use seckill_worker::{db, inspect, streams, Worker};
 use std::time::{Duration, Instant};
@@ -126,10 +127,7 @@ async fn run() -> anyhow::Result<()> {
     let handle = tokio::spawn(worker.run_until_stopped(stop.clone()));
     loop {
         let lags = streams::all_lags(&mut conn, "seckill-orders").await?;
-        let busy: u64 = lags
-            .iter()
-            .map(|l| l.lag.unwrap_or(l.length) + l.pending)
-            .sum();
+        let busy: u64 = lags.iter().map(StreamLag::in_flight).sum();
         if busy == 0 && !lags.is_empty() {
             break;
         }

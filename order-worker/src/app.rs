@@ -180,7 +180,7 @@ async fn poll_lag(
                     metrics
                         .group_lag
                         .with_label_values(&l)
-                        .set(r.lag.unwrap_or(r.length) as i64);
+                        .set(r.undelivered() as i64);
                     metrics
                         .group_pending
                         .with_label_values(&l)

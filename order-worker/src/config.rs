@@ -185,8 +185,8 @@ impl Default for SweeperSettings {
 }
 
 impl WorkerSettings {
-    pub fn backoff(&self) -> crate::backoff::Backoff {
-        crate::backoff::Backoff::new(
+    pub fn backoff(&self) -> seckill_registry::backoff::Backoff {
+        seckill_registry::backoff::Backoff::new(
             Duration::from_millis(self.backoff_initial_ms.max(1)),
             Duration::from_millis(self.backoff_max_ms.max(self.backoff_initial_ms.max(1))),
         )

@@ -7,7 +7,6 @@
 //! hand is finished (or, if the database stays down, left pending for another worker to
 //! claim).
 
-use crate::backoff::Backoff;
 use crate::config::WorkerSettings;
 use crate::db::{self, DbError};
 use crate::metrics::Metrics;
@@ -15,6 +14,7 @@ use crate::plan::{plan_batch, DeadReason, RawEntry, Windows};
 use crate::streams;
 use redis::aio::ConnectionManager;
 use seckill_core::ActivityId;
+use seckill_registry::backoff::Backoff;
 use sqlx::MySqlPool;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -293,20 +293,16 @@ impl Consumer {
         };
         let plan = plan_batch(&hand.entries, self.settings.max_deliveries, &self.windows);
         for (i, reason) in &plan.dead {
-            if hand.dead_done.contains(i) {
-                continue;
-            }
             dead_letter(
                 &mut self.redis,
                 &self.settings.group,
                 &self.name,
                 &self.metrics,
-                &hand.entries[*i],
+                hand,
+                *i,
                 reason,
             )
             .await?;
-            hand.dead_done.insert(*i);
-            hand.outcome.dead += 1;
         }
         if !hand.committed {
             let rows: Vec<_> = plan.rows.clone();
@@ -339,20 +335,16 @@ impl Consumer {
                 tracing::error!(reservation = %hand.entries[*i].id, %reason, "order row refused; dead-lettering");
             }
             for (i, reason) in result.skipped {
-                if hand.dead_done.contains(&i) {
-                    continue;
-                }
                 dead_letter(
                     &mut self.redis,
                     &self.settings.group,
                     &self.name,
                     &self.metrics,
-                    &hand.entries[i],
+                    hand,
+                    i,
                     &reason,
                 )
                 .await?;
-                hand.dead_done.insert(i);
-                hand.outcome.dead += 1;
             }
         }
         let to_ack: Vec<&RawEntry> = hand
@@ -378,20 +370,29 @@ pub fn per_stream_count(batch_size: usize, active: usize) -> usize {
     (batch_size.clamp(1, db::MAX_ROWS_PER_INSERT) / active.max(1)).max(1)
 }
 
+/// Dead-letters entry `i` of the batch in hand, once: a batch retried after a failure skips
+/// the entries already moved.
 async fn dead_letter(
     redis: &mut ConnectionManager,
     group: &str,
     consumer: &str,
     metrics: &Metrics,
-    entry: &RawEntry,
+    hand: &mut InHand,
+    i: usize,
     reason: &DeadReason,
 ) -> Result<(), ConsumeError> {
+    if hand.dead_done.contains(&i) {
+        return Ok(());
+    }
+    let entry = &hand.entries[i];
     streams::dead_letter(redis, group, consumer, entry, reason).await?;
     metrics
         .dead_lettered_total
         .with_label_values(&[reason.kind()])
         .inc();
     tracing::warn!(activity = %entry.activity, reservation = %entry.id, %reason, "entry dead-lettered");
+    hand.dead_done.insert(i);
+    hand.outcome.dead += 1;
     Ok(())
 }
 

@@ -124,7 +124,7 @@ pub async fn audit_activity<C: ConnectionLike + Send>(
         reservations,
         released: released.into_iter().collect(),
         dead,
-        in_flight: lag.lag.unwrap_or(lag.length) + lag.pending,
+        in_flight: lag.in_flight(),
     };
     let rows = sqlx::query(
         "SELECT reservation_id, user_id, quantity, CAST(status AS CHAR), released_at IS NOT NULL \

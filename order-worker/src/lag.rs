@@ -87,6 +87,18 @@ pub struct StreamLag {
     pub dead_letters: u64,
 }
 
+impl StreamLag {
+    /// Entries the group has not received yet (all of them before the group exists).
+    pub fn undelivered(&self) -> u64 {
+        self.lag.unwrap_or(self.length)
+    }
+
+    /// Entries not yet persisted and acknowledged: undelivered plus pending.
+    pub fn in_flight(&self) -> u64 {
+        self.undelivered() + self.pending
+    }
+}
+
 /// Renders rows as a fixed-width table for the terminal.
 pub fn render_table(rows: &[StreamLag]) -> String {
     let mut out = format!(

@@ -9,11 +9,11 @@
 //! Leadership can briefly overlap (a partitioned leader may finish its pass): the sweeper is
 //! safe under that, since every change is conditional and RELEASE is idempotent.
 
-use crate::backoff::Backoff;
 use crate::config::{Settings, SweeperSettings};
 use crate::metrics::Metrics;
 use crate::sweeper::sweep_once;
 use redis::aio::ConnectionManager;
+use seckill_registry::backoff::Backoff;
 use sqlx::{Connection, MySqlConnection, MySqlPool, Row};
 use std::sync::Arc;
 use std::time::Duration;

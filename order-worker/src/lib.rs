@@ -4,7 +4,7 @@
 //! # Layout
 //! - Pure logic, tested alone:
 //!   - [`plan`]: an entry becomes an order row or a dead letter (with the reason).
-//!   - [`backoff`]: exponential backoff with jitter.
+//!   - backoff with jitter comes from [`seckill_registry::backoff`] (shared with the etcd loops).
 //!   - [`lag`]: consumer-group lag from `XINFO`, robust to Redis 7.0's nil `lag`.
 //!   - [`audit`]: Redis against MySQL, the drift report of `seckill audit`.
 //! - I/O:
@@ -21,7 +21,6 @@
 
 pub mod app;
 pub mod audit;
-pub mod backoff;
 pub mod config;
 pub mod consumer;
 pub mod db;

@@ -2,8 +2,7 @@
 //! responder: the worker serves nothing else).
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -147,13 +146,7 @@ impl Metrics {
 
     /// The registry in the Prometheus text format.
     pub fn render(&self) -> String {
-        let mut buf = Vec::new();
-        let mut families = self.registry.gather();
-        families.extend(self.process.gather());
-        if let Err(e) = TextEncoder::new().encode(&families, &mut buf) {
-            tracing::warn!(error = %e, "failed to encode metrics");
-        }
-        String::from_utf8_lossy(&buf).into_owned()
+        seckill_registry::process_metrics::render(&self.registry, &self.process)
     }
 }
 

@@ -2,13 +2,25 @@
 //! `process_resident_memory_bytes`, ...), in a registry without the `seckill_<kind>_` prefix
 //! so dashboards can query every process the same way.
 
-use prometheus::{process_collector::ProcessCollector, Registry};
+use prometheus::{process_collector::ProcessCollector, Encoder, Registry, TextEncoder};
 
 /// A registry holding only the collector of this process (read from /proc at scrape time).
 pub fn registry() -> Result<Registry, prometheus::Error> {
     let registry = Registry::new();
     registry.register(Box::new(ProcessCollector::for_self()))?;
     Ok(registry)
+}
+
+/// A process's `/metrics` page: its own registry followed by the process registry, in the
+/// Prometheus text format.
+pub fn render(own: &Registry, process: &Registry) -> String {
+    let mut families = own.gather();
+    families.extend(process.gather());
+    let mut buf = Vec::new();
+    if let Err(e) = TextEncoder::new().encode(&families, &mut buf) {
+        tracing::warn!(error = %e, "failed to encode metrics");
+    }
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 #[cfg(test)]

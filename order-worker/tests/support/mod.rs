@@ -125,7 +125,7 @@ impl Env {
             let lags = streams::all_lags(&mut conn, "seckill-orders").await?;
             let busy: u64 = lags
                 .iter()
-                .map(|l| l.lag.unwrap_or(l.length) + l.pending)
+                .map(seckill_worker::lag::StreamLag::in_flight)
                 .sum();
             let count = self.order_count().await.unwrap_or(-1);
             if busy == 0 && count == rows {
