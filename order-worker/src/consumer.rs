@@ -54,8 +54,11 @@ struct InHand {
     entries: Vec<RawEntry>,
     /// Indexes already dead-lettered (and acked).
     dead_done: HashSet<usize>,
-    /// Whether the rows are committed (only the ack is left).
+    /// Whether the rows are committed (only dead-lettering `refused` and the ack are left).
     committed: bool,
+    /// Rows the committed insert refused (another live order of the user): they must reach
+    /// the dead-letter stream even when the batch is retried after the commit.
+    refused: Vec<(usize, DeadReason)>,
     outcome: Outcome,
 }
 
@@ -176,6 +179,7 @@ impl Consumer {
                 entries,
                 dead_done: HashSet::new(),
                 committed: false,
+                refused: Vec::new(),
             });
         }
         self.process_in_hand().await
@@ -334,18 +338,21 @@ impl Consumer {
             for (i, reason) in &result.skipped {
                 tracing::error!(reservation = %hand.entries[*i].id, %reason, "order row refused; dead-lettering");
             }
-            for (i, reason) in result.skipped {
-                dead_letter(
-                    &mut self.redis,
-                    &self.settings.group,
-                    &self.name,
-                    &self.metrics,
-                    hand,
-                    i,
-                    &reason,
-                )
-                .await?;
-            }
+            hand.refused = result.skipped;
+        }
+        // Outside the commit step: a retry after a failed dead-letter write must not ack a
+        // refused row that never reached the dead-letter stream.
+        for (i, reason) in hand.refused.clone() {
+            dead_letter(
+                &mut self.redis,
+                &self.settings.group,
+                &self.name,
+                &self.metrics,
+                hand,
+                i,
+                &reason,
+            )
+            .await?;
         }
         let to_ack: Vec<&RawEntry> = hand
             .entries

@@ -116,6 +116,65 @@ async fn live_user_conflict_is_dead_lettered_not_swallowed() -> anyhow::Result<(
     Ok(())
 }
 
+/// The dead-letter write of a refused row fails after the batch was committed (here the
+/// dead-letter key holds a string): the batch is retried, and once the write can succeed
+/// the refused row still reaches the dead-letter stream instead of being acked unseen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_row_is_dead_lettered_when_the_batch_is_retried_after_commit() -> anyhow::Result<()>
+{
+    let env = env().await?;
+    let mut conn = env.conn().await?;
+    create_activity(&mut conn, 8, 100).await?;
+    sqlx::query(
+        "INSERT INTO orders (reservation_id, activity_id, product_id, user_id, quantity, \
+         amount_cents, reserved_at, expires_at) VALUES ('1-1', 8, 'p1', 'dup', 1, 100, NOW(3), NOW(3))",
+    )
+    .execute(&env.pool)
+    .await?;
+    let dead_key = keys::dead_letters(&act(8));
+    let _: () = redis::cmd("SET")
+        .arg(&dead_key)
+        .arg("not a stream")
+        .query_async(&mut conn)
+        .await?;
+    reserve_many(&mut conn, 8, ["dup".to_string(), "ok1".into()]).await?;
+    let (stop, h) = env.spawn_worker(env.settings()).await?;
+    // ok1 is committed; dup's dead-letter write keeps failing.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while env.order_count().await? < 2 {
+        anyhow::ensure!(std::time::Instant::now() < deadline, "ok1 never committed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _: i64 = redis::cmd("DEL")
+        .arg(&dead_key)
+        .query_async(&mut conn)
+        .await?;
+    env.wait_drained(2, Duration::from_secs(30)).await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let dead = loop {
+        let dead = seckill_worker::inspect::read_stream(&mut conn, &dead_key)
+            .await
+            .unwrap_or_default();
+        if !dead.is_empty() || std::time::Instant::now() > deadline {
+            break dead;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        dead.len(),
+        1,
+        "the refused row reached the dead-letter stream"
+    );
+    assert!(dead[0]
+        .1
+        .iter()
+        .any(|(k, v)| k == b"kind" && v == b"rejected"));
+    stop.cancel();
+    h.await??;
+    Ok(())
+}
+
 /// An entry whose delivery count is over the limit (a consumer crashed on it each time) is
 /// taken over from the idle consumer and dead-lettered instead of retried forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
