@@ -9,6 +9,7 @@
 use crate::config::RateLimitSettings;
 use arc_swap::ArcSwap;
 use governor::{DefaultKeyedRateLimiter, Quota};
+use seckill_core::UserId;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -21,7 +22,7 @@ struct Limiters {
     /// What these limiters were built from (to tell which side changed).
     settings: RateLimitSettings,
     /// `None` when `rate_limit.enabled` is false.
-    per_user: Option<Arc<DefaultKeyedRateLimiter<String>>>,
+    per_user: Option<Arc<DefaultKeyedRateLimiter<UserId>>>,
     per_ip: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
 }
 
@@ -91,10 +92,10 @@ impl RateLimits {
     }
 
     /// Whether one more request from `user` is allowed now.
-    pub fn allow_user(&self, user: &str) -> bool {
+    pub fn allow_user(&self, user: &UserId) -> bool {
         match &self.current.load().per_user {
-            // check_key wants an owned key; only build it when limiting is on.
-            Some(l) => l.check_key(&user.to_owned()).is_ok(),
+            // Keyed by the caller's own id: no key is built per request.
+            Some(l) => l.check_key(user).is_ok(),
             None => true,
         }
     }
@@ -125,6 +126,10 @@ impl RateLimits {
 mod tests {
     use super::*;
 
+    fn u(id: &str) -> UserId {
+        UserId::parse(id).expect("valid user id")
+    }
+
     fn settings(user: (u32, u32), ip: (u32, u32)) -> RateLimitSettings {
         RateLimitSettings {
             enabled: true,
@@ -138,9 +143,9 @@ mod tests {
     #[test]
     fn a_burst_passes_and_hammering_is_refused() {
         let l = RateLimits::new(&settings((1, 5), (1, 3)));
-        assert!((0..5).all(|_| l.allow_user("u1")));
-        assert!(!l.allow_user("u1"));
-        assert!(l.allow_user("u2"), "limits are per user");
+        assert!((0..5).all(|_| l.allow_user(&u("u1"))));
+        assert!(!l.allow_user(&u("u1")));
+        assert!(l.allow_user(&u("u2")), "limits are per user");
         let ip: IpAddr = [127, 0, 0, 1].into();
         assert!((0..3).all(|_| l.allow_ip(ip)));
         assert!(!l.allow_ip(ip));
@@ -150,7 +155,7 @@ mod tests {
     fn default_sizing_never_refuses_a_fast_human() {
         // A human double- or triple-clicking: 20 clicks as fast as possible.
         let l = RateLimits::new(&RateLimitSettings::default());
-        assert!((0..20).all(|_| l.allow_user("human")));
+        assert!((0..20).all(|_| l.allow_user(&u("human"))));
     }
 
     #[test]
@@ -158,7 +163,7 @@ mod tests {
         let mut s = settings((1, 1), (1, 1));
         s.enabled = false;
         let l = RateLimits::new(&s);
-        assert!((0..100).all(|_| l.allow_user("u") && l.allow_ip([10, 0, 0, 1].into())));
+        assert!((0..100).all(|_| l.allow_user(&u("u")) && l.allow_ip([10, 0, 0, 1].into())));
         l.prune();
     }
 
@@ -174,8 +179,8 @@ mod tests {
         // The per-user burst drops to 1: the next request of a fresh user passes, the second
         // is refused; the per-IP bucket (unchanged quota) keeps its state.
         assert!(l.apply(&settings((1, 1), (1, 3))));
-        assert!(l.allow_user("u1"));
-        assert!(!l.allow_user("u1"));
+        assert!(l.allow_user(&u("u1")));
+        assert!(!l.allow_user(&u("u1")));
         assert!(
             !l.allow_ip(ip),
             "the per-IP limiter was kept, bucket and all"
@@ -184,7 +189,7 @@ mod tests {
         let mut off = settings((1, 1), (1, 3));
         off.enabled = false;
         assert!(l.apply(&off));
-        assert!((0..10).all(|_| l.allow_user("u1")));
+        assert!((0..10).all(|_| l.allow_user(&u("u1"))));
         assert_eq!(l.settings(), off);
     }
 }

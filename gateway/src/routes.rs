@@ -234,7 +234,7 @@ fn caller(state: State) -> impl Filter<Extract = (Caller,), Error = Rejection> +
                 let caller = bearer_token(header.as_deref())
                     .and_then(|t| state.jwt.verify(t))
                     .map_err(warp::reject::custom)?;
-                if !state.limits.allow_user(caller.user.as_str()) {
+                if !state.limits.allow_user(&caller.user) {
                     return Err(warp::reject::custom(ApiError::RateLimited));
                 }
                 Ok::<_, Rejection>(caller)
