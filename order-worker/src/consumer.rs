@@ -309,7 +309,7 @@ impl Consumer {
             .await?;
         }
         if !hand.committed {
-            let rows: Vec<_> = plan.rows.clone();
+            let rows = plan.rows;
             let started = Instant::now();
             let insert = async {
                 match db::insert_orders(&self.pool, &rows).await {
