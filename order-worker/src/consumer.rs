@@ -52,7 +52,7 @@ pub struct Outcome {
 /// dead-lettered twice.
 struct InHand {
     entries: Vec<RawEntry>,
-    /// Indexes already dead-lettered (and acked).
+    /// Indexes already dead-lettered (acked with the rest of the batch).
     dead_done: HashSet<usize>,
     /// Whether the rows are committed (only dead-lettering `refused` and the ack are left).
     committed: bool,
@@ -297,16 +297,7 @@ impl Consumer {
         };
         let plan = plan_batch(&hand.entries, self.settings.max_deliveries, &self.windows);
         for (i, reason) in &plan.dead {
-            dead_letter(
-                &mut self.redis,
-                &self.settings.group,
-                &self.name,
-                &self.metrics,
-                hand,
-                *i,
-                reason,
-            )
-            .await?;
+            dead_letter(&mut self.redis, &self.name, &self.metrics, hand, *i, reason).await?;
         }
         if !hand.committed {
             let rows = plan.rows;
@@ -343,24 +334,10 @@ impl Consumer {
         // Outside the commit step: a retry after a failed dead-letter write must not ack a
         // refused row that never reached the dead-letter stream.
         for (i, reason) in hand.refused.clone() {
-            dead_letter(
-                &mut self.redis,
-                &self.settings.group,
-                &self.name,
-                &self.metrics,
-                hand,
-                i,
-                &reason,
-            )
-            .await?;
+            dead_letter(&mut self.redis, &self.name, &self.metrics, hand, i, &reason).await?;
         }
-        let to_ack: Vec<&RawEntry> = hand
-            .entries
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !hand.dead_done.contains(i))
-            .map(|(_, e)| e)
-            .collect();
+        // Every entry is now either an order row or a dead letter.
+        let to_ack: Vec<&RawEntry> = hand.entries.iter().collect();
         streams::ack(&mut self.redis, &self.settings.group, &to_ack)
             .instrument(tracing::info_span!("redis.xack", entries = to_ack.len()))
             .await?;
@@ -381,7 +358,6 @@ pub fn per_stream_count(batch_size: usize, active: usize) -> usize {
 /// the entries already moved.
 async fn dead_letter(
     redis: &mut ConnectionManager,
-    group: &str,
     consumer: &str,
     metrics: &Metrics,
     hand: &mut InHand,
@@ -392,7 +368,7 @@ async fn dead_letter(
         return Ok(());
     }
     let entry = &hand.entries[i];
-    streams::dead_letter(redis, group, consumer, entry, reason).await?;
+    streams::dead_letter(redis, consumer, entry, reason).await?;
     metrics
         .dead_lettered_total
         .with_label_values(&[reason.kind()])

@@ -239,11 +239,12 @@ pub async fn ack<C: ConnectionLike + Send>(
     pipe.query_async::<()>(conn).await
 }
 
-/// Appends the entry and the reason to the activity's dead-letter stream and acks it, in one
-/// MULTI/EXEC (both keys share the activity's hash tag).
+/// Appends the entry and the reason to the activity's dead-letter stream. The caller acks the
+/// entry afterwards with the rest of its batch: acking in the same MULTI would ack it even
+/// when the XADD fails at run time (MULTI does not roll back), losing it. A crash between
+/// the two writes dead-letters the redelivered entry again (at least once, never lost).
 pub async fn dead_letter<C: ConnectionLike + Send>(
     conn: &mut C,
-    group: &str,
     consumer: &str,
     entry: &RawEntry,
     reason: &DeadReason,
@@ -266,17 +267,7 @@ pub async fn dead_letter<C: ConnectionLike + Send>(
         name.extend_from_slice(k);
         xadd.arg(name).arg(v);
     }
-    redis::pipe()
-        .atomic()
-        .add_command(xadd)
-        .ignore()
-        .cmd("XACK")
-        .arg(keys::stream(&entry.activity))
-        .arg(group)
-        .arg(&entry.id)
-        .ignore()
-        .query_async::<()>(conn)
-        .await
+    xadd.query_async::<()>(conn).await
 }
 
 fn flat_map(v: &Value) -> HashMap<String, &Value> {

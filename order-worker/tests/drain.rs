@@ -146,6 +146,16 @@ async fn refused_row_is_dead_lettered_when_the_batch_is_retried_after_commit() -
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
+    // Not dead-lettered yet, so not acked either: a crash now must not lose it.
+    let pending: (i64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+        .arg(keys::stream(&act(8)))
+        .arg("seckill-orders")
+        .query_async(&mut conn)
+        .await?;
+    assert_eq!(
+        pending.0, 2,
+        "the batch (ok1 and the refused dup) is still pending"
+    );
     let _: i64 = redis::cmd("DEL")
         .arg(&dead_key)
         .query_async(&mut conn)
