@@ -1,7 +1,18 @@
-//! `seckill`: the admin CLI; see the library for the layout.
+//! `seckill`: the admin CLI.
+//!
+//! # Layout
+//! - `commands`: one module per group of subcommands (`activity`, `users`, `inspect` for lag
+//!   and audit, `members`, `db`); results on stdout, everything else on stderr.
+//! - `settings`: the sections of `configs/config.yaml` the CLI reads.
+//!
+//! The CLI owns no protocol and no SQL of its own: Redis through `seckill_client`, MySQL
+//! through `seckill_db`, tokens and account rules from `seckill_core`.
+
+mod commands;
+mod settings;
 
 use clap::{Parser, Subcommand};
-use seckill_cli::{admin, commands, settings};
+use commands::{activity, inspect, members, users};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -55,17 +66,17 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum ActivityCommand {
     /// Create an activity in MySQL and preheat it into Redis; prints the id alone on stdout.
-    Create(commands::CreateActivity),
+    Create(activity::CreateActivity),
 }
 
 #[derive(Debug, Subcommand)]
 enum UsersCommand {
     /// Create N users (bulk inserts) and write one valid JWT per line to FILE.
-    Seed(commands::SeedUsers),
+    Seed(users::SeedUsers),
     /// Create an administrator (password from SECKILL_ADMIN_PASSWORD or --password-stdin).
-    CreateAdmin(admin::CreateAdmin),
+    CreateAdmin(users::CreateAdmin),
     /// Make an existing user an administrator.
-    Promote(admin::Promote),
+    Promote(users::Promote),
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,7 +90,15 @@ enum DbCommand {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    seckill_worker::init_tracing(false);
+    let _ = seckill_runtime::telemetry::init_logging(
+        "info",
+        seckill_runtime::telemetry::LogOutput {
+            json: false,
+            stderr: true,
+        },
+        &seckill_runtime::TelemetrySettings::default(),
+        "seckill-cli",
+    );
     let settings = match settings::load(
         cli.config.as_deref(),
         cli.redis_url.clone(),
@@ -94,27 +113,27 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Activity {
             command: ActivityCommand::Create(args),
-        } => commands::create_activity(&settings, args).await,
+        } => activity::create(&settings, args).await,
         Command::Users {
             command: UsersCommand::Seed(args),
-        } => commands::seed_users(&settings, args).await,
+        } => users::seed(&settings, args).await,
         Command::Users {
             command: UsersCommand::CreateAdmin(args),
         } => match commands::pool(&settings).await {
-            Ok(pool) => admin::create_admin(&pool, args).await,
+            Ok(pool) => users::create_admin(&pool, args).await,
             Err(e) => Err(e),
         },
         Command::Users {
             command: UsersCommand::Promote(args),
         } => match commands::pool(&settings).await {
-            Ok(pool) => admin::promote(&pool, args).await,
+            Ok(pool) => users::promote(&pool, args).await,
             Err(e) => Err(e),
         },
-        Command::Lag { watch, interval } => commands::lag(&settings, watch, interval).await,
-        Command::Audit { activity } => commands::audit(&settings, &activity).await,
-        Command::Members => commands::members(&settings).await,
+        Command::Lag { watch, interval } => inspect::lag(&settings, watch, interval).await,
+        Command::Audit { activity } => inspect::audit(&settings, &activity).await,
+        Command::Members => members::list(&settings).await,
         Command::Db { command } => {
-            commands::db(&settings, matches!(command, DbCommand::Rollback)).await
+            commands::db::run(&settings, matches!(command, DbCommand::Rollback)).await
         }
     };
     match result {

@@ -1,24 +1,41 @@
-//! The parts of `configs/config.yaml` the CLI reads (other sections are ignored).
+//! The parts of `configs/config.yaml` the CLI reads (other sections are ignored), layered by
+//! `seckill_runtime::config` with the `--redis-url` / `--mysql-url` flags on top.
 
-use figment::providers::Serialized;
+use seckill_runtime::{EtcdSettings, MysqlSettings, RedisSettings, Secret};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
-pub struct Settings {
-    pub redis: seckill_worker::config::RedisSettings,
-    pub mysql: seckill_worker::config::MysqlSettings,
-    pub worker: seckill_worker::config::WorkerSettings,
-    pub etcd: seckill_worker::config::EtcdSettings,
-    pub auth: Auth,
+pub(crate) struct Settings {
+    pub(crate) redis: RedisSettings,
+    pub(crate) mysql: MysqlSettings,
+    pub(crate) worker: Worker,
+    pub(crate) etcd: EtcdSettings,
+    pub(crate) auth: Auth,
+}
+
+/// The part of the `worker` section the CLI needs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub(crate) struct Worker {
+    /// The consumer group whose lag `seckill lag` and `seckill audit` report.
+    pub(crate) group: String,
+}
+
+impl Default for Worker {
+    fn default() -> Self {
+        Self {
+            group: "seckill-orders".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
-pub struct Auth {
+pub(crate) struct Auth {
     /// HS256 key of the gateway's tokens; no default (required by `users seed`).
-    pub jwt_secret: String,
+    pub(crate) jwt_secret: Secret,
 }
 
 #[derive(Serialize)]
@@ -34,7 +51,7 @@ struct Url {
     url: String,
 }
 
-pub fn load(
+pub(crate) fn load(
     config: Option<&Path>,
     redis_url: Option<String>,
     mysql_url: Option<String>,
@@ -43,7 +60,5 @@ pub fn load(
         redis: redis_url.map(|url| Url { url }),
         mysql: mysql_url.map(|url| Url { url }),
     };
-    Ok(seckill_worker::config::figment(config)?
-        .merge(Serialized::defaults(o))
-        .extract()?)
+    Ok(seckill_runtime::config::load(config, o)?)
 }

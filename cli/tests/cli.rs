@@ -1,6 +1,6 @@
 //! The `seckill` binary against real Redis (with the module) and MariaDB.
 
-use seckill_cli::token;
+use seckill_core::auth as token;
 use seckill_testkit::{mariadb, RedisServer};
 use std::process::{Command, Output};
 use std::time::Duration;

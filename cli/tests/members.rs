@@ -6,7 +6,7 @@
 //! The gateway and worker binaries are taken from the same target directory as `seckill`
 //! (`cargo test --workspace` builds them).
 
-use seckill_cli::token::{sign, Claims};
+use seckill_core::auth::{sign, Claims, Role};
 use seckill_testkit::{free_port, mariadb, ChildGuard, Etcd, RedisServer};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -172,10 +172,10 @@ fn http(
 }
 
 fn token(user: u64) -> anyhow::Result<String> {
-    let now = chrono::Utc::now().timestamp();
+    let now = u64::try_from(chrono::Utc::now().timestamp())?;
     Ok(sign(
         SECRET.as_bytes(),
-        &Claims::new(user, "user", now, 3600),
+        &Claims::new(user, Role::User, now, 3600),
     )?)
 }
 

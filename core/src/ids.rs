@@ -75,6 +75,26 @@ impl fmt::Display for UserId {
     }
 }
 
+/// The id of a product, copied into every reservation of an activity that sells it (the
+/// gateway uses the MySQL row id). Same alphabet as the other ids: it is a stream field.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProductId(String);
+
+impl ProductId {
+    pub fn parse(raw: impl AsRef<[u8]>) -> Result<Self, IdError> {
+        validate("product", raw.as_ref()).map(Self)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ProductId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +104,7 @@ mod tests {
         for ok in ["42", "sale-2026_11.a", "user:17", &"x".repeat(MAX_ID_LEN)] {
             assert!(ActivityId::parse(ok).is_ok(), "{ok}");
             assert!(UserId::parse(ok).is_ok(), "{ok}");
+            assert!(ProductId::parse(ok).is_ok(), "{ok}");
         }
     }
 

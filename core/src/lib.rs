@@ -11,16 +11,26 @@
 //! - [`entry`]: the reservation entry appended to the activity's stream, encoded and decoded.
 //! - [`record`]: the fixed-layout activity record the module keeps in a Redis string.
 //! - [`refusal`]: machine-readable refusal codes shared by the module and the gateway.
+//! - [`account`]: what a username and a password may be (registration and the CLI alike).
+//! - [`lag`]: a consumer group's lag from `XINFO` figures, robust to Redis 7.0's nil `lag`.
+//! - [`audit`]: Redis's view of an activity against MySQL's orders: the drift report.
+//! - `auth` (feature `auth`): JWT claims, signing and verification, argon2 password hashes.
 
+pub mod account;
+pub mod audit;
+#[cfg(feature = "auth")]
+pub mod auth;
 pub mod decision;
 pub mod entry;
 pub mod ids;
 pub mod keys;
+pub mod lag;
 pub mod limits;
 pub mod record;
 pub mod refusal;
 
+pub use account::{AccountError, Username};
 pub use decision::{decide_reserve, ActivityState, Grant, Sale};
 pub use entry::{EntryError, ReservationEntry};
-pub use ids::{ActivityId, IdError, UserId};
+pub use ids::{ActivityId, IdError, ProductId, UserId};
 pub use refusal::Refusal;

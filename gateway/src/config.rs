@@ -4,17 +4,13 @@
 //! sections in the same file are ignored here.
 
 use anyhow::{bail, Context};
-use figment::providers::{Env, Format, Serialized, Yaml};
-use figment::Figment;
-use seckill_registry::{EtcdSettings, TelemetrySettings};
+use figment::providers::Serialized;
+pub use seckill_runtime::config::DEFAULT_CONFIG;
+pub use seckill_runtime::{EtcdSettings, MysqlSettings, RedisSettings, Secret, TelemetrySettings};
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// Default location of the settings file, relative to the working directory.
-pub const DEFAULT_CONFIG: &str = "configs/config.yaml";
 
 /// JWT key used in dev mode when none is configured. Never accepted outside dev mode.
 pub const DEV_JWT_SECRET: &str = "seckill-dev-mode-only-insecure-jwt-secret";
@@ -43,26 +39,6 @@ pub struct Cli {
     /// Apply the schema migrations at startup (gateway.run_migrations).
     #[arg(long)]
     pub run_migrations: bool,
-}
-
-/// A value that must not appear in logs or `Debug` output.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -162,40 +138,14 @@ impl Default for RateLimitSettings {
     }
 }
 
-/// The `redis` section, shared with the worker and the CLI.
-pub use seckill_worker::config::RedisSettings;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct MysqlSettings {
-    pub url: Secret,
-    pub max_connections: u32,
-}
-
-impl Default for MysqlSettings {
-    fn default() -> Self {
-        Self {
-            url: Secret::new("mysql://root@127.0.0.1:3306/seckill"),
-            max_connections: 16,
-        }
-    }
-}
-
 impl Settings {
     /// Layers defaults, the file, the environment and the flags, then checks the result.
     pub fn load(cli: &Cli) -> anyhow::Result<Self> {
-        let file = match &cli.config {
-            Some(path) => {
-                if !path.exists() {
-                    bail!("config file {} does not exist", path.display());
-                }
-                path.clone()
-            }
-            None => PathBuf::from(DEFAULT_CONFIG),
-        };
-        let mut fig = Figment::from(Serialized::defaults(Settings::default()))
-            .merge(Yaml::file(&file))
-            .merge(Env::prefixed("SECKILL_").split("__"));
+        let file = cli
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+        let mut fig = seckill_runtime::config::figment(cli.config.as_deref())?;
         if let Some(v) = &cli.listen {
             fig = fig.merge(Serialized::default("gateway.listen", v));
         }

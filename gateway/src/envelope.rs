@@ -6,7 +6,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 #[derive(Debug, Serialize)]
-pub struct Envelope<'a, T: Serialize> {
+pub(crate) struct Envelope<'a, T: Serialize> {
     pub code: u16,
     pub message: &'a str,
     pub data: Option<T>,
@@ -15,7 +15,7 @@ pub struct Envelope<'a, T: Serialize> {
 }
 
 /// A success reply with `data`.
-pub fn ok<T: Serialize>(status: StatusCode, data: T) -> Response {
+pub(crate) fn ok<T: Serialize>(status: StatusCode, data: T) -> Response {
     let body = Envelope {
         code: status.as_u16(),
         message: "ok",
@@ -26,7 +26,7 @@ pub fn ok<T: Serialize>(status: StatusCode, data: T) -> Response {
 }
 
 /// A refusal: `data` is null and `error` carries the machine code.
-pub fn refusal(status: StatusCode, error: &str, message: &str) -> Response {
+pub(crate) fn refusal(status: StatusCode, error: &str, message: &str) -> Response {
     let body: Envelope<'_, ()> = Envelope {
         code: status.as_u16(),
         message,
@@ -37,7 +37,7 @@ pub fn refusal(status: StatusCode, error: &str, message: &str) -> Response {
 }
 
 /// A refusal that still carries data (e.g. `/health` reporting what is down).
-pub fn refusal_with<T: Serialize>(
+pub(crate) fn refusal_with<T: Serialize>(
     status: StatusCode,
     error: &str,
     message: &str,

@@ -1,8 +1,13 @@
-//! Every way a request can fail, its HTTP status and machine code, in one place; and the
-//! single `recover` handler that turns warp's rejections into the envelope.
+//! Every way a request can fail, its HTTP status and machine code, in one place: the
+//! gateway's own errors, and the storage layers' errors (`ClientError`, `DbError`) mapped to
+//! HTTP here, not inside storage. Also the single `recover` handler that turns warp's
+//! rejections into the envelope.
 
 use crate::envelope;
+use seckill_client::ClientError;
 use seckill_core::Refusal;
+use seckill_db::activities::CreateError;
+use seckill_db::DbError;
 use std::convert::Infallible;
 use warp::http::StatusCode;
 use warp::reject::Reject;
@@ -103,8 +108,48 @@ impl ApiError {
     }
 }
 
+impl From<ClientError> for ApiError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Refused { refusal, message } => ApiError::refused(refusal, message),
+            ClientError::Argument(m) => ApiError::InvalidArgument(m),
+            ClientError::Exists(m) => ApiError::Conflict(m),
+            ClientError::Unavailable(_) | ClientError::Timeout(_) => {
+                tracing::warn!(error = %e, "redis call failed");
+                ApiError::Unavailable("the sale backend is unavailable; try again".into())
+            }
+            ClientError::Protocol(_) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Duplicate(_) => ApiError::Conflict("already exists".into()),
+            DbError::Timeout(_) | DbError::Transient(_) => {
+                tracing::warn!(error = %e, "mysql call failed");
+                ApiError::Unavailable("the database is unavailable; try again".into())
+            }
+            DbError::Rejected(e) => {
+                ApiError::internal(anyhow::Error::new(e).context("SQL statement failed"))
+            }
+        }
+    }
+}
+
+impl From<CreateError> for ApiError {
+    fn from(e: CreateError) -> Self {
+        match e {
+            CreateError::NoProduct(_) => ApiError::InvalidArgument(e.to_string()),
+            CreateError::Db(e) => e.into(),
+            CreateError::Redis(e) => e.into(),
+        }
+    }
+}
+
 /// HTTP status of a module refusal (the contract's table).
-pub fn refusal_status(r: Refusal) -> StatusCode {
+pub(crate) fn refusal_status(r: Refusal) -> StatusCode {
     match r {
         Refusal::SoldOut | Refusal::Limit => StatusCode::CONFLICT,
         Refusal::NotStarted => StatusCode::FORBIDDEN,
@@ -114,7 +159,7 @@ pub fn refusal_status(r: Refusal) -> StatusCode {
 }
 
 /// Machine code of a module refusal in HTTP replies.
-pub fn refusal_code(r: Refusal) -> &'static str {
+pub(crate) fn refusal_code(r: Refusal) -> &'static str {
     match r {
         Refusal::SoldOut => "SOLD_OUT",
         Refusal::Limit => "LIMIT_EXCEEDED",
@@ -124,13 +169,8 @@ pub fn refusal_code(r: Refusal) -> &'static str {
     }
 }
 
-/// Lets handlers return `Result<Response, ApiError>` and become warp replies.
-pub fn reply(result: Result<Response, ApiError>) -> Result<Response, Infallible> {
-    Ok(result.unwrap_or_else(ApiError::into_response))
-}
-
 /// The one `recover` handler: every rejection (ours and warp's) becomes the envelope.
-pub async fn handle_rejection(err: Rejection) -> Result<Response, Infallible> {
+pub(crate) async fn handle_rejection(err: Rejection) -> Result<Response, Infallible> {
     Ok(rejection_response(&err))
 }
 

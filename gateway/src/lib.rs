@@ -12,21 +12,22 @@
 //!   serves until SIGINT/SIGTERM and drains in-flight requests.
 //! - [`routes`]: the route table (shared by metrics labels and the OpenAPI check) and one
 //!   function per route returning a warp `Filter`.
-//! - [`handlers`]: one async function per endpoint; they return replies, never rejections.
-//! - [`models`]: request bodies parsed into domain values (`TryFrom`), response bodies.
-//! - [`error`]: [`error::ApiError`] (HTTP status + machine code) and the single
-//!   `recover` handler for warp's own rejections.
-//! - [`envelope`]: the `{"code","message","data"[,"error"]}` reply, built only here.
-//! - [`auth`]: JWT issue/verify (HS256) and argon2 password hashing.
-//! - [`store`]: the Redis commands (`SECKILL.*`), each with a timeout, a span and a latency
-//!   metric; module refusals become [`seckill_core::Refusal`].
-//! - [`db`]: the SQL the gateway runs.
-//! - [`release`]: cancel = `pending -> cancelled`, `SECKILL.RELEASE`, `released_at`; shared with
-//!   the worker's expiry sweeper.
-//! - [`sold_out`]: the per-activity local sold-out flag that expires quickly (no undersell).
-//! - [`rate_limit`]: per-user and per-IP GCRA limits (governor).
-//! - [`metrics`]: Prometheus registry and the metrics the gateway exports.
-//! - [`runtime`]: runtime settings from etcd (rate limits, sold-out flag lifetime).
+//! - `handlers/`: one module per resource (system, accounts, activities, seckill, orders),
+//!   one async function per endpoint; every handler goes through one wrapper that applies
+//!   the request deadline and builds the envelope.
+//! - `models`: request bodies parsed into domain values, response bodies.
+//! - `error`: `ApiError` (HTTP status + machine code), the mapping of the storage layers'
+//!   errors to HTTP, and the single `recover` handler for warp's own rejections.
+//! - `envelope`: the `{"code","message","data"[,"error"]}` reply, built only here.
+//! - [`auth`]: the caller of a request (bearer token); tokens and hashes are
+//!   `seckill_core::auth`.
+//! - `store`: Redis through `seckill_client` (deadlines, the hot path's coalesced pipeline),
+//!   with a span and a latency metric around each call. SQL is `seckill_db`'s, run under the
+//!   statement deadline.
+//! - `sold_out`: the per-activity local sold-out flag that expires quickly (no undersell).
+//! - `rate_limit`: per-user and per-IP GCRA limits (governor).
+//! - `metrics`: Prometheus registry and the metrics the gateway exports.
+//! - `runtime`: runtime settings from etcd (rate limits, sold-out flag lifetime).
 //! - [`telemetry`]: JSON logs, and OTLP span export when `telemetry.otlp_endpoint` is set.
 //!
 //! # etcd
@@ -50,23 +51,20 @@
 //! command spans (`redis.reserve`, ...) inside. Unset (the default) no exporter exists.
 
 pub mod auth;
-pub mod coalesce;
 pub mod config;
-pub mod db;
-pub mod envelope;
-pub mod error;
-pub mod handlers;
-pub mod metrics;
-pub mod models;
-pub mod rate_limit;
-pub mod release;
+mod envelope;
+mod error;
+mod handlers;
+mod metrics;
+mod models;
+mod rate_limit;
 pub mod routes;
-pub mod runtime;
-pub mod sold_out;
+mod runtime;
+mod sold_out;
 pub mod startup;
 pub mod state;
 pub mod static_files;
-pub mod store;
+mod store;
 pub mod telemetry;
 
 /// The OpenAPI 3 document served at `/api/v1/openapi.json`.

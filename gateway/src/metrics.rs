@@ -3,7 +3,7 @@
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     /// CPU, memory, file descriptors of this process (unprefixed `process_*`).
     process: Registry,
@@ -22,7 +22,7 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 
 impl Metrics {
-    pub fn new() -> anyhow::Result<Self> {
+    pub(crate) fn new() -> anyhow::Result<Self> {
         let registry = Registry::new_custom(Some("seckill_gateway".into()), None)?;
         let requests = IntCounterVec::new(
             Opts::new("http_requests_total", "HTTP requests by route and status"),
@@ -47,7 +47,7 @@ impl Metrics {
         registry.register(Box::new(reservations.clone()))?;
         registry.register(Box::new(redis.clone()))?;
         Ok(Self {
-            process: seckill_registry::process_metrics::registry()?,
+            process: seckill_runtime::metrics::process_registry()?,
             registry,
             requests,
             latency,
@@ -57,8 +57,8 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> String {
-        seckill_registry::process_metrics::render(&self.registry, &self.process)
+    pub(crate) fn render(&self) -> String {
+        seckill_runtime::metrics::render(&self.registry, &self.process)
     }
 }
 

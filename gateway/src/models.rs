@@ -5,15 +5,17 @@
 
 use crate::error::ApiError;
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use seckill_core::account::{check_password, AccountError, Username, USERNAME_CHARS};
 use seckill_core::limits::{MAX_LIMIT, MAX_PRICE_CENTS, MAX_STOCK};
 use seckill_core::ActivityId;
+pub(crate) use seckill_db::activities::{NewActivity, ProductRef};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 type Object = Map<String, Value>;
 
 /// Parses a body that must be a JSON object.
-pub fn json_object(body: &[u8]) -> Result<Object, ApiError> {
+pub(crate) fn json_object(body: &[u8]) -> Result<Object, ApiError> {
     if body.is_empty() {
         return Err(ApiError::InvalidArgument("request body is empty".into()));
     }
@@ -77,14 +79,14 @@ fn id_value(v: &Value, name: &str) -> Result<String, ApiError> {
 
 /// `POST /api/v1/seckill`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReserveRequest {
+pub(crate) struct ReserveRequest {
     pub activity: ActivityId,
     pub product: String,
     pub quantity: u64,
 }
 
 impl ReserveRequest {
-    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+    pub(crate) fn parse(body: &[u8]) -> Result<Self, ApiError> {
         let obj = json_object(body)?;
         let activity = ActivityId::parse(id_value(required(&obj, "activity_id")?, "activity_id")?)
             .map_err(|e| invalid(e.to_string()))?;
@@ -100,35 +102,33 @@ impl ReserveRequest {
 
 /// `POST /api/v1/auth/register` and `/login`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     pub username: String,
     pub password: String,
 }
 
-pub const USERNAME_CHARS: &str = "letters, digits, '_', '-' and '.'";
-
 impl Credentials {
-    /// For registration: the username alphabet and password length are enforced.
-    pub fn parse_new(body: &[u8]) -> Result<Self, ApiError> {
+    /// For registration: the account rules of `seckill_core::account` (the CLI's too).
+    pub(crate) fn parse_new(body: &[u8]) -> Result<Self, ApiError> {
         let obj = json_object(body)?;
-        let username = text(required(&obj, "username")?, "username", 3, 32)?;
-        if !username
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-        {
-            return Err(invalid(format!(
-                "'username' may only contain {USERNAME_CHARS}"
-            )));
-        }
-        let password = text(required(&obj, "password")?, "password", 8, 128)?;
+        let username = text(required(&obj, "username")?, "username", 0, usize::MAX)?;
+        let username = Username::parse(username).map_err(|e| match e {
+            AccountError::UsernameChars => {
+                invalid(format!("'username' may only contain {USERNAME_CHARS}"))
+            }
+            _ => invalid("'username' must be 3 to 32 characters long"),
+        })?;
+        let password = text(required(&obj, "password")?, "password", 0, usize::MAX)?;
+        check_password(password)
+            .map_err(|_| invalid("'password' must be 8 to 128 characters long"))?;
         Ok(Self {
-            username: username.to_owned(),
+            username: username.as_str().to_owned(),
             password: password.to_owned(),
         })
     }
 
     /// For login: any non-empty strings (a wrong one is simply a failed login).
-    pub fn parse_login(body: &[u8]) -> Result<Self, ApiError> {
+    pub(crate) fn parse_login(body: &[u8]) -> Result<Self, ApiError> {
         let obj = json_object(body)?;
         Ok(Self {
             username: text(required(&obj, "username")?, "username", 1, 64)?.to_owned(),
@@ -137,28 +137,8 @@ impl Credentials {
     }
 }
 
-/// Which product an admin's new activity sells.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProductRef {
-    Existing(u64),
-    New(String),
-}
-
-/// `POST /api/v1/admin/activities`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewActivity {
-    pub title: String,
-    pub product: ProductRef,
-    pub price_cents: u64,
-    pub stock: u64,
-    pub per_user_limit: u64,
-    pub start_at: DateTime<Utc>,
-    pub end_at: Option<DateTime<Utc>>,
-    pub payment_window_secs: u64,
-}
-
 /// Longest payment window accepted (a week).
-pub const MAX_PAYMENT_WINDOW_SECS: u64 = 7 * 24 * 3600;
+pub(crate) const MAX_PAYMENT_WINDOW_SECS: u64 = 7 * 24 * 3600;
 
 fn instant(v: &Value, name: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
     let s = v
@@ -172,70 +152,62 @@ fn instant(v: &Value, name: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, A
         .map_err(|_| invalid(format!("'{name}' must be an RFC 3339 time or \"now\"")))
 }
 
-impl NewActivity {
-    pub fn parse(body: &[u8], now: DateTime<Utc>) -> Result<Self, ApiError> {
-        let obj = json_object(body)?;
-        let title = text(required(&obj, "title")?, "title", 1, 200)?.to_owned();
-        let product = match (get(&obj, "product_id"), get(&obj, "product_name")) {
-            (Some(id), None) => ProductRef::Existing(bounded(id, "product_id", 1, u64::MAX)?),
-            (None, Some(name)) => ProductRef::New(text(name, "product_name", 1, 200)?.to_owned()),
-            _ => {
-                return Err(invalid(
-                    "give exactly one of 'product_id' (existing product) or 'product_name' (new product)",
-                ))
-            }
-        };
-        let price_cents = bounded(
-            required(&obj, "price_cents")?,
-            "price_cents",
-            0,
-            MAX_PRICE_CENTS,
-        )?;
-        let stock = bounded(required(&obj, "stock")?, "stock", 1, MAX_STOCK)?;
-        let per_user_limit = match get(&obj, "per_user_limit") {
-            Some(v) => bounded(v, "per_user_limit", 1, MAX_LIMIT)?,
-            None => 1,
-        };
-        let start_at = match get(&obj, "start_at") {
-            Some(v) => instant(v, "start_at", now)?,
-            None => now,
-        };
-        let end_at = get(&obj, "end_at")
-            .map(|v| instant(v, "end_at", now))
-            .transpose()?;
-        if end_at.is_some_and(|end| end <= start_at) {
-            return Err(invalid("'end_at' must be after 'start_at'"));
-        }
-        let payment_window_secs = match get(&obj, "payment_window_secs") {
-            Some(v) => bounded(v, "payment_window_secs", 1, MAX_PAYMENT_WINDOW_SECS)?,
-            None => 900,
-        };
-        Ok(Self {
-            title,
-            product,
-            price_cents,
-            stock,
-            per_user_limit,
-            start_at,
-            end_at,
-            payment_window_secs,
-        })
+/// `POST /api/v1/admin/activities`: the body of a new activity (`now` for `"now"` and the
+/// default start).
+pub(crate) fn parse_new_activity(body: &[u8], now: DateTime<Utc>) -> Result<NewActivity, ApiError> {
+    let obj = json_object(body)?;
+    let title = text(required(&obj, "title")?, "title", 1, 200)?.to_owned();
+    let product = match (get(&obj, "product_id"), get(&obj, "product_name")) {
+        (Some(id), None) => ProductRef::Existing(bounded(id, "product_id", 1, u64::MAX)?),
+        (None, Some(name)) => ProductRef::New(text(name, "product_name", 1, 200)?.to_owned()),
+        _ => return Err(invalid(
+            "give exactly one of 'product_id' (existing product) or 'product_name' (new product)",
+        )),
+    };
+    let price_cents = bounded(
+        required(&obj, "price_cents")?,
+        "price_cents",
+        0,
+        MAX_PRICE_CENTS,
+    )?;
+    let stock = bounded(required(&obj, "stock")?, "stock", 1, MAX_STOCK)?;
+    let per_user_limit = match get(&obj, "per_user_limit") {
+        Some(v) => bounded(v, "per_user_limit", 1, MAX_LIMIT)?,
+        None => 1,
+    };
+    let start_at = match get(&obj, "start_at") {
+        Some(v) => instant(v, "start_at", now)?,
+        None => now,
+    };
+    let end_at = get(&obj, "end_at")
+        .map(|v| instant(v, "end_at", now))
+        .transpose()?;
+    if end_at.is_some_and(|end| end <= start_at) {
+        return Err(invalid("'end_at' must be after 'start_at'"));
     }
-}
-
-/// Query of `GET /api/v1/seckill/result`.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct ResultQuery {
-    pub activity_id: Option<String>,
+    let payment_window_secs = match get(&obj, "payment_window_secs") {
+        Some(v) => bounded(v, "payment_window_secs", 1, MAX_PAYMENT_WINDOW_SECS)?,
+        None => 900,
+    };
+    Ok(NewActivity {
+        title,
+        product,
+        price_cents,
+        stock,
+        per_user_limit,
+        start_at,
+        end_at,
+        payment_window_secs,
+    })
 }
 
 /// Formats a MySQL `DATETIME` (stored in UTC) as RFC 3339.
-pub fn rfc3339(t: NaiveDateTime) -> String {
+pub(crate) fn rfc3339(t: NaiveDateTime) -> String {
     t.and_utc().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct ActivityView {
+pub(crate) struct ActivityView {
     pub id: u64,
     pub title: String,
     pub product_id: u64,
@@ -253,7 +225,7 @@ pub struct ActivityView {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct OrderView {
+pub(crate) struct OrderView {
     pub id: u64,
     pub reservation_id: String,
     pub activity_id: u64,
@@ -393,7 +365,7 @@ mod tests {
     #[test]
     fn new_activity_defaults_and_checks() {
         let now = Utc::now();
-        let a = NewActivity::parse(
+        let a = parse_new_activity(
             br#"{"title":"t","product_name":"p","price_cents":100,"stock":10}"#,
             now,
         )
@@ -401,7 +373,7 @@ mod tests {
         assert_eq!((a.per_user_limit, a.payment_window_secs), (1, 900));
         assert_eq!(a.start_at, now);
         assert_eq!(a.product, ProductRef::New("p".into()));
-        let a = NewActivity::parse(
+        let a = parse_new_activity(
             br#"{"title":"t","product_id":3,"price_cents":0,"stock":1,"per_user_limit":2,
                 "start_at":"2030-01-01T00:00:00Z","end_at":"2030-01-02T00:00:00+08:00"}"#,
             now,
@@ -421,7 +393,7 @@ mod tests {
             r#"{"title":"t","product_id":1,"price_cents":1,"stock":1,"start_at":"tomorrow"}"#,
             r#"{"title":"t","product_id":1,"price_cents":1,"stock":1,"start_at":"2030-01-02T00:00:00Z","end_at":"2030-01-01T00:00:00Z"}"#,
         ] {
-            assert!(NewActivity::parse(bad.as_bytes(), now).is_err(), "{bad}");
+            assert!(parse_new_activity(bad.as_bytes(), now).is_err(), "{bad}");
         }
     }
 

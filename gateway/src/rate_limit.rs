@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-pub struct RateLimits {
+pub(crate) struct RateLimits {
     current: ArcSwap<Limiters>,
 }
 
@@ -69,19 +69,20 @@ impl Limiters {
 }
 
 impl RateLimits {
-    pub fn new(s: &RateLimitSettings) -> Self {
+    pub(crate) fn new(s: &RateLimitSettings) -> Self {
         Self {
             current: ArcSwap::from_pointee(Limiters::build(s, None)),
         }
     }
 
     /// The settings in force.
-    pub fn settings(&self) -> RateLimitSettings {
+    #[cfg(test)]
+    pub(crate) fn settings(&self) -> RateLimitSettings {
         self.current.load().settings.clone()
     }
 
     /// Puts `s` in force; returns whether anything changed.
-    pub fn apply(&self, s: &RateLimitSettings) -> bool {
+    pub(crate) fn apply(&self, s: &RateLimitSettings) -> bool {
         let old = self.current.load_full();
         if old.settings == *s {
             return false;
@@ -92,7 +93,7 @@ impl RateLimits {
     }
 
     /// Whether one more request from `user` is allowed now.
-    pub fn allow_user(&self, user: &UserId) -> bool {
+    pub(crate) fn allow_user(&self, user: &UserId) -> bool {
         match &self.current.load().per_user {
             // Keyed by the caller's own id: no key is built per request.
             Some(l) => l.check_key(user).is_ok(),
@@ -101,7 +102,7 @@ impl RateLimits {
     }
 
     /// Whether one more request from `ip` is allowed now.
-    pub fn allow_ip(&self, ip: IpAddr) -> bool {
+    pub(crate) fn allow_ip(&self, ip: IpAddr) -> bool {
         match &self.current.load().per_ip {
             Some(l) => l.check_key(&ip).is_ok(),
             None => true,
@@ -109,7 +110,7 @@ impl RateLimits {
     }
 
     /// Forgets keys whose limit has fully replenished (called periodically).
-    pub fn prune(&self) {
+    pub(crate) fn prune(&self) {
         let current = self.current.load();
         if let Some(l) = &current.per_user {
             l.retain_recent();

@@ -58,7 +58,7 @@ pub const ROUTES: &[RouteSpec] = &[
 ];
 
 /// Whether `path` matches the template (`{x}` matches one non-empty segment).
-pub fn template_matches(template: &str, path: &str) -> bool {
+pub(crate) fn template_matches(template: &str, path: &str) -> bool {
     let mut t = template.split('/');
     let mut p = path.split('/');
     loop {
@@ -76,7 +76,7 @@ pub fn template_matches(template: &str, path: &str) -> bool {
 }
 
 /// The route a request matches, if any.
-pub fn route_of(method: &str, path: &str) -> Option<&'static RouteSpec> {
+pub(crate) fn route_of(method: &str, path: &str) -> Option<&'static RouteSpec> {
     ROUTES
         .iter()
         .find(|r| r.method == method && template_matches(r.path, path))
@@ -97,7 +97,7 @@ fn storefront_route(method: &str, path: &str) -> Option<(&'static str, &'static 
 }
 
 /// The metrics label of a request: its route's label, or `unmatched` (bounded cardinality).
-pub fn route_label(method: &str, path: &str) -> &'static str {
+pub(crate) fn route_label(method: &str, path: &str) -> &'static str {
     route_of(method, path)
         .map(|r| r.label)
         .or_else(|| storefront_route(method, path).map(|(label, _)| label))
@@ -105,7 +105,7 @@ pub fn route_label(method: &str, path: &str) -> &'static str {
 }
 
 /// The trace span name of a request: `<METHOD> <route template>`, or `unmatched`.
-pub fn span_name(method: &str, path: &str) -> &'static str {
+pub(crate) fn span_name(method: &str, path: &str) -> &'static str {
     route_of(method, path)
         .map(|r| r.span_name)
         .or_else(|| storefront_route(method, path).map(|(_, span)| span))
@@ -260,99 +260,99 @@ fn body(state: &State) -> impl Filter<Extract = (Bytes,), Error = Rejection> + C
         .and(warp::body::bytes())
 }
 
-pub fn health(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+fn health(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("health")
         .and(warp::get())
         .and(with_state(s))
-        .and_then(handlers::health)
+        .and_then(handlers::system::health)
 }
 
-pub fn metrics(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+fn metrics(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("metrics")
         .and(warp::get())
         .and(with_state(s))
-        .and_then(handlers::metrics)
+        .and_then(handlers::system::metrics)
 }
 
-pub fn openapi() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+fn openapi() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("api" / "v1" / "openapi.json")
         .and(warp::get())
-        .and_then(handlers::openapi)
+        .and_then(handlers::system::openapi)
 }
 
-pub fn register(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+fn register(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("api" / "v1" / "auth" / "register")
         .and(warp::post())
         .and(body(&s))
         .and(with_state(s))
-        .and_then(handlers::register)
+        .and_then(handlers::accounts::register)
 }
 
-pub fn login(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+fn login(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("api" / "v1" / "auth" / "login")
         .and(warp::post())
         .and(body(&s))
         .and(with_state(s))
-        .and_then(handlers::login)
+        .and_then(handlers::accounts::login)
 }
 
-pub fn activities(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+fn activities(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("api" / "v1" / "activities")
         .and(warp::get())
         .and(with_state(s))
-        .and_then(handlers::list_activities)
+        .and_then(handlers::activities::list)
 }
 
-pub fn activity(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+fn activity(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("api" / "v1" / "activities" / String)
         .and(warp::get())
         .and(with_state(s))
-        .and_then(handlers::get_activity)
+        .and_then(handlers::activities::get)
 }
 
-pub fn seckill(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+fn seckill(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("api" / "v1" / "seckill")
         .and(warp::post())
         .and(caller(s.clone()))
         .and(body(&s))
         .and(with_state(s))
-        .and_then(handlers::reserve)
+        .and_then(handlers::seckill::reserve)
 }
 
-pub fn seckill_result(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+fn seckill_result(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("api" / "v1" / "seckill" / "result")
         .and(warp::get())
         .and(caller(s.clone()))
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(with_state(s))
-        .and_then(handlers::result)
+        .and_then(handlers::seckill::result)
 }
 
-pub fn orders(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+fn orders(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("api" / "v1" / "orders")
         .and(warp::get())
         .and(caller(s.clone()))
         .and(with_state(s))
-        .and_then(handlers::list_orders)
+        .and_then(handlers::orders::list)
 }
 
-pub fn order_pay(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+fn order_pay(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("api" / "v1" / "orders" / String / "pay")
         .and(warp::post())
         .and(caller(s.clone()))
         .and(with_state(s))
-        .and_then(handlers::pay)
+        .and_then(handlers::orders::pay)
 }
 
-pub fn order_cancel(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+fn order_cancel(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("api" / "v1" / "orders" / String / "cancel")
         .and(warp::post())
         .and(caller(s.clone()))
         .and(with_state(s))
-        .and_then(handlers::cancel)
+        .and_then(handlers::orders::cancel)
 }
 
-pub fn admin_create_activity(
+fn admin_create_activity(
     s: State,
 ) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("api" / "v1" / "admin" / "activities")
@@ -360,7 +360,7 @@ pub fn admin_create_activity(
         .and(admin(s.clone()))
         .and(body(&s))
         .and(with_state(s))
-        .and_then(handlers::create_activity)
+        .and_then(handlers::activities::create)
 }
 
 #[cfg(test)]

@@ -15,15 +15,15 @@
 
 use crate::config::{RateLimitSettings, Settings};
 use crate::state::State;
-use seckill_registry::watch::{watch_prefix, Mirror};
+use seckill_runtime::etcd::watch::{watch_prefix, Mirror};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Where the runtime settings live in etcd.
-pub const PREFIX: &str = "/seckill/config/";
+pub(crate) const PREFIX: &str = "/seckill/config/";
 
 /// Every key the gateway reads (others are reported once per change as unknown).
-pub const KEYS: &[&str] = &[
+pub(crate) const KEYS: &[&str] = &[
     "rate_limit.enabled",
     "rate_limit.per_user_per_second",
     "rate_limit.per_user_burst",
@@ -34,14 +34,14 @@ pub const KEYS: &[&str] = &[
 
 /// The settings that can change at run time.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Runtime {
+pub(crate) struct Runtime {
     pub rate_limit: RateLimitSettings,
     pub sold_out_ttl_ms: u64,
 }
 
 impl Runtime {
     /// The values of the settings file (what applies without etcd).
-    pub fn from_file(s: &Settings) -> Self {
+    pub(crate) fn from_file(s: &Settings) -> Self {
         Self {
             rate_limit: s.rate_limit.clone(),
             sold_out_ttl_ms: s.gateway.sold_out_ttl_ms,
@@ -50,7 +50,7 @@ impl Runtime {
 
     /// `self` (the file's values) with the etcd values of `mirror` on top; also returns one
     /// warning per key that was ignored.
-    pub fn with_overrides(&self, mirror: &Mirror) -> (Runtime, Vec<String>) {
+    pub(crate) fn with_overrides(&self, mirror: &Mirror) -> (Runtime, Vec<String>) {
         let mut out = self.clone();
         let mut warnings = Vec::new();
         for (key, raw) in mirror {
@@ -77,7 +77,7 @@ impl Runtime {
     }
 
     /// `(key, old, new)` for every setting that differs.
-    pub fn changes(&self, new: &Runtime) -> Vec<(&'static str, String, String)> {
+    pub(crate) fn changes(&self, new: &Runtime) -> Vec<(&'static str, String, String)> {
         let (a, b) = (&self.rate_limit, &new.rate_limit);
         let mut out = Vec::new();
         let mut cmp = |k: &'static str, x: String, y: String| {
@@ -131,7 +131,7 @@ fn positive(raw: &str) -> Result<u32, String> {
 }
 
 /// Puts `new` in force on the shared state and logs what changed.
-pub fn apply(state: &State, current: &Runtime, new: &Runtime) {
+pub(crate) fn apply(state: &State, current: &Runtime, new: &Runtime) {
     for (key, old, value) in current.changes(new) {
         tracing::info!(setting = key, old = %old, new = %value, "runtime setting changed");
     }
@@ -142,7 +142,7 @@ pub fn apply(state: &State, current: &Runtime, new: &Runtime) {
 }
 
 /// Follows `/seckill/config/` until `shutdown` (nothing when etcd is not configured).
-pub async fn follow(state: State, shutdown: CancellationToken) {
+pub(crate) async fn follow(state: State, shutdown: CancellationToken) {
     let etcd = &state.settings.etcd;
     if !etcd.enabled() {
         return;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-pub struct SoldOutFlags {
+pub(crate) struct SoldOutFlags {
     /// Milliseconds; atomic because runtime settings (etcd) may change it while serving.
     ttl_ms: AtomicU64,
     /// Activity id -> when Redis last said SOLDOUT.
@@ -18,7 +18,7 @@ pub struct SoldOutFlags {
 }
 
 impl SoldOutFlags {
-    pub fn new(ttl: Duration) -> Self {
+    pub(crate) fn new(ttl: Duration) -> Self {
         Self {
             ttl_ms: AtomicU64::new(ttl.as_millis() as u64),
             marks: RwLock::new(HashMap::new()),
@@ -26,17 +26,17 @@ impl SoldOutFlags {
     }
 
     /// The flag's lifetime now in force.
-    pub fn ttl(&self) -> Duration {
+    pub(crate) fn ttl(&self) -> Duration {
         Duration::from_millis(self.ttl_ms.load(Ordering::Relaxed))
     }
 
     /// Changes the lifetime (0 disables the flag); marks already set follow the new value.
-    pub fn set_ttl(&self, ttl: Duration) {
+    pub(crate) fn set_ttl(&self, ttl: Duration) {
         self.ttl_ms.store(ttl.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Whether `activity` was seen sold out less than `ttl` before `now`.
-    pub fn is_sold_out(&self, activity: &str, now: Instant) -> bool {
+    pub(crate) fn is_sold_out(&self, activity: &str, now: Instant) -> bool {
         let ttl = self.ttl();
         if ttl.is_zero() {
             return false;
@@ -51,7 +51,7 @@ impl SoldOutFlags {
     }
 
     /// Records a SOLDOUT reply seen at `now`.
-    pub fn mark(&self, activity: &str, now: Instant) {
+    pub(crate) fn mark(&self, activity: &str, now: Instant) {
         let ttl = self.ttl();
         if ttl.is_zero() {
             return;
@@ -68,7 +68,7 @@ impl SoldOutFlags {
     }
 
     /// Forgets the flag (stock was just returned through this gateway).
-    pub fn clear(&self, activity: &str) {
+    pub(crate) fn clear(&self, activity: &str) {
         let mut marks = match self.marks.write() {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),

@@ -2,9 +2,8 @@
 //! seeds the dev admin (dev mode) and binds; [`Application::run_until_stopped`] serves until
 //! SIGINT/SIGTERM, then stops accepting and lets in-flight requests finish.
 
-use crate::auth::{self, Jwt, Role};
+use crate::auth::{Jwt, Role};
 use crate::config::Settings;
-use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimits;
 use crate::routes;
@@ -13,7 +12,8 @@ use crate::sold_out::SoldOutFlags;
 use crate::state::{AppState, State};
 use crate::store::Store;
 use anyhow::Context;
-use seckill_registry::Member;
+use seckill_db::{pool, users, MySqlPool};
+use seckill_runtime::Member;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,13 +38,16 @@ impl Application {
         )
         .await
         .context("Failed to connect to Redis")?;
-        let db = Db::connect_lazy(
+        let db = pool::connect_lazy(
             settings.mysql.url.expose(),
             settings.mysql.max_connections,
             settings.mysql_timeout(),
-        )?;
+        )
+        .context("Invalid mysql.url")?;
         if settings.gateway.run_migrations || settings.gateway.dev_mode {
-            db.migrate().await?;
+            pool::migrate(&db)
+                .await
+                .context("Failed to apply migrations")?;
         }
         if settings.gateway.dev_mode {
             seed_dev_admin(&db).await?;
@@ -87,7 +90,7 @@ impl Application {
 
     /// Serves until SIGINT or SIGTERM.
     pub async fn run_until_stopped(self) {
-        self.run_until(shutdown_signal()).await
+        self.run_until(seckill_runtime::shutdown::signal()).await
     }
 
     /// Serves until `signal` completes, then drains in-flight requests. With etcd configured,
@@ -99,7 +102,7 @@ impl Application {
         let registration = etcd.enabled().then(|| {
             let member =
                 Member::this_process("gateway", self.addr.to_string(), env!("CARGO_PKG_VERSION"));
-            tokio::spawn(seckill_registry::members::register(
+            tokio::spawn(seckill_runtime::etcd::members::register(
                 etcd.endpoints.clone(),
                 member,
                 etcd.member_ttl(),
@@ -140,10 +143,11 @@ impl Application {
     }
 }
 
-async fn seed_dev_admin(db: &Db) -> anyhow::Result<()> {
-    let hash = tokio::task::spawn_blocking(|| auth::hash_password("admin")).await??;
-    let created = db
-        .ensure_user("admin", &hash, Role::Admin.as_str())
+async fn seed_dev_admin(db: &MySqlPool) -> anyhow::Result<()> {
+    let hash = tokio::task::spawn_blocking(|| seckill_core::auth::hash_password("admin"))
+        .await?
+        .map_err(|e| anyhow::anyhow!("Failed to hash the dev admin's password: {e}"))?;
+    let created = users::insert_if_absent(db, "admin", &hash, Role::Admin.as_str())
         .await
         .context("Failed to seed the dev admin")?;
     if created {
@@ -151,28 +155,4 @@ async fn seed_dev_admin(db: &Db) -> anyhow::Result<()> {
     }
     eprintln!("dev mode: admin login is username 'admin', password 'admin'");
     Ok(())
-}
-
-/// Completes on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }

@@ -2,15 +2,15 @@
 //! path and request id, so every line logged while serving it names the request.
 //!
 //! With `telemetry.otlp_endpoint` set, the same spans are also exported over OTLP as
-//! service `seckill-gateway` (see [`seckill_registry::otlp`]); unset, no exporter exists.
+//! service `seckill-gateway` (see `seckill_runtime::telemetry`); unset, no exporter exists.
 //! A request carrying a valid W3C `traceparent` (and optional `tracestate`) continues the
 //! caller's trace: its server span is a child of the caller's span
 //! ([`follow_remote_parent`]).
 
 use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::TraceContextExt as _;
-use seckill_registry::otlp::{LogOutput, OtlpGuard};
-use seckill_registry::TelemetrySettings;
+use seckill_runtime::telemetry::{LogOutput, OtlpGuard};
+use seckill_runtime::TelemetrySettings;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use warp::http::HeaderMap;
 
@@ -32,14 +32,14 @@ pub fn init_with(
         json: true,
         stderr: false,
     };
-    seckill_registry::otlp::init_logging(default_filter, output, telemetry, SERVICE)
+    seckill_runtime::telemetry::init_logging(default_filter, output, telemetry, SERVICE)
 }
 
 /// Makes `span` (a request's server span, not yet entered) a child of the caller's span when
 /// `headers` carry a valid `traceparent`. Without that header nothing else is looked at: the
 /// common request without tracing pays one header lookup. An invalid header, or export off
 /// (the global propagator is then the no-op one), leaves the span the root of a new trace.
-pub fn follow_remote_parent(span: &tracing::Span, headers: &HeaderMap) {
+pub(crate) fn follow_remote_parent(span: &tracing::Span, headers: &HeaderMap) {
     if !headers.contains_key("traceparent") {
         return;
     }

@@ -7,12 +7,16 @@
 //! cargo bench -p seckill-worker --bench drain            # ENTRIES=200000 BATCH=1000 CONSUMERS=2
 //! ```
 
+use seckill_client::lag as streams;
+use seckill_client::streams as inspect;
+use seckill_core::lag::StreamLag;
 use seckill_core::{keys, ActivityId};
+use seckill_db::orders::insert_statement;
+use seckill_db::pool as db;
 use seckill_testkit::{MariaDb, RedisServer};
 use seckill_worker::config::Settings;
-use seckill_worker::lag::StreamLag;
 use seckill_worker::plan::{plan_batch, RawEntry, Windows};
-use seckill_worker::{db, inspect, streams, Worker};
+use seckill_worker::Worker;
 use std::time::{Duration, Instant};
 
 fn env_num(name: &str, default: usize) -> usize {
@@ -99,11 +103,11 @@ async fn run() -> anyhow::Result<()> {
 
     // 1. Plain batched INSERT (no IGNORE, no Redis): the database's limit.
     let base_url = mariadb.create_database()?;
-    let pool = db::pool(&base_url, 4, Duration::from_secs(10))?;
+    let pool = db::connect_lazy(&base_url, 4, Duration::from_secs(10))?;
     db::migrate(&pool).await?;
     let started = Instant::now();
     for chunk in rows.chunks(batch) {
-        let mut q = db::orders_insert("INSERT", chunk);
+        let mut q = insert_statement("INSERT", chunk);
         q.build().execute(&pool).await?;
     }
     let plain = started.elapsed();
@@ -111,11 +115,11 @@ async fn run() -> anyhow::Result<()> {
 
     // 2. The worker draining the backlog into a fresh database.
     let url = mariadb.create_database()?;
-    let pool = db::pool(&url, 4, Duration::from_secs(10))?;
+    let pool = db::connect_lazy(&url, 4, Duration::from_secs(10))?;
     db::migrate(&pool).await?;
     let mut s = Settings::default();
     s.redis.url = redis.url();
-    s.mysql.url = url;
+    s.mysql.url = seckill_runtime::Secret::new(url);
     s.worker.metrics_addr = String::new();
     s.worker.batch_size = batch;
     s.worker.consumers = consumers;

@@ -4,13 +4,13 @@
 
 use crate::config::Settings;
 use crate::consumer::Consumer;
-use crate::db;
 use crate::leader::{election_kind, run_sweeper};
-use crate::metrics::{self, Metrics};
-use crate::streams;
+use crate::metrics::Metrics;
 use anyhow::Context;
 use redis::aio::ConnectionManager;
-use sqlx::MySqlPool;
+use seckill_client::{lag, sale};
+use seckill_core::ActivityId;
+use seckill_db::{pool, MySqlPool};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,10 +35,10 @@ impl Worker {
         let shared_redis = ConnectionManager::new(redis.clone())
             .await
             .context("Failed to connect to Redis")?;
-        let pool = db::pool(
-            &settings.mysql.url,
+        let pool = pool::connect_lazy(
+            settings.mysql.url.expose(),
             settings.mysql.max_connections,
-            Duration::from_millis(settings.mysql.acquire_timeout_ms),
+            settings.mysql.acquire_timeout(),
         )
         .context("Invalid mysql.url")?;
         let metrics = Metrics::new().context("Failed to register metrics")?;
@@ -119,12 +119,12 @@ impl Worker {
         if self.settings.etcd.enabled() {
             // In the background like everything else: etcd down never stops the worker.
             let addr = self.listener.as_ref().and_then(|l| l.local_addr().ok());
-            let member = seckill_registry::Member::this_process(
+            let member = seckill_runtime::Member::this_process(
                 "worker",
                 addr.map(|a| a.to_string()).unwrap_or_default(),
                 env!("CARGO_PKG_VERSION"),
             );
-            tasks.spawn(seckill_registry::members::register(
+            tasks.spawn(seckill_runtime::etcd::members::register(
                 self.settings.etcd.endpoints.clone(),
                 member,
                 self.settings.etcd.member_ttl(),
@@ -132,7 +132,13 @@ impl Worker {
             ));
         }
         if let Some(l) = self.listener {
-            tasks.spawn(metrics::serve(l, self.metrics.clone(), shutdown.clone()));
+            let m = self.metrics.clone();
+            tasks.spawn(seckill_runtime::metrics::serve(
+                l,
+                std::sync::Arc::new(move || m.render()),
+                std::sync::Arc::new(|| Box::pin(async { Ok(()) })),
+                shutdown.clone(),
+            ));
         }
         while let Some(r) = tasks.join_next().await {
             if let Err(e) = r {
@@ -163,7 +169,7 @@ async fn poll_lag(
     // Activities with exported series, to drop those whose stream has vanished.
     let mut exported: HashSet<String> = HashSet::new();
     loop {
-        match streams::all_lags(&mut redis, &group).await {
+        match lag::all_lags(&mut redis, &group).await {
             Ok(rows) => {
                 let current: HashSet<String> = rows.iter().map(|r| r.activity.clone()).collect();
                 for gone in exported.difference(&current) {
@@ -189,8 +195,15 @@ async fn poll_lag(
                         .dead_letters
                         .with_label_values(&l)
                         .set(r.dead_letters as i64);
-                    match streams::stock_remaining(&mut redis, &r.activity).await {
-                        Ok(Some(left)) => metrics.stock_remaining.with_label_values(&l).set(left),
+                    let status = match ActivityId::parse(&r.activity) {
+                        Ok(id) => sale::status(&mut redis, &id).await,
+                        Err(_) => Ok(None),
+                    };
+                    match status {
+                        Ok(Some(st)) => metrics
+                            .stock_remaining
+                            .with_label_values(&l)
+                            .set(i64::try_from(st.remaining).unwrap_or(i64::MAX)),
                         // The activity was deleted while its stream stays: no stock to show.
                         Ok(None) => {
                             let _ = metrics.stock_remaining.remove_label_values(&l);

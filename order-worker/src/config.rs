@@ -1,52 +1,18 @@
-//! Settings of the worker, layered: `configs/config.yaml` (or `--config FILE`), then
-//! environment variables `SECKILL_<SECTION>__<KEY>` (e.g. `SECKILL_MYSQL__URL`), then flags.
-//!
-//! The file is shared by every seckill binary: each reads the sections it needs and ignores
-//! the rest (`gateway`, `auth`, `rate_limit`, ...).
+//! Settings of the worker, layered by `seckill_runtime::config`: `configs/config.yaml` (or
+//! `--config FILE`), then environment variables `SECKILL_<SECTION>__<KEY>` (e.g.
+//! `SECKILL_MYSQL__URL`), then flags. The worker reads `redis`, `mysql`, `etcd`,
+//! `telemetry` (shared with the other binaries) and its own `worker` section.
 
-use figment::providers::{Env, Format, Serialized, Yaml};
-use figment::Figment;
+use seckill_runtime::backoff::Backoff;
+use seckill_runtime::config::ConfigError;
+pub use seckill_runtime::{EtcdSettings, MysqlSettings, RedisSettings, TelemetrySettings};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Duration;
 
-/// Default location of the configuration file, relative to the working directory.
-pub const DEFAULT_CONFIG: &str = "configs/config.yaml";
-
-/// Builds the layered figment: file (if it exists, or error if it was asked for), env.
-/// Callers merge their flags on top and extract their own settings type.
-pub fn figment(config: Option<&Path>) -> Result<Figment, ConfigError> {
-    let mut fig = Figment::new();
-    match config {
-        Some(path) => {
-            if !path.exists() {
-                return Err(ConfigError::Missing(path.display().to_string()));
-            }
-            fig = fig.merge(Yaml::file(path));
-        }
-        None => {
-            if Path::new(DEFAULT_CONFIG).exists() {
-                fig = fig.merge(Yaml::file(DEFAULT_CONFIG));
-            }
-        }
-    }
-    Ok(fig.merge(Env::prefixed("SECKILL_").split("__")))
-}
-
 /// Loads the worker's settings with `overrides` (flags) on top.
 pub fn load<T: Serialize>(config: Option<&Path>, overrides: T) -> Result<Settings, ConfigError> {
-    figment(config)?
-        .merge(Serialized::defaults(overrides))
-        .extract()
-        .map_err(|e| ConfigError::Invalid(Box::new(e)))
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("configuration file {0} does not exist")]
-    Missing(String),
-    #[error("invalid configuration: {0}")]
-    Invalid(#[source] Box<figment::Error>),
+    seckill_runtime::config::load(config, overrides)
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -54,53 +20,11 @@ pub enum ConfigError {
 pub struct Settings {
     pub redis: RedisSettings,
     pub mysql: MysqlSettings,
+    /// Also read by the sweeper's election: empty endpoints mean a MySQL advisory lock.
     pub etcd: EtcdSettings,
     pub worker: WorkerSettings,
     pub telemetry: TelemetrySettings,
 }
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default)]
-pub struct RedisSettings {
-    /// `redis://host:port/` of the server with the seckill module.
-    pub url: String,
-}
-
-impl Default for RedisSettings {
-    fn default() -> Self {
-        Self {
-            url: "redis://127.0.0.1:6379/".into(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default)]
-pub struct MysqlSettings {
-    /// `mysql://user:password@host:port/database`. No usable default password: set it with
-    /// `SECKILL_MYSQL__URL` outside development.
-    pub url: String,
-    /// Pool size of each process.
-    pub max_connections: u32,
-    /// How long a query may wait for a pooled connection before it counts as "unreachable".
-    pub acquire_timeout_ms: u64,
-}
-
-impl Default for MysqlSettings {
-    fn default() -> Self {
-        Self {
-            url: "mysql://root@127.0.0.1:3306/seckill".into(),
-            max_connections: 8,
-            acquire_timeout_ms: 3_000,
-        }
-    }
-}
-
-/// The `etcd` section, shared with the gateway and the CLI (also read by the sweeper's
-/// election: empty endpoints mean a MySQL advisory lock instead).
-pub use seckill_registry::EtcdSettings;
-/// The `telemetry` section (OTLP export), shared with the gateway.
-pub use seckill_registry::TelemetrySettings;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
@@ -185,8 +109,8 @@ impl Default for SweeperSettings {
 }
 
 impl WorkerSettings {
-    pub fn backoff(&self) -> seckill_registry::backoff::Backoff {
-        seckill_registry::backoff::Backoff::new(
+    pub fn backoff(&self) -> Backoff {
+        Backoff::new(
             Duration::from_millis(self.backoff_initial_ms.max(1)),
             Duration::from_millis(self.backoff_max_ms.max(self.backoff_initial_ms.max(1))),
         )

@@ -8,14 +8,14 @@
 //! claim).
 
 use crate::config::WorkerSettings;
-use crate::db::{self, DbError};
 use crate::metrics::Metrics;
-use crate::plan::{plan_batch, DeadReason, RawEntry, Windows};
-use crate::streams;
+use crate::plan::{plan_batch, refused, DeadReason, OrderRow, RawEntry, Windows};
 use redis::aio::ConnectionManager;
+use seckill_client::streams;
 use seckill_core::ActivityId;
-use seckill_registry::backoff::Backoff;
-use sqlx::MySqlPool;
+use seckill_db::orders::{self, Inserted, MAX_ROWS_PER_INSERT};
+use seckill_db::{activities, DbError, MySqlPool};
+use seckill_runtime::backoff::Backoff;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ConsumeError {
+pub(crate) enum ConsumeError {
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error(transparent)]
@@ -41,7 +41,7 @@ impl ConsumeError {
 
 /// What one step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub read: usize,
     pub inserted: u64,
     pub duplicates: u64,
@@ -62,7 +62,7 @@ struct InHand {
     outcome: Outcome,
 }
 
-pub struct Consumer {
+pub(crate) struct Consumer {
     redis: ConnectionManager,
     pool: MySqlPool,
     settings: WorkerSettings,
@@ -79,7 +79,7 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    pub fn new(
+    pub(crate) fn new(
         redis: ConnectionManager,
         pool: MySqlPool,
         settings: WorkerSettings,
@@ -106,7 +106,7 @@ impl Consumer {
     }
 
     /// Runs until `shutdown`, then finishes the batch in hand.
-    pub async fn run(mut self, shutdown: CancellationToken) {
+    pub(crate) async fn run(mut self, shutdown: CancellationToken) {
         let mut backoff: Backoff = self.settings.backoff();
         tracing::info!(consumer = %self.name, group = %self.settings.group, "consumer started");
         loop {
@@ -161,7 +161,7 @@ impl Consumer {
 
     /// Discovers new streams (when due), then finishes the batch in hand or reads a new one
     /// (when `read_more`) and processes it.
-    pub async fn try_process_batch(&mut self, read_more: bool) -> Result<Outcome, ConsumeError> {
+    pub(crate) async fn try_process_batch(&mut self, read_more: bool) -> Result<Outcome, ConsumeError> {
         if self.in_hand.is_none() {
             if !read_more {
                 return Ok(Outcome::default());
@@ -205,7 +205,7 @@ impl Consumer {
                 .collect();
             // The payment window must be known before the first row of an activity is
             // written, so a stream joins only once the lookup succeeded.
-            let found = db::payment_windows(&self.pool, &ids).await?;
+            let found = activities::payment_windows(&self.pool, &ids).await?;
             for (key, _) in &new {
                 streams::ensure_group(&mut self.redis, key, &self.settings.group).await?;
             }
@@ -303,12 +303,12 @@ impl Consumer {
             let rows = plan.rows;
             let started = Instant::now();
             let insert = async {
-                match db::insert_orders(&self.pool, &rows).await {
-                    Err(DbError::Rejected(e)) => {
+                match orders::insert_batch(&self.pool, &rows).await {
+                    Err(e @ (DbError::Rejected(_) | DbError::Duplicate(_))) => {
                         tracing::warn!(error = %e, "batch refused, inserting row by row to find the culprit");
                         insert_one_by_one(&self.pool, &rows).await
                     }
-                    other => other,
+                    other => other.map(|r| (r, Vec::new())),
                 }
             };
             let result = insert
@@ -316,7 +316,11 @@ impl Consumer {
                     "mysql.insert_orders",
                     rows = rows.len()
                 ))
-                .await?;
+                .await;
+            let (result, refused_rows) = match result {
+                Ok((r, by_row)) => (r, by_row),
+                Err(e) => return Err(e.into()),
+            };
             self.metrics
                 .commit_seconds
                 .observe(started.elapsed().as_secs_f64());
@@ -326,10 +330,12 @@ impl Consumer {
             hand.outcome.inserted += result.inserted;
             hand.outcome.duplicates += result.duplicates;
             hand.committed = true;
-            for (i, reason) in &result.skipped {
+            let mut skipped = refused(result.skipped);
+            skipped.extend(refused_rows);
+            for (i, reason) in &skipped {
                 tracing::error!(reservation = %hand.entries[*i].id, %reason, "order row refused; dead-lettering");
             }
-            hand.refused = result.skipped;
+            hand.refused = skipped;
         }
         // Outside the commit step: a retry after a failed dead-letter write must not ack a
         // refused row that never reached the dead-letter stream.
@@ -350,8 +356,8 @@ impl Consumer {
 
 /// COUNT for one XREADGROUP over many streams, so that a batch holds about `batch_size`
 /// entries when `active` streams have data (COUNT applies to each stream).
-pub fn per_stream_count(batch_size: usize, active: usize) -> usize {
-    (batch_size.clamp(1, db::MAX_ROWS_PER_INSERT) / active.max(1)).max(1)
+pub(crate) fn per_stream_count(batch_size: usize, active: usize) -> usize {
+    (batch_size.clamp(1, MAX_ROWS_PER_INSERT) / active.max(1)).max(1)
 }
 
 /// Dead-letters entry `i` of the batch in hand, once: a batch retried after a failure skips
@@ -368,7 +374,7 @@ async fn dead_letter(
         return Ok(());
     }
     let entry = &hand.entries[i];
-    streams::dead_letter(redis, consumer, entry, reason).await?;
+    streams::dead_letter(redis, consumer, entry, reason.kind(), &reason.to_string()).await?;
     metrics
         .dead_lettered_total
         .with_label_values(&[reason.kind()])
@@ -380,26 +386,27 @@ async fn dead_letter(
 }
 
 /// Fallback when the database refuses a whole batch: one insert per row, so only the rows it
-/// refuses are dead-lettered.
+/// refuses are dead-lettered (returned apart from the rows the inserts skipped).
 async fn insert_one_by_one(
     pool: &MySqlPool,
-    rows: &[(usize, crate::plan::OrderRow)],
-) -> Result<db::Inserted, DbError> {
-    let mut total = db::Inserted::default();
+    rows: &[(usize, OrderRow)],
+) -> Result<(Inserted, Vec<(usize, DeadReason)>), DbError> {
+    let mut total = Inserted::default();
+    let mut rejected = Vec::new();
     for row in rows {
-        match db::insert_orders(pool, std::slice::from_ref(row)).await {
+        match orders::insert_batch(pool, std::slice::from_ref(row)).await {
             Ok(r) => {
                 total.inserted += r.inserted;
                 total.duplicates += r.duplicates;
                 total.skipped.extend(r.skipped);
             }
-            Err(DbError::Rejected(e)) => total
-                .skipped
-                .push((row.0, DeadReason::Rejected(e.to_string()))),
+            Err(e @ (DbError::Rejected(_) | DbError::Duplicate(_))) => {
+                rejected.push((row.0, DeadReason::Rejected(e.to_string())))
+            }
             Err(e) => return Err(e),
         }
     }
-    Ok(total)
+    Ok((total, rejected))
 }
 
 #[cfg(test)]
@@ -414,7 +421,7 @@ mod tests {
         assert_eq!(per_stream_count(0, 0), 1);
         assert_eq!(
             per_stream_count(1_000_000, 1),
-            crate::db::MAX_ROWS_PER_INSERT
+            seckill_db::orders::MAX_ROWS_PER_INSERT
         );
     }
 }

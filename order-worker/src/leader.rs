@@ -13,14 +13,14 @@ use crate::config::{Settings, SweeperSettings};
 use crate::metrics::Metrics;
 use crate::sweeper::sweep_once;
 use redis::aio::ConnectionManager;
-use seckill_registry::backoff::Backoff;
-use sqlx::{Connection, MySqlConnection, MySqlPool, Row};
+use seckill_db::MySqlPool;
+use sqlx::{Connection, MySqlConnection, Row};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Which election the sweeper uses (logged at startup, shown in the README).
-pub fn election_kind(settings: &Settings) -> &'static str {
+pub(crate) fn election_kind(settings: &Settings) -> &'static str {
     if settings.etcd.endpoints.is_empty() {
         "mysql GET_LOCK"
     } else {
@@ -28,7 +28,7 @@ pub fn election_kind(settings: &Settings) -> &'static str {
     }
 }
 
-pub async fn run_sweeper(
+pub(crate) async fn run_sweeper(
     settings: Settings,
     pool: MySqlPool,
     redis: ConnectionManager,
@@ -41,7 +41,7 @@ pub async fn run_sweeper(
     while !shutdown.is_cancelled() {
         let r = if settings.etcd.endpoints.is_empty() {
             lead_with_mysql(
-                &settings.mysql.url,
+                settings.mysql.url.expose(),
                 &sw,
                 &pool,
                 redis.clone(),
@@ -229,9 +229,4 @@ async fn lead_with_etcd(
     let _ = client.lease_revoke(lease).await;
     r?;
     Ok(())
-}
-
-/// Waits out a failed election attempt (exposed for tests of the loop's pacing).
-pub fn election_backoff() -> Backoff {
-    Backoff::new(Duration::from_millis(200), Duration::from_secs(5))
 }

@@ -4,33 +4,24 @@
 //! # Layout
 //! - Pure logic, tested alone:
 //!   - [`plan`]: an entry becomes an order row or a dead letter (with the reason).
-//!   - backoff with jitter comes from [`seckill_registry::backoff`] (shared with the etcd loops).
-//!   - [`lag`]: consumer-group lag from `XINFO`, robust to Redis 7.0's nil `lag`.
-//!   - [`audit`]: Redis against MySQL, the drift report of `seckill audit`.
 //! - I/O:
-//!   - [`streams`]: discovery (SCAN), XREADGROUP, XAUTOCLAIM, XACK, dead letters, XINFO.
-//!   - [`db`]: the pool, migrations, the one multi-row insert per batch.
-//!   - [`consumer`]: the loop around `try_process_batch`; XACK only after COMMIT.
-//!   - [`inspect`]: gathers Redis and MySQL for the audit.
-//!   - [`orders`], [`sweeper`], [`leader`]: payment timeout as a singleton.
-//!   - [`metrics`]: Prometheus registry and `/metrics`.
-//! - [`config`]: layered settings (file, `SECKILL_*` env, flags).
+//!   - [`consumer`]: the loop around `try_process_batch`; XACK only after COMMIT. Streams
+//!     are read and acked through `seckill_client::streams`, rows written by
+//!     `seckill_db::orders::insert_batch`.
+//!   - [`sweeper`], [`leader`]: payment timeout as a singleton (the state changes are
+//!     `seckill_db::orders`'s).
+//!   - [`metrics`]: the worker's Prometheus registry (served by `seckill_runtime::metrics`).
+//! - [`config`]: the worker's settings (layered by `seckill_runtime::config`).
 //! - [`app`]: `Worker::build` + `run_until_stopped`; with `etcd.endpoints` set it also
 //!   registers the worker as `/seckill/members/worker/<host>-<pid>` (lease, keep-alive,
-//!   deleted on shutdown; see [`seckill_registry::members`]).
+//!   deleted on shutdown; see `seckill_runtime::etcd::members`).
 
-pub mod app;
-pub mod audit;
+mod app;
 pub mod config;
-pub mod consumer;
-pub mod db;
-pub mod inspect;
-pub mod lag;
-pub mod leader;
+mod consumer;
+mod leader;
 pub mod metrics;
-pub mod orders;
 pub mod plan;
-pub mod streams;
 pub mod sweeper;
 
 pub use app::Worker;
@@ -51,7 +42,7 @@ pub fn init_tracing(json: bool) {
 pub fn init_tracing_with(
     json: bool,
     telemetry: &config::TelemetrySettings,
-) -> anyhow::Result<Option<seckill_registry::otlp::OtlpGuard>> {
-    let output = seckill_registry::otlp::LogOutput { json, stderr: true };
-    seckill_registry::otlp::init_logging("info", output, telemetry, SERVICE)
+) -> anyhow::Result<Option<seckill_runtime::telemetry::OtlpGuard>> {
+    let output = seckill_runtime::telemetry::LogOutput { json, stderr: true };
+    seckill_runtime::telemetry::init_logging("info", output, telemetry, SERVICE)
 }

@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
+use seckill_db::pool;
 use seckill_worker::{config, init_tracing_with, Worker};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -92,15 +93,16 @@ async fn main() -> anyhow::Result<()> {
     // Held until main returns: dropping it flushes buffered spans (OTLP only).
     let _otlp = init_tracing_with(cli.log_json, &settings.telemetry)?;
     if cli.migrate || cli.rollback {
-        let pool =
-            seckill_worker::db::pool(&settings.mysql.url, 1, std::time::Duration::from_secs(10))?;
+        let pool = pool::connect_lazy(
+            settings.mysql.url.expose(),
+            1,
+            std::time::Duration::from_secs(10),
+        )?;
         if cli.migrate {
-            seckill_worker::db::migrate(&pool)
-                .await
-                .context("Failed to migrate")?;
+            pool::migrate(&pool).await.context("Failed to migrate")?;
             tracing::info!("migrations applied");
         } else {
-            seckill_worker::db::rollback(&pool, 0)
+            pool::rollback(&pool, 0)
                 .await
                 .context("Failed to roll back")?;
             tracing::info!("migrations reverted");
@@ -111,27 +113,13 @@ async fn main() -> anyhow::Result<()> {
     let worker = Worker::build(settings)
         .await
         .context("Failed to start the worker")?;
-    tokio::spawn(signal(shutdown.clone()));
+    // SIGINT/SIGTERM reach every task through the token; the batch in hand is finished.
+    tokio::spawn(seckill_runtime::shutdown::cancel_on_signal(
+        shutdown.clone(),
+    ));
     worker.run_until_stopped(shutdown).await?;
     tracing::info!("worker stopped");
     Ok(())
-}
-
-/// Fans SIGINT/SIGTERM out to every task through the token.
-async fn signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: finishing the batch in hand"),
-        _ = int.recv() => tracing::info!("SIGINT: finishing the batch in hand"),
-    }
-    shutdown.cancel();
 }
 
 #[cfg(test)]

@@ -1,13 +1,9 @@
-//! Prometheus metrics of the worker and the `/metrics` endpoint (a minimal HTTP/1.1
-//! responder: the worker serves nothing else).
+//! Prometheus metrics of the worker (served at `/metrics` by `seckill_runtime::metrics`).
 
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 pub struct Metrics {
     pub registry: Registry,
@@ -49,7 +45,7 @@ impl Metrics {
         let act = &["activity"];
         let gauge = |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), act);
         let m = Self {
-            process: seckill_registry::process_metrics::registry()?,
+            process: seckill_runtime::metrics::process_registry()?,
             stock_remaining: gauge(
                 "stock_remaining",
                 "Units left in Redis (SECKILL.STATUS remaining)",
@@ -146,48 +142,7 @@ impl Metrics {
 
     /// The registry in the Prometheus text format.
     pub fn render(&self) -> String {
-        seckill_registry::process_metrics::render(&self.registry, &self.process)
-    }
-}
-
-/// Serves `GET /metrics` (and `/health`) until `shutdown`.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, shutdown: CancellationToken) {
-    loop {
-        let (mut sock, _) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics accept failed");
-                    continue;
-                }
-            },
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 2048];
-            let n =
-                match tokio::time::timeout(std::time::Duration::from_secs(5), sock.read(&mut buf))
-                    .await
-                {
-                    Ok(Ok(n)) => n,
-                    _ => return,
-                };
-            let request = String::from_utf8_lossy(&buf[..n]);
-            let path = request.split_whitespace().nth(1).unwrap_or("");
-            let (status, ctype, body) = match path {
-                "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
-                "/health" => ("200 OK", "text/plain", "ok\n".to_string()),
-                _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
-            };
-            let head = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = sock.write_all(head.as_bytes()).await;
-            let _ = sock.write_all(body.as_bytes()).await;
-            let _ = sock.shutdown().await;
-        });
+        seckill_runtime::metrics::render(&self.registry, &self.process)
     }
 }
 

@@ -4,33 +4,11 @@
 //! entry becomes an order row, or goes to the dead-letter stream with a reason. The I/O
 //! around it (read, insert, ack) lives in [`crate::consumer`].
 
-use seckill_core::{ActivityId, ReservationEntry};
-use std::collections::{HashMap, HashSet};
-
-/// One entry as read from an activity's stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawEntry {
-    /// The activity of the stream key the entry was read from.
-    pub activity: ActivityId,
-    /// Stream entry id, which is the reservation id.
-    pub id: String,
-    pub fields: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Times the entry has been delivered to a consumer (1 for a first read).
-    pub deliveries: u64,
-}
-
+pub use seckill_client::streams::RawEntry;
+use seckill_core::ReservationEntry;
 /// The row the worker inserts into `orders`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrderRow {
-    pub activity_id: u64,
-    pub reservation_id: String,
-    pub product_id: String,
-    pub user_id: String,
-    pub quantity: u32,
-    pub amount_cents: u64,
-    pub reserved_at_ms: i64,
-    pub expires_at_ms: i64,
-}
+pub use seckill_db::orders::NewOrder as OrderRow;
+use std::collections::HashMap;
 
 /// Why an entry went to the dead-letter stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,31 +128,28 @@ pub fn plan_batch(entries: &[RawEntry], max_deliveries: u64, windows: &Windows) 
     plan
 }
 
-/// After an `INSERT IGNORE` that inserted fewer rows than it was given: the rows that are
-/// in the table now (`present`, as `(activity, reservation)`) were inserted or were already
-/// there from an earlier delivery; every other row was silently skipped by a *different*
-/// unique key (a second live order of the same user) and must not be lost quietly.
-pub fn skipped_rows<'a>(
-    rows: impl IntoIterator<Item = &'a (usize, OrderRow)>,
-    present: &HashSet<(u64, String)>,
-) -> Vec<(usize, DeadReason)> {
-    rows.into_iter()
-        .filter(|(_, r)| !present.contains(&(r.activity_id, r.reservation_id.clone())))
-        .map(|(i, r)| {
-            (
-                *i,
-                DeadReason::Rejected(format!(
-                    "user '{}' already holds a live order in activity {}",
-                    r.user_id, r.activity_id
-                )),
-            )
-        })
+/// Rows the database skipped (index in the batch, why; see
+/// `seckill_db::orders::insert_batch`) as dead letters: they must not be lost quietly.
+pub fn refused(skipped: Vec<(usize, String)>) -> Vec<(usize, DeadReason)> {
+    skipped
+        .into_iter()
+        .map(|(i, why)| (i, DeadReason::Rejected(why)))
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use seckill_core::ActivityId;
+    use std::collections::HashSet;
+
+    /// The database's report of skipped rows, as the consumer dead-letters them.
+    fn skipped_rows<'a>(
+        rows: impl IntoIterator<Item = &'a (usize, OrderRow)>,
+        present: &HashSet<(u64, String)>,
+    ) -> Vec<(usize, DeadReason)> {
+        refused(seckill_db::orders::skipped_rows(rows, present))
+    }
 
     fn raw(fields: &[(&str, &str)], deliveries: u64) -> RawEntry {
         RawEntry {

@@ -8,9 +8,8 @@
 //! ([`crate::leader`]); even two sweepers at once would be safe, just wasteful.
 
 use crate::metrics::Metrics;
-use crate::orders;
 use redis::aio::ConnectionLike;
-use sqlx::MySqlPool;
+use seckill_db::{orders, DbError, MySqlPool};
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SweepStats {
@@ -22,7 +21,7 @@ pub struct SweepStats {
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
     #[error("mysql: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(#[from] DbError),
 }
 
 /// One pass over at most `batch` orders per step.
@@ -39,7 +38,7 @@ pub async fn sweep_once<C: ConnectionLike + Send>(
     let todo = orders::unreleased(pool, batch).await?;
     let mut done = Vec::with_capacity(todo.len());
     for order in &todo {
-        match orders::release(redis, order).await {
+        match orders::release_in_redis(redis, order).await {
             Ok(_) => done.push(order.id),
             Err(e) => {
                 stats.errors += 1;

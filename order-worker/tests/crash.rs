@@ -68,13 +68,9 @@ async fn sigkill_the_worker_repeatedly() -> anyhow::Result<()> {
     assert_eq!(want.len(), 20_000);
     assert_eq!(order_ids(&env.pool).await?, want);
     for a in 1..=ACTIVITIES {
-        let report = seckill_worker::inspect::audit_activity(
-            &mut conn,
-            &env.pool,
-            &act(a),
-            "seckill-orders",
-        )
-        .await?;
+        let report =
+            seckill_db::audit::audit_activity(&mut conn, &env.pool, &act(a), "seckill-orders")
+                .await?;
         assert!(report.is_clean(), "activity {a}: {:?}", report.drift);
     }
     drop(worker);
@@ -111,7 +107,7 @@ async fn mariadb_down_for_ten_seconds() -> anyhow::Result<()> {
     env.wait_drained(rows, Duration::from_secs(60)).await?;
     let want = stream_ids(&mut conn, 1..=10).await?;
     assert_eq!(order_ids(&env.pool).await?, want);
-    let lags = seckill_worker::streams::all_lags(&mut conn, "seckill-orders").await?;
+    let lags = seckill_client::lag::all_lags(&mut conn, "seckill-orders").await?;
     assert!(
         lags.iter().all(|l| l.lag == Some(0) && l.pending == 0),
         "{lags:?}"
@@ -151,7 +147,7 @@ async fn sigterm_finishes_the_batch_in_hand() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(termed);
-    let lags = seckill_worker::streams::all_lags(&mut conn, "seckill-orders").await?;
+    let lags = seckill_client::lag::all_lags(&mut conn, "seckill-orders").await?;
     assert_eq!(lags.iter().map(|l| l.pending).sum::<u64>(), 0, "{lags:?}");
     let delivered = sent as u64 - lags.iter().map(|l| l.lag.unwrap_or(0)).sum::<u64>();
     assert_eq!(env.order_count().await? as u64, delivered);

@@ -65,7 +65,7 @@ async fn poison_entry_is_dead_lettered_and_the_rest_flows() -> anyhow::Result<()
     let (stop, h) = env.spawn_worker(env.settings()).await?;
     env.wait_drained(20, Duration::from_secs(30)).await?;
     let dead =
-        seckill_worker::inspect::read_stream(&mut conn, &keys::dead_letters(&act(5))).await?;
+        seckill_client::streams::read_stream(&mut conn, &keys::dead_letters(&act(5))).await?;
     assert_eq!(dead.len(), 1);
     let field = |name: &str| {
         dead[0]
@@ -105,7 +105,7 @@ async fn live_user_conflict_is_dead_lettered_not_swallowed() -> anyhow::Result<(
     let (stop, h) = env.spawn_worker(env.settings()).await?;
     env.wait_drained(3, Duration::from_secs(30)).await?;
     let dead =
-        seckill_worker::inspect::read_stream(&mut conn, &keys::dead_letters(&act(9))).await?;
+        seckill_client::streams::read_stream(&mut conn, &keys::dead_letters(&act(9))).await?;
     assert_eq!(dead.len(), 1);
     assert!(dead[0]
         .1
@@ -163,7 +163,7 @@ async fn refused_row_is_dead_lettered_when_the_batch_is_retried_after_commit() -
     env.wait_drained(2, Duration::from_secs(30)).await?;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let dead = loop {
-        let dead = seckill_worker::inspect::read_stream(&mut conn, &dead_key)
+        let dead = seckill_client::streams::read_stream(&mut conn, &dead_key)
             .await
             .unwrap_or_default();
         if !dead.is_empty() || std::time::Instant::now() > deadline {
@@ -225,7 +225,7 @@ async fn entry_delivered_too_often_is_dead_lettered() -> anyhow::Result<()> {
     let (stop, h) = env.spawn_worker(env.settings()).await?;
     env.wait_drained(1, Duration::from_secs(30)).await?;
     let dead =
-        seckill_worker::inspect::read_stream(&mut conn, &keys::dead_letters(&act(3))).await?;
+        seckill_client::streams::read_stream(&mut conn, &keys::dead_letters(&act(3))).await?;
     assert_eq!(dead.len(), 1);
     assert!(dead[0]
         .1
@@ -242,7 +242,7 @@ async fn entry_delivered_too_often_is_dead_lettered() -> anyhow::Result<()> {
 async fn migrations_up_down_up() -> anyhow::Result<()> {
     let db = seckill_testkit::mariadb::shared()?;
     let url = db.create_database()?;
-    let pool = seckill_worker::db::pool(&url, 2, Duration::from_secs(5))?;
+    let pool = seckill_db::pool::connect_lazy(&url, 2, Duration::from_secs(5))?;
     let tables = || async {
         let v: Vec<(String,)> = sqlx::query_as(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() \
@@ -252,14 +252,14 @@ async fn migrations_up_down_up() -> anyhow::Result<()> {
         .await?;
         anyhow::Ok(v.into_iter().map(|t| t.0).collect::<Vec<_>>())
     };
-    seckill_worker::db::migrate(&pool).await?;
+    seckill_db::pool::migrate(&pool).await?;
     assert_eq!(
         tables().await?,
         ["activities", "orders", "products", "users"]
     );
-    seckill_worker::db::rollback(&pool, 0).await?;
+    seckill_db::pool::rollback(&pool, 0).await?;
     assert!(tables().await?.is_empty());
-    seckill_worker::db::migrate(&pool).await?;
+    seckill_db::pool::migrate(&pool).await?;
     assert_eq!(
         tables().await?,
         ["activities", "orders", "products", "users"]

@@ -7,7 +7,8 @@ mod support;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use seckill_core::keys;
-use seckill_worker::{orders, sweeper};
+use seckill_db::orders;
+use seckill_worker::sweeper;
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -58,7 +59,7 @@ async fn pay_and_expire_race() -> anyhow::Result<()> {
                 for id in mine {
                     let jitter = rand::thread_rng().gen_range(0..3);
                     tokio::time::sleep(Duration::from_millis(jitter)).await;
-                    if orders::pay(&pool, id).await? {
+                    if orders::pay(&pool, id, None).await? {
                         won += 1;
                     }
                 }
@@ -93,13 +94,13 @@ async fn pay_and_expire_race() -> anyhow::Result<()> {
                 other => panic!("order {rid} left {other}"),
             }
         }
-        let st = seckill_worker::inspect::status(&mut conn, &act(activity)).await?;
+        let st = support::status(&mut conn, &act(activity)).await?;
         assert_eq!(
             st["remaining"] as u64 + paid,
             st["total"] as u64,
             "round {round}"
         );
-        let report = seckill_worker::inspect::audit_activity(
+        let report = seckill_db::audit::audit_activity(
             &mut conn,
             &env.pool,
             &act(activity),
@@ -133,7 +134,7 @@ async fn crash_between_update_and_release_is_repaired() -> anyhow::Result<()> {
     let s1 = sweeper::sweep_once(&env.pool, &mut conn, 100, None).await?;
     let s2 = sweeper::sweep_once(&env.pool, &mut conn, 100, None).await?;
     assert_eq!((s1.released, s2.released), (1, 0));
-    let st = seckill_worker::inspect::status(&mut conn, &act(1)).await?;
+    let st = support::status(&mut conn, &act(1)).await?;
     assert_eq!(st["remaining"], 9);
     stop.cancel();
     h.await??;

@@ -5,7 +5,8 @@
 //! # Layout
 //! - [`redis`]: `redis-server` with the freshly built seckill module loaded.
 //! - [`ports`]: free loopback ports and readiness polling.
-//! - [`process`]: a child-process guard that kills on drop.
+//! - [`process`]: a child-process guard that kills on drop, and [`bin_path`] of the
+//!   workspace's binaries.
 //! - [`mariadb`]: a private `mariadbd` (fresh database per test, stop/start for outages).
 //! - [`etcd`]: a private single-member etcd.
 //! - [`otlp`]: an OTLP/gRPC trace receiver recording the spans it is sent.
@@ -22,4 +23,4 @@ pub use etcd::Etcd;
 pub use mariadb::MariaDb;
 pub use otlp::{OtlpReceiver, SeenSpan};
 pub use ports::free_port;
-pub use process::ChildGuard;
+pub use process::{bin_path, ChildGuard};

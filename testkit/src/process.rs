@@ -1,6 +1,29 @@
-//! A child process that is killed (and reaped) when its guard drops.
+//! A child process that is killed (and reaped) when its guard drops, and where the
+//! workspace's binaries are.
 
+use anyhow::{bail, Context};
+use std::path::{Path, PathBuf};
 use std::process::Child;
+
+/// Path of a binary of this workspace (`seckill-worker`, ...) built next to the running test:
+/// tests of one crate spawn another crate's binary this way, so crates never depend on each
+/// other to test end to end. `make test` builds every binary before the tests run.
+pub fn bin_path(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("Failed to find the test executable")?;
+    // target/<profile>/deps/test-binary -> target/<profile>/<name>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test executable has no target/<profile> parent")?;
+    let candidate = profile_dir.join(name);
+    if !candidate.exists() {
+        bail!(
+            "{} does not exist: run `cargo build --workspace` first (make test does)",
+            candidate.display()
+        );
+    }
+    Ok(candidate)
+}
 
 #[derive(Debug)]
 pub struct ChildGuard {

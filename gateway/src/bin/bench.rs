@@ -40,7 +40,7 @@ async fn baseline(addr: &str) -> anyhow::Result<()> {
     eprintln!("baseline listening on {}", listener.local_addr()?);
     warp::serve(route)
         .incoming(listener)
-        .graceful(seckill_gateway::startup::shutdown_signal())
+        .graceful(seckill_runtime::shutdown::signal())
         .run()
         .await;
     Ok(())

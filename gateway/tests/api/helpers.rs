@@ -10,11 +10,10 @@ use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
-use tokio_util::sync::CancellationToken;
 
-pub const SECRET: &str = "integration-test-jwt-secret-0123456789";
+pub(crate) const SECRET: &str = "integration-test-jwt-secret-0123456789";
 
-pub struct TestApp {
+pub(crate) struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub redis: RedisServer,
@@ -23,7 +22,8 @@ pub struct TestApp {
     pub state: State,
     jwt: Jwt,
     stop: Option<oneshot::Sender<()>>,
-    worker: Option<CancellationToken>,
+    /// The worker binary, killed when the test app drops.
+    worker: Option<seckill_testkit::ChildGuard>,
 }
 
 impl Drop for TestApp {
@@ -31,27 +31,25 @@ impl Drop for TestApp {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
-        if let Some(w) = self.worker.take() {
-            w.cancel();
-        }
+        self.worker.take();
     }
 }
 
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: StatusCode,
     pub body: Value,
 }
 
 impl Reply {
     /// The envelope's `error` machine code.
-    pub fn error(&self) -> &str {
+    pub(crate) fn error(&self) -> &str {
         self.body["error"].as_str().unwrap_or("")
     }
-    pub fn data(&self) -> &Value {
+    pub(crate) fn data(&self) -> &Value {
         &self.body["data"]
     }
     /// Asserts the contract's envelope shape.
-    pub fn assert_envelope(&self) {
+    pub(crate) fn assert_envelope(&self) {
         assert_eq!(
             self.body["code"].as_u64(),
             Some(u64::from(self.status.as_u16())),
@@ -71,16 +69,16 @@ impl Reply {
 }
 
 /// A gateway with Redis and MySQL (migrated).
-pub async fn spawn_app() -> TestApp {
+pub(crate) async fn spawn_app() -> TestApp {
     spawn_with(true, |_| {}).await
 }
 
 /// A gateway with Redis only (MySQL points at a closed port; the hot path never needs it).
-pub async fn spawn_redis_only() -> TestApp {
+pub(crate) async fn spawn_redis_only() -> TestApp {
     spawn_with(false, |_| {}).await
 }
 
-pub async fn spawn_with(with_db: bool, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+pub(crate) async fn spawn_with(with_db: bool, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     seckill_gateway::telemetry::init("warn,warp::filters::trace=error");
     let redis = tokio::task::spawn_blocking(RedisServer::start)
         .await
@@ -137,11 +135,11 @@ pub async fn spawn_with(with_db: bool, tweak: impl FnOnce(&mut Settings)) -> Tes
 }
 
 impl TestApp {
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
 
-    pub fn token(&self, user: &str, role: Role) -> String {
+    pub(crate) fn token(&self, user: &str, role: Role) -> String {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .expect("clock")
@@ -149,7 +147,7 @@ impl TestApp {
         self.jwt.issue(user, role, now).expect("token").0
     }
 
-    pub fn admin_token(&self) -> String {
+    pub(crate) fn admin_token(&self) -> String {
         self.token("1", Role::Admin)
     }
 
@@ -161,7 +159,7 @@ impl TestApp {
         Reply { status, body }
     }
 
-    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+    pub(crate) async fn get(&self, path: &str, token: Option<&str>) -> Reply {
         let mut req = self.client.get(self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -169,7 +167,7 @@ impl TestApp {
         self.send(req).await
     }
 
-    pub async fn post(
+    pub(crate) async fn post(
         &self,
         path: &str,
         token: Option<&str>,
@@ -189,7 +187,7 @@ impl TestApp {
     /// Announces a body of `len` bytes but sends only its first KiB, then reads the reply: a
     /// server that refuses by Content-Length answers without reading the rest (what a real
     /// client sees; a client still streaming 10 MB may instead see the connection reset).
-    pub async fn post_oversized(&self, path: &str, token: &str, len: usize) -> Reply {
+    pub(crate) async fn post_oversized(&self, path: &str, token: &str, len: usize) -> Reply {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut sock = tokio::net::TcpStream::connect(self.addr)
             .await
@@ -219,7 +217,7 @@ impl TestApp {
 
     /// Buys like the storefront does: naming the product the activity sells (any product for
     /// an activity preheated without one, or one that does not exist).
-    pub async fn reserve(&self, token: &str, activity: &str, qty: i64) -> Reply {
+    pub(crate) async fn reserve(&self, token: &str, activity: &str, qty: i64) -> Reply {
         let product = self
             .product_of(activity)
             .await
@@ -258,7 +256,7 @@ impl TestApp {
         })
     }
 
-    pub async fn redis_conn(&self) -> redis::aio::MultiplexedConnection {
+    pub(crate) async fn redis_conn(&self) -> redis::aio::MultiplexedConnection {
         self.redis
             .client()
             .expect("client")
@@ -267,7 +265,7 @@ impl TestApp {
             .expect("redis connection")
     }
 
-    pub async fn redis(&self, args: &[&str]) -> redis::RedisResult<redis::Value> {
+    pub(crate) async fn redis(&self, args: &[&str]) -> redis::RedisResult<redis::Value> {
         let mut conn = self.redis_conn().await;
         let mut cmd = redis::cmd(args[0]);
         for a in &args[1..] {
@@ -277,7 +275,7 @@ impl TestApp {
     }
 
     /// `SECKILL.STATUS` as a field -> value map of strings.
-    pub async fn status(&self, activity: &str) -> std::collections::HashMap<String, String> {
+    pub(crate) async fn status(&self, activity: &str) -> std::collections::HashMap<String, String> {
         let v = self
             .redis(&["SECKILL.STATUS", activity])
             .await
@@ -297,7 +295,7 @@ impl TestApp {
         out
     }
 
-    pub async fn xlen(&self, activity: &str) -> i64 {
+    pub(crate) async fn xlen(&self, activity: &str) -> i64 {
         let key = format!("seckill:{{{activity}}}:stream");
         match self.redis(&["XLEN", &key]).await {
             Ok(redis::Value::Int(n)) => n,
@@ -306,14 +304,14 @@ impl TestApp {
     }
 
     /// Creates an activity in Redis only (the hot path does not need MySQL).
-    pub async fn preheat(&self, activity: &str, extra: &[&str]) {
+    pub(crate) async fn preheat(&self, activity: &str, extra: &[&str]) {
         let mut args = vec!["SECKILL.CREATE", activity];
         args.extend_from_slice(extra);
         self.redis(&args).await.expect("SECKILL.CREATE");
     }
 
     /// Creates an activity through the admin API; returns its id.
-    pub async fn create_activity(&self, stock: u64, extra: &str) -> String {
+    pub(crate) async fn create_activity(&self, stock: u64, extra: &str) -> String {
         let body = format!(
             r#"{{"title":"sale","product_name":"phone","price_cents":999,"stock":{stock}{extra}}}"#
         );
@@ -324,13 +322,13 @@ impl TestApp {
         r.data()["id"].as_u64().expect("id").to_string()
     }
 
-    pub async fn pool(&self) -> sqlx::MySqlPool {
+    pub(crate) async fn pool(&self) -> sqlx::MySqlPool {
         sqlx::MySqlPool::connect(self.db_url.as_deref().expect("app without MySQL"))
             .await
             .expect("mysql")
     }
 
-    pub async fn count(&self, sql: &str) -> i64 {
+    pub(crate) async fn count(&self, sql: &str) -> i64 {
         let pool = self.pool().await;
         sqlx::query_scalar::<_, i64>(sql)
             .fetch_one(&pool)
@@ -338,30 +336,28 @@ impl TestApp {
             .expect("count")
     }
 
-    /// Starts the real order worker in-process against the same Redis and database.
-    pub async fn start_worker(&mut self) {
-        let mut s = seckill_worker::Settings::default();
-        s.redis.url = self.redis.url();
-        s.mysql.url = self.db_url.clone().expect("app without MySQL");
-        s.worker.metrics_addr = String::new();
-        s.worker.block_ms = 200;
-        s.worker.discover_interval_ms = 200;
-        s.worker.sweeper.enabled = false;
-        let worker = seckill_worker::Worker::build(s)
-            .await
-            .expect("worker builds");
-        let token = CancellationToken::new();
-        let t = token.clone();
-        tokio::spawn(async move {
-            if let Err(e) = worker.run_until_stopped(t).await {
-                eprintln!("worker stopped: {e:#}");
-            }
-        });
-        self.worker = Some(token);
+    /// Starts the real order worker binary against the same Redis and database.
+    pub(crate) async fn start_worker(&mut self) {
+        let bin = seckill_testkit::bin_path("seckill-worker").expect("worker binary");
+        let child = std::process::Command::new(bin)
+            .env("SECKILL_REDIS__URL", self.redis.url())
+            .env(
+                "SECKILL_MYSQL__URL",
+                self.db_url.clone().expect("app without MySQL"),
+            )
+            .env("SECKILL_WORKER__METRICS_ADDR", "")
+            .env("SECKILL_WORKER__BLOCK_MS", "200")
+            .env("SECKILL_WORKER__DISCOVER_INTERVAL_MS", "200")
+            .env("SECKILL_WORKER__SWEEPER__ENABLED", "false")
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("worker starts");
+        self.worker = Some(seckill_testkit::ChildGuard::new(child));
     }
 
     /// Polls `check` until it returns true or `timeout` passes.
-    pub async fn eventually<F, Fut>(&self, timeout: Duration, mut check: F) -> bool
+    pub(crate) async fn eventually<F, Fut>(&self, timeout: Duration, mut check: F) -> bool
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = bool>,

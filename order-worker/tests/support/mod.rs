@@ -4,29 +4,33 @@
 #![allow(dead_code)]
 
 use redis::aio::MultiplexedConnection;
+use seckill_client::lag as streams;
 use seckill_core::{keys, ActivityId};
+use seckill_db::pool as db;
+use seckill_runtime::Secret;
 use seckill_testkit::{mariadb, MariaDb, RedisServer};
 use seckill_worker::config::Settings;
-use seckill_worker::{db, streams, Worker};
+use seckill_worker::Worker;
 use sqlx::MySqlPool;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-pub struct Env {
+pub(crate) struct Env {
     pub redis: RedisServer,
     pub db_url: String,
     pub pool: MySqlPool,
 }
 
 /// Redis + a migrated fresh database on `db` (the shared MariaDB when `None`).
-pub async fn env_on(db: Option<&MariaDb>) -> anyhow::Result<Env> {
+pub(crate) async fn env_on(db: Option<&MariaDb>) -> anyhow::Result<Env> {
     let redis = RedisServer::start()?;
     let db = match db {
         Some(d) => d,
         None => mariadb::shared()?,
     };
     let db_url = db.create_database()?;
-    let pool = db::pool(&db_url, 8, Duration::from_secs(5))?;
+    let pool = db::connect_lazy(&db_url, 8, Duration::from_secs(5))?;
     db::migrate(&pool).await?;
     Ok(Env {
         redis,
@@ -35,15 +39,15 @@ pub async fn env_on(db: Option<&MariaDb>) -> anyhow::Result<Env> {
     })
 }
 
-pub async fn env() -> anyhow::Result<Env> {
+pub(crate) async fn env() -> anyhow::Result<Env> {
     env_on(None).await
 }
 
 impl Env {
-    pub fn settings(&self) -> Settings {
+    pub(crate) fn settings(&self) -> Settings {
         let mut s = Settings::default();
         s.redis.url = self.redis.url();
-        s.mysql.url = self.db_url.clone();
+        s.mysql.url = Secret::new(self.db_url.clone());
         s.mysql.acquire_timeout_ms = 1_000;
         let w = &mut s.worker;
         w.metrics_addr = "127.0.0.1:0".into();
@@ -61,7 +65,7 @@ impl Env {
     /// Writes a config file for the worker binary into `dir`: this environment's Redis and
     /// database, no metrics listener, no sweeper, fast polling; `worker` adds keys to the
     /// `worker` section (`"batch_size: 200"`), `extra` adds whole sections.
-    pub fn binary_config(
+    pub(crate) fn binary_config(
         &self,
         dir: &std::path::Path,
         worker: &str,
@@ -89,7 +93,7 @@ impl Env {
         Ok(path)
     }
 
-    pub async fn conn(&self) -> anyhow::Result<MultiplexedConnection> {
+    pub(crate) async fn conn(&self) -> anyhow::Result<MultiplexedConnection> {
         Ok(self
             .redis
             .client()?
@@ -98,7 +102,7 @@ impl Env {
     }
 
     /// Starts an in-process worker; stop it with the returned token, then await the handle.
-    pub async fn spawn_worker(
+    pub(crate) async fn spawn_worker(
         &self,
         settings: Settings,
     ) -> anyhow::Result<(
@@ -111,21 +115,21 @@ impl Env {
         Ok((stop, h))
     }
 
-    pub async fn order_count(&self) -> anyhow::Result<i64> {
+    pub(crate) async fn order_count(&self) -> anyhow::Result<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM orders")
             .fetch_one(&self.pool)
             .await?)
     }
 
     /// Waits until every stream is fully delivered and acked and `rows` orders exist.
-    pub async fn wait_drained(&self, rows: i64, timeout: Duration) -> anyhow::Result<()> {
+    pub(crate) async fn wait_drained(&self, rows: i64, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         let mut conn = self.conn().await?;
         loop {
             let lags = streams::all_lags(&mut conn, "seckill-orders").await?;
             let busy: u64 = lags
                 .iter()
-                .map(seckill_worker::lag::StreamLag::in_flight)
+                .map(seckill_core::lag::StreamLag::in_flight)
                 .sum();
             let count = self.order_count().await.unwrap_or(-1);
             if busy == 0 && count == rows {
@@ -141,11 +145,11 @@ impl Env {
     }
 }
 
-pub fn act(id: u64) -> ActivityId {
+pub(crate) fn act(id: u64) -> ActivityId {
     ActivityId::parse(id.to_string()).expect("numeric ids are valid")
 }
 
-pub async fn create_activity(
+pub(crate) async fn create_activity(
     conn: &mut MultiplexedConnection,
     id: u64,
     stock: u64,
@@ -164,7 +168,7 @@ pub async fn create_activity(
 }
 
 /// Reserves one unit for each user, pipelined; returns the reservation ids.
-pub async fn reserve_many(
+pub(crate) async fn reserve_many(
     conn: &mut MultiplexedConnection,
     activity: u64,
     users: impl IntoIterator<Item = String>,
@@ -178,13 +182,13 @@ pub async fn reserve_many(
 }
 
 /// Every `(activity, reservation)` in the streams of `activities`.
-pub async fn stream_ids(
+pub(crate) async fn stream_ids(
     conn: &mut MultiplexedConnection,
     activities: impl IntoIterator<Item = u64>,
 ) -> anyhow::Result<Vec<(u64, String)>> {
     let mut out = Vec::new();
     for a in activities {
-        for (id, _) in seckill_worker::inspect::read_stream(conn, &keys::stream(&act(a))).await? {
+        for (id, _) in seckill_client::streams::read_stream(conn, &keys::stream(&act(a))).await? {
             out.push((a, id));
         }
     }
@@ -192,11 +196,32 @@ pub async fn stream_ids(
     Ok(out)
 }
 
-pub async fn order_ids(pool: &MySqlPool) -> anyhow::Result<Vec<(u64, String)>> {
+pub(crate) async fn order_ids(pool: &MySqlPool) -> anyhow::Result<Vec<(u64, String)>> {
     let mut v: Vec<(u64, String)> =
         sqlx::query_as("SELECT activity_id, reservation_id FROM orders")
             .fetch_all(pool)
             .await?;
     v.sort();
     Ok(v)
+}
+
+/// `SECKILL.STATUS` of an activity as field -> integer (an absent activity has no fields).
+pub(crate) async fn status(
+    conn: &mut MultiplexedConnection,
+    activity: &ActivityId,
+) -> anyhow::Result<HashMap<String, i64>> {
+    let st = seckill_client::sale::status(conn, activity)
+        .await?
+        .unwrap_or_default();
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    Ok([
+        ("total", n(st.total)),
+        ("remaining", n(st.remaining)),
+        ("reservations", n(st.reservations)),
+        ("buyers", n(st.buyers)),
+        ("limit", n(st.limit)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect())
 }

@@ -1,0 +1,107 @@
+//! What a Redis call can end in, classified once: a refusal of the module (machine-readable
+//! code), an argument error, an activity that exists, or Redis being unreachable, slow or
+//! answering something unexpected. Callers map these to their own world (HTTP statuses,
+//! retries).
+
+use redis::RedisError;
+use seckill_core::Refusal;
+use std::time::Duration;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    /// `SOLDOUT ...`, `LIMIT ...`, `NOTSTARTED ...`, `ENDED ...`, `NOACTIVITY ...`.
+    #[error("{message}")]
+    Refused { refusal: Refusal, message: String },
+    /// `ERR ...` from the module: an argument the caller should have refused.
+    #[error("{0}")]
+    Argument(String),
+    /// `EXISTS ...` from `SECKILL.CREATE`.
+    #[error("{0}")]
+    Exists(String),
+    #[error("redis is unavailable: {0}")]
+    Unavailable(String),
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("unexpected redis reply: {0}")]
+    Protocol(String),
+}
+
+/// Classifies an error reply or a transport failure.
+pub fn classify(e: &RedisError) -> ClientError {
+    if let Some(code) = e.code() {
+        let detail = e.detail().unwrap_or("").to_owned();
+        if let Some(refusal) = Refusal::from_error_message(code) {
+            return ClientError::Refused {
+                refusal,
+                message: detail,
+            };
+        }
+        match code {
+            "ERR" => return ClientError::Argument(detail),
+            "EXISTS" => return ClientError::Exists(detail),
+            _ => {}
+        }
+    }
+    if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+        return ClientError::Unavailable(e.to_string());
+    }
+    match e.kind() {
+        redis::ErrorKind::ResponseError | redis::ErrorKind::ExtensionError => {
+            ClientError::Protocol(e.to_string())
+        }
+        _ => ClientError::Unavailable(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_error_replies_become_refusals() {
+        for (code, want) in [
+            ("SOLDOUT", Refusal::SoldOut),
+            ("LIMIT", Refusal::Limit),
+            ("NOTSTARTED", Refusal::NotStarted),
+            ("ENDED", Refusal::Ended),
+            ("NOACTIVITY", Refusal::NoActivity),
+        ] {
+            let e = RedisError::from((
+                redis::ErrorKind::ExtensionError,
+                "ext",
+                format!("{code} detail here"),
+            ));
+            // Errors parsed off the wire carry the code; build one the same way.
+            let parsed = redis::parse_redis_value(format!("-{code} detail here\r\n").as_bytes())
+                .and_then(|v| v.extract_error());
+            let e = parsed.err().unwrap_or(e);
+            match classify(&e) {
+                ClientError::Refused { refusal, message } => {
+                    assert_eq!(refusal, want);
+                    assert_eq!(message, "detail here");
+                }
+                other => panic!("{code}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn argument_and_exists_errors_are_kept_apart() {
+        let err = |s: &str| {
+            redis::parse_redis_value(format!("-{s}\r\n").as_bytes())
+                .and_then(|v| v.extract_error())
+                .err()
+                .map(|e| classify(&e))
+        };
+        assert!(matches!(
+            err("ERR quantity must be ..."),
+            Some(ClientError::Argument(_))
+        ));
+        assert!(matches!(
+            err("EXISTS activity '1' exists"),
+            Some(ClientError::Exists(_))
+        ));
+        let io = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(matches!(classify(&io), ClientError::Unavailable(_)));
+    }
+}

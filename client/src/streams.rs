@@ -1,0 +1,311 @@
+//! The activities' reservation streams: discovery, the consumer group, reads, claims, acks,
+//! dead letters and whole-stream reads. Replies are parsed by hand so a malformed entry is
+//! data to dead-letter, never a parse failure of the whole read.
+
+use redis::aio::ConnectionLike;
+use redis::{RedisError, Value};
+use seckill_core::{keys, ActivityId};
+use std::collections::HashMap;
+
+/// One entry as read from an activity's stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawEntry {
+    /// The activity of the stream key the entry was read from.
+    pub activity: ActivityId,
+    /// Stream entry id, which is the reservation id.
+    pub id: String,
+    pub fields: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Times the entry has been delivered to a consumer (1 for a first read).
+    pub deliveries: u64,
+}
+
+/// A stream entry: id and field/value pairs.
+pub type Entry = (String, Vec<(Vec<u8>, Vec<u8>)>);
+
+/// Every entry of a stream, in pages.
+pub async fn read_stream<C: ConnectionLike + Send>(
+    conn: &mut C,
+    key: &str,
+) -> Result<Vec<Entry>, RedisError> {
+    let mut out = Vec::new();
+    let mut from = "-".to_string();
+    loop {
+        let page: Vec<Entry> = redis::cmd("XRANGE")
+            .arg(key)
+            .arg(&from)
+            .arg("+")
+            .arg("COUNT")
+            .arg(10_000)
+            .query_async(conn)
+            .await?;
+        let Some((last, _)) = page.last() else {
+            return Ok(out);
+        };
+        from = format!("({last}");
+        out.extend(page);
+    }
+}
+
+/// Keys of every activity stream, found with `SCAN ... TYPE stream`.
+pub async fn discover<C: ConnectionLike + Send>(
+    conn: &mut C,
+) -> Result<Vec<(String, ActivityId)>, RedisError> {
+    let mut cursor: u64 = 0;
+    let mut out = Vec::new();
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(keys::STREAM_SCAN_PATTERN)
+            .arg("COUNT")
+            .arg(1_000)
+            .arg("TYPE")
+            .arg("stream")
+            .query_async(conn)
+            .await?;
+        out.extend(
+            batch
+                .into_iter()
+                .filter_map(|k| keys::activity_of_stream(&k).map(|a| (k, a))),
+        );
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Creates the group at the start of the stream (so no entry written before the first worker
+/// came up is skipped); an existing group is left alone.
+pub async fn ensure_group<C: ConnectionLike + Send>(
+    conn: &mut C,
+    key: &str,
+    group: &str,
+) -> Result<(), RedisError> {
+    let r: Result<(), RedisError> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(key)
+        .arg(group)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(conn)
+        .await;
+    match r {
+        Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+        other => other,
+    }
+}
+
+pub(crate) fn bytes(v: &Value) -> Option<Vec<u8>> {
+    match v {
+        Value::BulkString(b) => Some(b.clone()),
+        Value::SimpleString(s) => Some(s.as_bytes().to_vec()),
+        Value::Int(i) => Some(i.to_string().into_bytes()),
+        _ => None,
+    }
+}
+
+pub(crate) fn text(v: &Value) -> Option<String> {
+    bytes(v).map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+pub(crate) fn int(v: &Value) -> Option<u64> {
+    match v {
+        Value::Int(i) => u64::try_from(*i).ok(),
+        other => text(other)?.parse().ok(),
+    }
+}
+
+pub(crate) fn array(v: &Value) -> &[Value] {
+    match v {
+        Value::Array(a) => a,
+        _ => &[],
+    }
+}
+
+/// Parses `[[id, [f, v, ...]], ...]`; an entry whose body is nil (deleted) has no fields.
+fn parse_entries(v: &Value, activity: &ActivityId, out: &mut Vec<RawEntry>) {
+    for item in array(v) {
+        let parts = array(item);
+        let Some(id) = parts.first().and_then(text) else {
+            continue;
+        };
+        let flat = parts.get(1).map(array).unwrap_or(&[]);
+        let fields = flat
+            .chunks(2)
+            .filter_map(|kv| Some((bytes(kv.first()?)?, bytes(kv.get(1)?)?)))
+            .collect();
+        out.push(RawEntry {
+            activity: activity.clone(),
+            id,
+            fields,
+            deliveries: 1,
+        });
+    }
+}
+
+/// `XREADGROUP ... COUNT n BLOCK ms STREAMS k1 k2 ... > > ...` over every known stream.
+pub async fn read_new<C: ConnectionLike + Send>(
+    conn: &mut C,
+    group: &str,
+    consumer: &str,
+    streams: &[(String, ActivityId)],
+    count: usize,
+    block_ms: u64,
+) -> Result<Vec<RawEntry>, RedisError> {
+    if streams.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut cmd = redis::cmd("XREADGROUP");
+    cmd.arg("GROUP")
+        .arg(group)
+        .arg(consumer)
+        .arg("COUNT")
+        .arg(count)
+        .arg("BLOCK")
+        .arg(block_ms)
+        .arg("STREAMS");
+    for (k, _) in streams {
+        cmd.arg(k);
+    }
+    for _ in streams {
+        cmd.arg(">");
+    }
+    let reply: Value = cmd.query_async(conn).await?;
+    let by_key: HashMap<&str, &ActivityId> = streams.iter().map(|(k, a)| (k.as_str(), a)).collect();
+    let mut out = Vec::new();
+    let pairs: Vec<(Value, Value)> = match reply {
+        Value::Array(items) => items
+            .into_iter()
+            .filter_map(|i| match i {
+                Value::Array(mut kv) if kv.len() == 2 => {
+                    let v = kv.pop()?;
+                    let k = kv.pop()?;
+                    Some((k, v))
+                }
+                _ => None,
+            })
+            .collect(),
+        Value::Map(m) => m,
+        _ => Vec::new(),
+    };
+    for (k, v) in pairs {
+        if let Some(activity) = text(&k).and_then(|k| by_key.get(k.as_str()).copied()) {
+            parse_entries(&v, activity, &mut out);
+        }
+    }
+    Ok(out)
+}
+
+/// Takes over entries idle longer than `min_idle_ms` in any consumer of the group
+/// (`XAUTOCLAIM`), with their delivery counts (which the claim increased).
+pub async fn claim_idle<C: ConnectionLike + Send>(
+    conn: &mut C,
+    key: &str,
+    activity: &ActivityId,
+    group: &str,
+    consumer: &str,
+    min_idle_ms: u64,
+    count: usize,
+) -> Result<Vec<RawEntry>, RedisError> {
+    let reply: Value = redis::cmd("XAUTOCLAIM")
+        .arg(key)
+        .arg(group)
+        .arg(consumer)
+        .arg(min_idle_ms)
+        .arg("0-0")
+        .arg("COUNT")
+        .arg(count)
+        .query_async(conn)
+        .await?;
+    let mut out = Vec::new();
+    if let Some(entries) = array(&reply).get(1) {
+        parse_entries(entries, activity, &mut out);
+    }
+    if out.is_empty() {
+        return Ok(out);
+    }
+    // Delivery counts of what this consumer now holds, from the extended XPENDING form.
+    let (first, last) = (out[0].id.clone(), out[out.len() - 1].id.clone());
+    let pending: Value = redis::cmd("XPENDING")
+        .arg(key)
+        .arg(group)
+        .arg(&first)
+        .arg(&last)
+        .arg(out.len() * 2 + 10)
+        .arg(consumer)
+        .query_async(conn)
+        .await?;
+    let counts: HashMap<String, u64> = array(&pending)
+        .iter()
+        .filter_map(|p| {
+            let p = array(p);
+            Some((text(p.first()?)?, int(p.get(3)?)?))
+        })
+        .collect();
+    for e in &mut out {
+        e.deliveries = counts.get(&e.id).copied().unwrap_or(1);
+    }
+    Ok(out)
+}
+
+/// Acks entries, one XACK per stream, all in one pipeline.
+pub async fn ack<C: ConnectionLike + Send>(
+    conn: &mut C,
+    group: &str,
+    entries: &[&RawEntry],
+) -> Result<(), RedisError> {
+    let mut by_stream: HashMap<&ActivityId, Vec<&str>> = HashMap::new();
+    for e in entries {
+        by_stream.entry(&e.activity).or_default().push(&e.id);
+    }
+    if by_stream.is_empty() {
+        return Ok(());
+    }
+    let mut pipe = redis::pipe();
+    for (activity, ids) in by_stream {
+        pipe.cmd("XACK")
+            .arg(keys::stream(activity))
+            .arg(group)
+            .arg(ids)
+            .ignore();
+    }
+    pipe.query_async::<()>(conn).await
+}
+
+/// Appends the entry and the reason to the activity's dead-letter stream. The caller acks the
+/// entry afterwards with the rest of its batch: acking in the same MULTI would ack it even
+/// when the XADD fails at run time (MULTI does not roll back), losing it. A crash between
+/// the two writes dead-letters the redelivered entry again (at least once, never lost).
+///
+/// `kind` is a low-cardinality label (`malformed`, `rejected`, ...), `reason` the sentence.
+pub async fn dead_letter<C: ConnectionLike + Send>(
+    conn: &mut C,
+    consumer: &str,
+    entry: &RawEntry,
+    kind: &str,
+    reason: &str,
+) -> Result<(), RedisError> {
+    let mut xadd = redis::cmd("XADD");
+    xadd.arg(keys::dead_letters(&entry.activity))
+        .arg("*")
+        .arg("reservation")
+        .arg(&entry.id)
+        .arg("kind")
+        .arg(kind)
+        .arg("reason")
+        .arg(reason)
+        .arg("deliveries")
+        .arg(entry.deliveries)
+        .arg("consumer")
+        .arg(consumer);
+    for (k, v) in &entry.fields {
+        let mut name = b"entry.".to_vec();
+        name.extend_from_slice(k);
+        xadd.arg(name).arg(v);
+    }
+    xadd.query_async::<()>(conn).await
+}

@@ -1,0 +1,31 @@
+//! What every long-running seckill process does around the sale, written once: it reads its
+//! layered configuration, logs and exports traces, serves `/metrics`, stops on a signal,
+//! retries with backoff, announces itself in etcd and follows runtime settings kept there.
+//!
+//! None of this may hurt the sale: etcd calls run in background tasks that retry with backoff
+//! and only log while etcd is away; startup never waits for etcd; with no endpoint configured
+//! nothing runs at all.
+//!
+//! # Layout
+//! - [`config`]: the layered loader (defaults, `configs/config.yaml`, `SECKILL_*` environment,
+//!   flags), [`config::Secret`], and the sections every binary shares (`redis`, `mysql`,
+//!   `etcd`, `telemetry`).
+//! - [`telemetry`]: [`telemetry::init_logging`], the one subscriber set-up of every binary
+//!   (log layer, plus the OpenTelemetry layer exporting spans over OTLP/gRPC when
+//!   `telemetry.otlp_endpoint` is set).
+//! - [`metrics`]: the process' CPU and memory metrics, and [`metrics::serve`], the
+//!   `/metrics` + `/health` endpoint of processes that serve no other HTTP.
+//! - [`shutdown`]: SIGINT/SIGTERM as a future, or fanned out through a `CancellationToken`.
+//! - [`backoff`]: the retry pause of every loop that waits for a dependency.
+//! - [`etcd`]: [`etcd::members`] (the service registry under leases) and [`etcd::watch`]
+//!   (mirroring a prefix, for runtime settings).
+
+pub mod backoff;
+pub mod config;
+pub mod etcd;
+pub mod metrics;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use config::{EtcdSettings, MysqlSettings, RedisSettings, Secret, TelemetrySettings};
+pub use etcd::members::Member;
