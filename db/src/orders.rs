@@ -371,28 +371,3 @@ where
     mark_released(pool, &[order.id]).await?;
     Ok(returned)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rows_missing_after_insert_ignore_are_reported() {
-        let row = |rid: &str| NewOrder {
-            activity_id: 7,
-            reservation_id: rid.into(),
-            product_id: String::new(),
-            user_id: "u".into(),
-            quantity: 1,
-            amount_cents: 0,
-            reserved_at_ms: 0,
-            expires_at_ms: 0,
-        };
-        let rows = vec![(0, row("1-0")), (1, row("2-0")), (2, row("3-0"))];
-        let present: HashSet<_> = [(7, "1-0".to_string()), (7, "3-0".to_string())].into();
-        let skipped = skipped_rows(&rows, &present);
-        assert_eq!(skipped.len(), 1);
-        assert_eq!(skipped[0].0, 1);
-        assert!(skipped[0].1.contains("already holds a live order"));
-    }
-}

@@ -96,28 +96,15 @@ mod tests {
         assert!(caller.is_admin());
     }
 
+    /// Every refusal of `seckill_core::auth` (tested there, case by case) is a 401 here.
     #[test]
-    fn bad_tokens_are_unauthorized() {
+    fn refused_tokens_are_unauthorized() {
         let jwt = Jwt::new(SECRET, 3600);
-        let other = Jwt::new(b"another-secret-another-secret-0000", 3600);
-        let (wrong_key, _) = other.issue("42", Role::User, real_now()).unwrap();
-        let (expired, _) = Jwt::new(SECRET, 1)
-            .issue("42", Role::User, 1_800_000_000 - 10_000_000)
+        let (wrong_key, _) = Jwt::new(b"another-secret-another-secret-0000", 3600)
+            .issue("42", Role::User, real_now())
             .unwrap();
-        let bad_sub = jwt.issue("a b", Role::User, real_now()).unwrap().0;
-        for (name, token) in [
-            ("wrong key", wrong_key.as_str()),
-            ("expired", &expired),
-            ("garbage", "not.a.token"),
-            ("empty", ""),
-            ("bad sub", &bad_sub),
-        ] {
-            let err = jwt.verify(token).err();
-            assert!(
-                matches!(err, Some(ApiError::Unauthorized(_))),
-                "{name}: {err:?}"
-            );
-        }
+        let err = jwt.verify(&wrong_key).err();
+        assert!(matches!(err, Some(ApiError::Unauthorized(_))), "{err:?}");
     }
 
     #[test]

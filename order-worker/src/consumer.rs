@@ -161,7 +161,10 @@ impl Consumer {
 
     /// Discovers new streams (when due), then finishes the batch in hand or reads a new one
     /// (when `read_more`) and processes it.
-    pub(crate) async fn try_process_batch(&mut self, read_more: bool) -> Result<Outcome, ConsumeError> {
+    pub(crate) async fn try_process_batch(
+        &mut self,
+        read_more: bool,
+    ) -> Result<Outcome, ConsumeError> {
         if self.in_hand.is_none() {
             if !read_more {
                 return Ok(Outcome::default());

@@ -143,7 +143,8 @@ mod tests {
     use seckill_core::ActivityId;
     use std::collections::HashSet;
 
-    /// The database's report of skipped rows, as the consumer dead-letters them.
+    /// The database's report of skipped rows (`seckill_db::orders::skipped_rows`), as the
+    /// consumer dead-letters them.
     fn skipped_rows<'a>(
         rows: impl IntoIterator<Item = &'a (usize, OrderRow)>,
         present: &HashSet<(u64, String)>,

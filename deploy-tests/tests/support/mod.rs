@@ -174,7 +174,7 @@ pub fn exported_metrics() -> BTreeSet<String> {
     let prefix_re = Regex::new(r#"new_custom\(\s*Some\(\s*"([a-z_][a-z0-9_]*)""#).unwrap();
     let name_re = Regex::new(r#"\(\s*"([a-z_][a-z0-9_]*)"\s*,\s*""#).unwrap();
     let mut names = BTreeSet::new();
-    for krate in ["gateway", "order-worker", "registry"] {
+    for krate in ["gateway", "order-worker", "runtime"] {
         let mut files = Vec::new();
         collect_rs(&root().join(krate).join("src"), &mut files);
         for f in files {
