@@ -11,6 +11,8 @@
 //! - [`entry`]: the reservation entry appended to the activity's stream, encoded and decoded.
 //! - [`record`]: the fixed-layout activity record the module keeps in a Redis string.
 //! - [`refusal`]: machine-readable refusal codes shared by the module and the gateway.
+//! - [`stream_id`]: stream/reservation ids, and where an id stands against a sale's boundary
+//!   and trim point.
 
 pub mod decision;
 pub mod entry;
@@ -19,8 +21,10 @@ pub mod keys;
 pub mod limits;
 pub mod record;
 pub mod refusal;
+pub mod stream_id;
 
 pub use decision::{decide_reserve, ActivityState, Grant, Sale};
 pub use entry::{EntryError, ReservationEntry};
 pub use ids::{ActivityId, IdError, UserId};
 pub use refusal::Refusal;
+pub use stream_id::{ReleaseScope, StreamId};
