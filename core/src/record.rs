@@ -298,7 +298,11 @@ mod tests {
         );
         let mut v2 = upgrade(&v1).unwrap();
         assert_eq!(version(&v2), Some(Version::V2));
-        assert_eq!(&v2[8..LEN_V1], &v1[8..], "version-1 fields keep their offsets");
+        assert_eq!(
+            &v2[8..LEN_V1],
+            &v1[8..],
+            "version-1 fields keep their offsets"
+        );
         write_trimmed_below(&mut v2, mark).unwrap();
         let r = ActivityRecord::decode(&v2).unwrap();
         assert_eq!((r.sale_from, r.trimmed_below), (StreamId::ZERO, mark));

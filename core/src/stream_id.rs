@@ -105,7 +105,9 @@ pub fn trim_target(
     current: StreamId,
     last_generated: Option<StreamId>,
 ) -> Option<StreamId> {
-    let cap = last_generated?.next().unwrap_or(StreamId::new(u64::MAX, u64::MAX));
+    let cap = last_generated?
+        .next()
+        .unwrap_or(StreamId::new(u64::MAX, u64::MAX));
     let target = requested.min(cap);
     (target > current).then_some(target)
 }
@@ -132,8 +134,22 @@ mod tests {
             assert_eq!(StreamId::parse(text), Ok(*want), "{text}");
         }
         for bad in [
-            "", "-", "+", "*", "5", "5-", "-5", "5-*", "+5-0", "5-+1", "-1-0", "1-2-3", "a-b",
-            "1 -2", "18446744073709551616-0", "0-18446744073709551616",
+            "",
+            "-",
+            "+",
+            "*",
+            "5",
+            "5-",
+            "-5",
+            "5-*",
+            "+5-0",
+            "5-+1",
+            "-1-0",
+            "1-2-3",
+            "a-b",
+            "1 -2",
+            "18446744073709551616-0",
+            "0-18446744073709551616",
         ] {
             assert_eq!(StreamId::parse(bad), Err(StreamIdError), "{bad}");
         }
