@@ -21,7 +21,7 @@ fn flat_map(v: &Value) -> HashMap<String, &Value> {
 
 fn id_of(v: Option<&&Value>) -> StreamId {
     v.and_then(|v| text(v))
-        .and_then(|s| StreamId::parse(&s))
+        .and_then(|s| StreamId::parse(&s).ok())
         .unwrap_or_default()
 }
 
@@ -42,7 +42,7 @@ pub async fn stream_lag<C: ConnectionLike + Send>(
         .get("first-entry")
         .and_then(|e| array(e).first())
         .and_then(text)
-        .and_then(|s| StreamId::parse(&s));
+        .and_then(|s| StreamId::parse(&s).ok());
     let stream = StreamInfo {
         length: info.get("length").and_then(|v| int(v)).unwrap_or(0),
         last_generated_id: id_of(info.get("last-generated-id")),
@@ -111,7 +111,7 @@ async fn count_after<C: ConnectionLike + Send>(
             .last()
             .and_then(|e| array(e).first())
             .and_then(text)
-            .and_then(|s| StreamId::parse(&s))
+            .and_then(|s| StreamId::parse(&s).ok())
         else {
             return Ok(n);
         };

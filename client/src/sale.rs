@@ -6,7 +6,7 @@
 use crate::error::{classify, ClientError};
 use redis::aio::ConnectionLike;
 use redis::{Cmd, Value};
-use seckill_core::{keys, ActivityId, Refusal, UserId};
+use seckill_core::{keys, ActivityId, Refusal, StreamId, UserId};
 use std::collections::HashMap;
 
 /// A successful `SECKILL.RESERVE`.
@@ -34,6 +34,11 @@ pub struct Status {
     pub price_cents: u64,
     /// `pending`, `open`, `sold-out` or `ended`.
     pub state: String,
+    /// The stream's last id when this sale was created: reservations at or below it belong
+    /// to an earlier sale of the same activity id (`0-0` for the first sale).
+    pub sale_from: StreamId,
+    /// Entries below this id were trimmed as final (`0-0`: nothing trimmed).
+    pub trimmed_below: StreamId,
 }
 
 /// Arguments of `SECKILL.CREATE`.
@@ -209,6 +214,13 @@ pub fn parse_status(v: &Value) -> Result<Status, ClientError> {
             .ok_or_else(|| ClientError::Protocol(format!("SECKILL.STATUS has no numeric '{name}'")))
     };
     let opt = |name: &str| fields.get(name).and_then(|v| v.parse().ok()).unwrap_or(0);
+    // Absent (a module older than the field): 0-0, which means "none".
+    let id = |name: &str| {
+        fields
+            .get(name)
+            .and_then(|v| StreamId::parse(v).ok())
+            .unwrap_or_default()
+    };
     Ok(Status {
         total: num("total")?,
         remaining: num("remaining")?,
@@ -220,6 +232,8 @@ pub fn parse_status(v: &Value) -> Result<Status, ClientError> {
         product: fields.get("product").cloned().unwrap_or_default(),
         price_cents: opt("price"),
         state: fields.get("state").cloned().unwrap_or_default(),
+        sale_from: id("sale-from"),
+        trimmed_below: id("trimmed-below"),
     })
 }
 
@@ -238,6 +252,8 @@ mod tests {
             Value::BulkString(b"p-1".to_vec()),
             Value::SimpleString("state".into()),
             Value::SimpleString("open".into()),
+            Value::SimpleString("trimmed-below".into()),
+            Value::BulkString(b"17-3".to_vec()),
             Value::SimpleString("a-field-from-a-newer-module".into()),
             Value::Int(1),
         ]);
@@ -248,6 +264,7 @@ mod tests {
                 remaining: 7,
                 product: "p-1".into(),
                 state: "open".into(),
+                trimmed_below: StreamId::new(17, 3),
                 ..Status::default()
             })
         );

@@ -17,12 +17,16 @@ pub fn buyers(id: &ActivityId) -> String {
     format!("seckill:{{{id}}}:buyers")
 }
 
-/// Stream of reservations; the entry id is the reservation id. Drained by the order worker.
+/// Stream of reservations; the entry id is the reservation id. Drained by the order worker,
+/// trimmed below final reservations by `SECKILL.TRIM`. It outlives a re-created activity, so
+/// the record marks where each sale's entries start.
 pub fn stream(id: &ActivityId) -> String {
     format!("seckill:{{{id}}}:stream")
 }
 
 /// Hash `reservation id -> quantity` of released reservations, so a release happens once.
+/// Fields are canonical ids (`<ms>-<seq>`, no leading zeros); `SECKILL.TRIM` removes the
+/// fields below its min-id with their stream entries.
 pub fn released(id: &ActivityId) -> String {
     format!("seckill:{{{id}}}:released")
 }

@@ -7,22 +7,7 @@
 
 use std::cmp::Ordering;
 
-/// A stream entry id `<ms>-<seq>`, ordered like Redis orders them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct StreamId(pub u64, pub u64);
-
-impl StreamId {
-    pub fn parse(s: &str) -> Option<Self> {
-        let (ms, seq) = s.split_once('-')?;
-        Some(Self(ms.parse().ok()?, seq.parse().ok()?))
-    }
-}
-
-impl std::fmt::Display for StreamId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{}", self.0, self.1)
-    }
-}
+pub use crate::stream_id::StreamId;
 
 /// The parts of `XINFO STREAM` that matter for lag.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -198,7 +183,7 @@ mod tests {
     fn ids_order_numerically() {
         assert!(id("9-0") < id("10-0"));
         assert!(id("10-2") < id("10-10"));
-        assert_eq!(StreamId::parse("x"), None);
+        assert!(StreamId::parse("x").is_err());
     }
 
     #[test]

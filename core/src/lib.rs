@@ -15,6 +15,8 @@
 //! - [`lag`]: a consumer group's lag from `XINFO` figures, robust to Redis 7.0's nil `lag`.
 //! - [`audit`]: Redis's view of an activity against MySQL's orders: the drift report.
 //! - `auth` (feature `auth`): JWT claims, signing and verification, argon2 password hashes.
+//! - [`stream_id`]: stream/reservation ids, and where an id stands against a sale's boundary
+//!   and trim point.
 
 pub mod account;
 pub mod audit;
@@ -28,9 +30,11 @@ pub mod lag;
 pub mod limits;
 pub mod record;
 pub mod refusal;
+pub mod stream_id;
 
 pub use account::{AccountError, Username};
 pub use decision::{decide_reserve, ActivityState, Grant, Sale};
 pub use entry::{EntryError, ReservationEntry};
 pub use ids::{ActivityId, IdError, ProductId, UserId};
 pub use refusal::Refusal;
+pub use stream_id::{ReleaseScope, StreamId};

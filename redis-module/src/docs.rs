@@ -101,7 +101,7 @@ fn docs() -> Vec<Doc> {
         },
         Doc {
             name: "seckill.release",
-            summary: "Returns a reservation's stock exactly once; replies the quantity returned (0 when already released)",
+            summary: "Returns a reservation's stock exactly once, into the sale it was made in; replies the quantity returned (0 when already released, trimmed as final, or made in an earlier sale of a re-created activity)",
             complexity: "O(log N) with N the stream's length",
             arity: 3,
             key_flags: rw,
@@ -113,7 +113,7 @@ fn docs() -> Vec<Doc> {
         },
         Doc {
             name: "seckill.apply",
-            summary: "Internal: the replicated effect of a SECKILL.RESERVE (stream entry with its id, buyer, counters); applied without time checks",
+            summary: "Internal: the replicated effect of a SECKILL.RESERVE (stream entry with its id, buyer, counters), applied without time checks; accepted only from the replication link or while loading the AOF, refused to clients",
             complexity: "O(1)",
             arity: 8,
             key_flags: rw,
@@ -130,12 +130,25 @@ fn docs() -> Vec<Doc> {
         },
         Doc {
             name: "seckill.status",
-            summary: "Total, remaining, reserved, buyers, window and state (pending/open/sold-out/ended) of an activity",
+            summary: "Total, remaining, reserved, buyers, window, state (pending/open/sold-out/ended), sale boundary (sale-from) and trim point (trimmed-below) of an activity",
             complexity: "O(1)",
             arity: 2,
             key_flags: ro,
             key_notes: NOTES,
             args: vec![activity()],
+        },
+        Doc {
+            name: "seckill.trim",
+            summary: "Removes the activity's stream entries below min-id (reservations that are final: paid, or cancelled/expired and released) and their release markers, and records min-id as the trim point (it only moves up); replies the number of entries removed",
+            complexity: "O(M) with M the number of entries removed",
+            arity: 3,
+            // As XTRIM's: Redis refuses a key spec that both updates and deletes.
+            key_flags: (raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_DELETE) as u64,
+            key_notes: NOTES,
+            args: vec![
+                activity(),
+                Arg { name: "min-id", kind: STRING, token: None, optional: false, summary: "<ms>-<seq>: every reservation below it is final" },
+            ],
         },
     ]
 }

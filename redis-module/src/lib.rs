@@ -1,5 +1,5 @@
-//! The seckill Redis module: `SECKILL.CREATE`, `SECKILL.RESERVE`, `SECKILL.RELEASE` and
-//! `SECKILL.STATUS`.
+//! The seckill Redis module: `SECKILL.CREATE`, `SECKILL.RESERVE`, `SECKILL.RELEASE`,
+//! `SECKILL.STATUS` and `SECKILL.TRIM`, plus the internal `SECKILL.APPLY`.
 //!
 //! One `SECKILL.RESERVE` checks the window, the per-user limit and the stock, decrements the
 //! stock, records the buyer and appends the reservation to the activity's stream, all inside
@@ -20,8 +20,10 @@
 //! changed is propagated as deterministic effects (`SET`/`HSET`/`DEL` of what CREATE and
 //! RELEASE wrote; `SECKILL.APPLY` with the stream id and counters for RESERVE), so a replica,
 //! an AOF replay or an RDB reload done after the window closed ends in the same state, with
-//! the same stream entry ids. The data itself lives in plain strings, hashes and streams, so
-//! RDB files and full syncs need nothing from the module.
+//! the same stream entry ids. `SECKILL.TRIM` reads no clock and is replicated verbatim.
+//! `SECKILL.APPLY` is accepted only from the replication link or while an AOF loads: for a
+//! client it would be a way around every check. The data itself lives in plain strings,
+//! hashes and streams, so RDB files and full syncs need nothing from the module.
 
 use redis_module::{redis_module, Context, RedisString, Status};
 
@@ -51,5 +53,6 @@ redis_module! {
         ["seckill.release", commands::release::run, "write deny-oom", 1, 1, 1, ""],
         ["seckill.apply", commands::reserve::apply, "write deny-oom fast", 1, 1, 1, ""],
         ["seckill.status", commands::status::run, "readonly fast", 1, 1, 1, ""],
+        ["seckill.trim", commands::trim::run, "write deny-oom", 1, 1, 1, ""],
     ],
 }

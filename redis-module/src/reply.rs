@@ -31,3 +31,21 @@ pub fn exists(activity: impl Display) -> RedisError {
 pub fn internal(detail: impl Display) -> RedisError {
     RedisError::String(format!("ERR internal: {detail}"))
 }
+
+/// A command that only the replication link and AOF loading may run (SPEC invariant 8).
+pub fn internal_only(command: &str) -> RedisError {
+    RedisError::String(format!(
+        "ERR {command} is internal: it is only accepted from the replication link or while loading the AOF"
+    ))
+}
+
+/// A stream id argument that is not a complete `<ms>-<seq>`.
+pub fn bad_id(what: &str, raw: &[u8]) -> RedisError {
+    arg(format_args!(
+        "{what} must look like <ms>-<seq>, got '{}'",
+        String::from_utf8_lossy(raw)
+            .chars()
+            .take(40)
+            .collect::<String>()
+    ))
+}

@@ -9,12 +9,12 @@
 
 use crate::reply;
 use redis_module::raw::{self, RedisModuleKey, RedisModuleString};
-use redis_module::{Context, RedisError, RedisString};
+use redis_module::{Context, RedisError, RedisString, RedisValue};
 use seckill_core::keys;
 use seckill_core::record;
-use seckill_core::ActivityId;
+use seckill_core::{ActivityId, StreamId};
 use std::ffi::CStr;
-use std::os::raw::c_int;
+use std::os::raw::{c_int, c_void};
 use std::ptr::null_mut;
 use std::sync::OnceLock;
 
@@ -114,6 +114,15 @@ pub enum Kind {
     Stream,
     String,
     Other,
+}
+
+/// A hash's fields split by [`Key::hash_split_by_id`].
+#[derive(Default)]
+pub struct IdSplit {
+    /// Names of the fields that are stream ids below the bound.
+    pub below: Vec<Vec<u8>>,
+    /// Every other field, with its value.
+    pub kept: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// A key opened for reading and writing; closed on drop.
@@ -287,6 +296,95 @@ impl<'a> Key<'a> {
         Ok(id)
     }
 
+    /// Splits a hash's fields by their names read as stream ids: names below `below` (as
+    /// stored, so a legacy non-canonical spelling is found too) and every other field with
+    /// its value. Both empty for an empty key.
+    ///
+    /// Walks the whole hash with `RedisModule_ScanKey`: cheaper than walking the trimmed
+    /// stream entries, since only released reservations have a field. Nothing is deleted
+    /// here: deleting from a small (listpack) hash while it is scanned is not safe.
+    pub fn hash_split_by_id(&self, below: StreamId) -> Result<IdSplit, RedisError> {
+        struct Collect {
+            below: StreamId,
+            split: IdSplit,
+        }
+        fn bytes(s: *mut RedisModuleString) -> Option<Vec<u8>> {
+            let mut len = 0usize;
+            // Safety: `s` is a live string owned by Redis for the duration of the callback;
+            // the bytes are copied before it returns.
+            unsafe {
+                let p = raw::RedisModule_StringPtrLen?(s, &mut len);
+                (!p.is_null()).then(|| std::slice::from_raw_parts(p.cast::<u8>(), len).to_vec())
+            }
+        }
+        unsafe extern "C" fn collect(
+            _key: *mut RedisModuleKey,
+            field: *mut RedisModuleString,
+            value: *mut RedisModuleString,
+            data: *mut c_void,
+        ) {
+            // Safety: `data` is the `Collect` passed to ScanKey below, alive for the scan.
+            let acc = unsafe { &mut *data.cast::<Collect>() };
+            let (Some(name), Some(value)) = (bytes(field), bytes(value)) else {
+                return;
+            };
+            if StreamId::parse(&name).is_ok_and(|id| id < acc.below) {
+                acc.split.below.push(name);
+            } else {
+                acc.split.kept.push((name, value));
+            }
+        }
+
+        if self.kind() != Kind::Hash {
+            return Ok(IdSplit::default());
+        }
+        // Safety: the API table is filled when the module loads.
+        let (Some(create), Some(scan), Some(destroy)) = (unsafe {
+            (
+                raw::RedisModule_ScanCursorCreate,
+                raw::RedisModule_ScanKey,
+                raw::RedisModule_ScanCursorDestroy,
+            )
+        }) else {
+            return Err(reply::internal("ScanKey API missing"));
+        };
+        let mut acc = Collect {
+            below,
+            split: IdSplit::default(),
+        };
+        // Safety: the key is open and holds a hash, nothing modifies it during the scan, and
+        // the cursor is destroyed before returning.
+        unsafe {
+            let cursor = create();
+            while scan(
+                self.inner,
+                cursor,
+                Some(collect),
+                std::ptr::addr_of_mut!(acc).cast::<c_void>(),
+            ) != 0
+            {}
+            destroy(cursor);
+        }
+        Ok(acc.split)
+    }
+
+    /// Removes the stream's entries below `min` exactly (`XTRIM MINID` without `~`); returns
+    /// how many were removed.
+    pub fn stream_trim(&self, min: StreamId) -> Result<u64, RedisError> {
+        if self.kind() != Kind::Stream {
+            return Ok(0);
+        }
+        let mut id = raw_id(min);
+        // Safety: the key is open for writing and holds a stream; flags 0 = exact trim.
+        let removed = unsafe {
+            raw::RedisModule_StreamTrimByID
+                .ok_or_else(|| reply::internal("StreamTrimByID missing"))?(
+                self.inner, 0, &mut id
+            )
+        };
+        u64::try_from(removed).map_err(|_| reply::internal("could not trim the reservation stream"))
+    }
+
     pub fn delete(&self) {
         // Safety: `inner` is an open key.
         unsafe {
@@ -407,23 +505,53 @@ pub fn replicate(ctx: &Context, command: &CStr, args: &[&RedisString]) {
     }
 }
 
-/// Formats a stream id as Redis prints it.
-pub fn format_id(id: &raw::RedisModuleStreamID) -> String {
-    format!("{}-{}", id.ms, id.seq)
+pub fn raw_id(id: StreamId) -> raw::RedisModuleStreamID {
+    raw::RedisModuleStreamID {
+        ms: id.ms,
+        seq: id.seq,
+    }
 }
 
-/// Parses `<ms>-<seq>` (both parts required: a reservation id is always complete).
-pub fn parse_id(raw: &[u8]) -> Option<raw::RedisModuleStreamID> {
-    let text = std::str::from_utf8(raw).ok()?;
-    let (ms, seq) = text.split_once('-')?;
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(ms) || !digits(seq) {
-        return None;
+pub fn from_raw_id(id: &raw::RedisModuleStreamID) -> StreamId {
+    StreamId::new(id.ms, id.seq)
+}
+
+/// The last id the stream generated (`XINFO STREAM`'s `last-generated-id`), `None` when the
+/// stream does not exist. Not the last entry's id: entries may have been trimmed or deleted,
+/// and the next entry's id is above this one whatever happened to them.
+///
+/// The module API has no call for it, so this asks `XINFO`; only CREATE and TRIM need it.
+pub fn stream_last_generated(
+    ctx: &Context,
+    name: &RedisString,
+) -> Result<Option<StreamId>, RedisError> {
+    {
+        let key = Key::open_read(ctx, name);
+        match key.kind() {
+            Kind::Empty => return Ok(None),
+            Kind::Stream => {}
+            _ => return Err(reply::wrong_type(&name.to_string_lossy())),
+        }
     }
-    Some(raw::RedisModuleStreamID {
-        ms: ms.parse().ok()?,
-        seq: seq.parse().ok()?,
-    })
+    let sub = string(ctx, "STREAM");
+    let info = ctx.call("XINFO", &[&sub, name][..])?;
+    let RedisValue::Array(items) = info else {
+        return Err(reply::internal("XINFO STREAM did not reply with an array"));
+    };
+    let text = |v: &RedisValue| match v {
+        RedisValue::SimpleString(s) => Some(s.as_bytes().to_vec()),
+        RedisValue::BulkString(s) => Some(s.as_bytes().to_vec()),
+        RedisValue::StringBuffer(b) => Some(b.clone()),
+        RedisValue::BulkRedisString(s) => Some(s.as_slice().to_vec()),
+        _ => None,
+    };
+    items
+        .chunks(2)
+        .find(|pair| text(&pair[0]).as_deref() == Some(b"last-generated-id"))
+        .and_then(|pair| pair.get(1).and_then(text))
+        .and_then(|raw| StreamId::parse(raw).ok())
+        .map(Some)
+        .ok_or_else(|| reply::internal("XINFO STREAM has no last-generated-id"))
 }
 
 /// Notifies keyspace listeners, as the equivalent core command would.

@@ -5,10 +5,6 @@ mod support;
 use seckill_testkit::{RedisOptions, RedisServer};
 use support::*;
 
-fn code(err: &redis::RedisError) -> String {
-    err.code().unwrap_or("").to_owned()
-}
-
 #[test]
 fn reserve_status_and_release_happy_path() -> anyhow::Result<()> {
     let server = RedisServer::start()?;
@@ -161,6 +157,10 @@ fn argument_errors_are_clear_and_change_nothing() -> anyhow::Result<()> {
         vec!["SECKILL.RELEASE", "a", "1-1"],
         vec!["SECKILL.STATUS"],
         vec!["SECKILL.STATUS", "a", "b"],
+        vec!["SECKILL.TRIM", "a"],
+        vec!["SECKILL.TRIM", "a", "1-0", "x"],
+        vec!["SECKILL.TRIM", "a", "not-an-id"],
+        vec!["SECKILL.TRIM", "a", "12"],
     ];
     for args in cases {
         let before = dump_all(&mut con);
@@ -294,6 +294,7 @@ fn keys_are_cluster_safe_and_declared() -> anyhow::Result<()> {
             vec!["SECKILL.CREATE", activity, "STOCK", "1"],
             vec!["SECKILL.RELEASE", activity, "1-0"],
             vec!["SECKILL.STATUS", activity],
+            vec!["SECKILL.TRIM", activity, "1-0"],
         ] {
             let keys: Vec<String> = redis::cmd("COMMAND")
                 .arg("GETKEYS")
@@ -315,6 +316,12 @@ fn commands_carry_docs_and_key_specs() -> anyhow::Result<()> {
     assert!(info.contains("readonly") && info.contains("RO"), "{info}");
     let info = server.cli(&["COMMAND", "INFO", "seckill.reserve"])?;
     assert!(info.contains("RW") && info.contains("denyoom"), "{info}");
+    let docs = server.cli(&["COMMAND", "DOCS", "seckill.trim"])?;
+    assert!(docs.contains("min-id") && docs.contains("final"), "{docs}");
+    let info = server.cli(&["COMMAND", "INFO", "seckill.trim"])?;
+    assert!(info.contains("write") && info.contains("denyoom"), "{info}");
+    let docs = server.cli(&["COMMAND", "DOCS", "seckill.apply"])?;
+    assert!(docs.contains("Internal"), "{docs}");
     Ok(())
 }
 
@@ -336,5 +343,321 @@ fn redis_cli_users_can_drive_every_command() -> anyhow::Result<()> {
     assert!(server.cli(&["SECKILL.STATUS", "c1"])?.contains("sold-out"));
     assert_eq!(server.cli(&["SECKILL.RELEASE", "c1", &rid])?.trim(), "1");
     assert_eq!(server.cli(&["SECKILL.RELEASE", "c1", &rid])?.trim(), "0");
+    Ok(())
+}
+
+/// Invariant 8: `SECKILL.APPLY` is the replication link's command. A client, even one whose
+/// ACL allows everything, is refused and changes nothing (it could otherwise set any stock).
+#[test]
+fn apply_is_refused_to_clients_even_with_every_permission() -> anyhow::Result<()> {
+    let server = RedisServer::start()?;
+    let mut con = server.connection()?;
+    create(&mut con, "77", &["STOCK", "10"])?;
+    let (rid, _) = reserve(&mut con, "77", "alice", "1")?;
+    let forged = |con: &mut redis::Connection, id: &str| {
+        redis::cmd("SECKILL.APPLY")
+            .arg(&["77", id, "mallory", "1", "1700000000000", "1000000", "1"])
+            .query::<redis::Value>(con)
+    };
+    redis::cmd("ACL")
+        .arg(&["SETUSER", "mallory", "on", ">secret", "~*", "&*", "+@all"])
+        .query::<()>(&mut con)?;
+    let mut mallory = server.connection()?;
+    redis::cmd("AUTH")
+        .arg("mallory")
+        .arg("secret")
+        .query::<()>(&mut mallory)?;
+    // A fresh id above every entry, and one that collides with a live reservation.
+    let next = format!("{}-0", id_pair(&rid).0 + 1_000);
+    for (who, c) in [("default", &mut con), ("mallory", &mut mallory)] {
+        for id in [next.as_str(), rid.as_str()] {
+            let before = dump_all(c);
+            let err = forged(c, id).expect_err("a client's APPLY must be refused");
+            assert_eq!(code(&err), "ERR", "{who}: {err}");
+            assert!(
+                err.to_string().contains("SECKILL.APPLY is internal"),
+                "{who}: {err}"
+            );
+            assert_eq!(dump_all(c), before, "{who}'s APPLY changed the keyspace");
+        }
+    }
+    // Inside MULTI and from a script it is refused too.
+    let err = redis::cmd("EVAL")
+        .arg("return redis.call('SECKILL.APPLY', '77', ARGV[1], 'm', '1', '1', '1000000', '1')")
+        .arg(0)
+        .arg(&next)
+        .query::<redis::Value>(&mut con)
+        .expect_err("APPLY from a script");
+    assert!(err.to_string().contains("internal"), "{err}");
+    redis::cmd("MULTI").query::<()>(&mut con)?;
+    redis::cmd("SECKILL.APPLY")
+        .arg(&["77", next.as_str(), "m", "1", "1", "1000000", "1"])
+        .query::<()>(&mut con)?;
+    let exec: redis::RedisResult<redis::Value> = redis::cmd("EXEC").query(&mut con);
+    assert!(
+        format!("{exec:?}").contains("internal"),
+        "APPLY inside MULTI: {exec:?}"
+    );
+    let st = status(&mut con, "77")?;
+    assert_eq!(
+        (st["total"].as_str(), st["remaining"].as_str()),
+        ("10", "9")
+    );
+    Ok(())
+}
+
+/// Invariant 4 per sale: re-creating an ended activity keeps the old stream (undrained
+/// reservations still become orders) but an old reservation can no longer return stock into
+/// the new sale nor lower a new buyer's mark.
+#[test]
+fn a_recreated_activity_takes_no_stock_back_from_the_previous_sale() -> anyhow::Result<()> {
+    let server = RedisServer::start()?;
+    let mut con = server.connection()?;
+    let end = now_ms() + 400;
+    create(
+        &mut con,
+        "re",
+        &["STOCK", "5", "LIMIT", "2", "END", &end.to_string()],
+    )?;
+    let (old_live, _) = reserve(&mut con, "re", "u1", "2")?;
+    let (old_released, _) = reserve(&mut con, "re", "u2", "1")?;
+    assert_eq!(release(&mut con, "re", &old_released)?, 1);
+    while now_ms() <= end + 20 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // A live activity still refuses to be overwritten; an ended one is replaced.
+    create(&mut con, "live", &["STOCK", "1"])?;
+    assert_eq!(
+        code(&create(&mut con, "live", &["STOCK", "2"]).unwrap_err()),
+        "EXISTS"
+    );
+    create(&mut con, "re", &["STOCK", "7", "LIMIT", "2"])?;
+    let (new_rid, remaining) = reserve(&mut con, "re", "u1", "1")?;
+    assert_eq!(remaining, 6);
+
+    // The worker expires the old reservation, then an old one released already.
+    for old in [&old_live, &old_released] {
+        let before = dump_all(&mut con);
+        assert_eq!(
+            release(&mut con, "re", old)?,
+            0,
+            "{old} belongs to the old sale"
+        );
+        assert_eq!(
+            dump_all(&mut con),
+            before,
+            "releasing {old} changed the new sale"
+        );
+    }
+    let st = status(&mut con, "re")?;
+    assert_eq!(
+        (
+            st["total"].as_str(),
+            st["remaining"].as_str(),
+            st["buyers"].as_str(),
+            st["reservations"].as_str()
+        ),
+        ("7", "6", "1", "1")
+    );
+    assert_eq!(
+        st["sale-from"], old_released,
+        "the boundary is the last old id"
+    );
+    assert_eq!(st["trimmed-below"], "0-0");
+    let snap = snapshot(&mut con, "re");
+    assert_eq!(snap.buyers.get("u1").map(String::as_str), Some("1"));
+    assert_eq!(snap.stream.len(), 3, "the old entries stay for the worker");
+    assert_eq!(6 + snap.live_qty(&st["sale-from"]), 7);
+    // u1's mark still counts: one more unit is within LIMIT 2 ... but a second reservation
+    // is not (one live reservation per user).
+    assert_eq!(
+        code(&reserve(&mut con, "re", "u1", "1").unwrap_err()),
+        "LIMIT"
+    );
+    // The new sale's own reservation releases exactly once.
+    assert_eq!(release(&mut con, "re", &new_rid)?, 1);
+    assert_eq!(release(&mut con, "re", &new_rid)?, 0);
+    assert_eq!(status(&mut con, "re")?["remaining"], "7");
+    Ok(())
+}
+
+/// A reservation is released once whatever spelling of its id the caller uses.
+#[test]
+fn a_release_happens_once_whatever_the_id_spelling() -> anyhow::Result<()> {
+    let server = RedisServer::start()?;
+    let mut con = server.connection()?;
+    create(&mut con, "sp", &["STOCK", "5"])?;
+    let (rid, _) = reserve(&mut con, "sp", "u1", "1")?;
+    let (ms, seq) = id_pair(&rid);
+    assert_eq!(release(&mut con, "sp", &format!("0{ms}-00{seq}"))?, 1);
+    assert_eq!(release(&mut con, "sp", &rid)?, 0);
+    let st = status(&mut con, "sp")?;
+    assert_eq!(
+        (st["remaining"].as_str(), st["buyers"].as_str()),
+        ("5", "0")
+    );
+    assert_eq!(
+        snapshot(&mut con, "sp").released.keys().collect::<Vec<_>>(),
+        vec![&rid]
+    );
+    Ok(())
+}
+
+/// `SECKILL.TRIM` drops final reservations and their release markers, and a release of a
+/// trimmed id is a no-op; ids above the trim point release exactly once as before.
+#[test]
+fn trim_drops_final_reservations_and_their_markers() -> anyhow::Result<()> {
+    let server = RedisServer::start()?;
+    let mut con = server.connection()?;
+    create(&mut con, "t", &["STOCK", "100"])?;
+    let rids: Vec<String> = (0..10)
+        .map(|u| reserve(&mut con, "t", &format!("u{u}"), "1").map(|(rid, _)| rid))
+        .collect::<Result<_, _>>()?;
+    for i in [1, 3, 6] {
+        assert_eq!(release(&mut con, "t", &rids[i])?, 1);
+    }
+    assert_eq!(trim(&mut con, "t", &rids[5])?, 5);
+    let snap = snapshot(&mut con, "t");
+    assert_eq!(
+        snap.stream.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+        rids[5..].iter().collect::<Vec<_>>()
+    );
+    assert_eq!(snap.released.keys().collect::<Vec<_>>(), vec![&rids[6]]);
+    let st = status(&mut con, "t")?;
+    assert_eq!(st["trimmed-below"], rids[5]);
+    assert_eq!(st["sale-from"], "0-0");
+
+    // Trimmed ids (released or not) are final: 0, nothing changes.
+    for rid in [&rids[0], &rids[1], &rids[4]] {
+        let before = dump_all(&mut con);
+        assert_eq!(release(&mut con, "t", rid)?, 0, "{rid}");
+        assert_eq!(dump_all(&mut con), before, "releasing trimmed {rid}");
+    }
+    // Above the trim point: exactly once, and unknown ids are still errors.
+    assert_eq!(release(&mut con, "t", &rids[7])?, 1);
+    assert_eq!(release(&mut con, "t", &rids[7])?, 0);
+    assert_eq!(release(&mut con, "t", &rids[6])?, 0);
+    let (ms, _) = id_pair(&rids[9]);
+    let err = release(&mut con, "t", &format!("{}-0", ms + 10_000)).unwrap_err();
+    assert_eq!(code(&err), "ERR");
+    assert!(err.to_string().contains("no reservation"), "{err}");
+
+    // The trim point never goes back; the same or a lower one changes nothing.
+    for lower in [rids[5].as_str(), rids[2].as_str(), "0-0", "0-1"] {
+        let before = dump_all(&mut con);
+        assert_eq!(trim(&mut con, "t", lower)?, 0, "{lower}");
+        assert_eq!(dump_all(&mut con), before, "TRIM {lower} changed something");
+    }
+    // Malformed ids and a missing activity are refused and change nothing.
+    for (activity, bad, want) in [
+        ("t", "abc", "ERR"),
+        ("t", "5", "ERR"),
+        ("t", "-", "ERR"),
+        ("t", "+", "ERR"),
+        ("t", "1-", "ERR"),
+        ("t", "-1-0", "ERR"),
+        ("t", "1-2-3", "ERR"),
+        ("t", "99999999999999999999999-0", "ERR"),
+        ("nope", "1-0", "NOACTIVITY"),
+        ("bad id", "1-0", "ERR"),
+    ] {
+        let before = dump_all(&mut con);
+        let err = trim(&mut con, activity, bad).expect_err(bad);
+        assert_eq!(code(&err), want, "TRIM {activity} {bad}: {err}");
+        assert_eq!(dump_all(&mut con), before, "TRIM {bad} changed something");
+    }
+
+    // A min-id beyond the newest entry trims everything, but the trim point stops right
+    // after the newest id, so later reservations are never taken for final ones.
+    assert_eq!(trim(&mut con, "t", "9999999999999-0")?, 5);
+    let st = status(&mut con, "t")?;
+    let (ms, seq) = id_pair(&rids[9]);
+    assert_eq!(st["trimmed-below"], format!("{ms}-{}", seq + 1));
+    assert!(snapshot(&mut con, "t").released.is_empty());
+    let (later, _) = reserve(&mut con, "t", "late", "1")?;
+    assert_eq!(release(&mut con, "t", &later)?, 1);
+    Ok(())
+}
+
+/// The 136-byte layout written by earlier modules stays readable by every command; a command
+/// that must record a new field upgrades it to the current layout.
+#[test]
+fn records_of_the_first_layout_still_work() -> anyhow::Result<()> {
+    let server = RedisServer::start()?;
+    let mut con = server.connection()?;
+    let v1 = |total: u64, remaining: u64, limit: u64, end: u64, reservations: u64| {
+        let mut b = Vec::with_capacity(136);
+        b.extend_from_slice(b"SKL1\0\0\0\0");
+        for v in [total, remaining, limit, 0, end, 250, reservations, 2] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.extend_from_slice(b"p1");
+        b.resize(136, 0);
+        b
+    };
+    redis::cmd("SET")
+        .arg("seckill:{old}")
+        .arg(v1(10, 10, 1, 0, 0))
+        .query::<()>(&mut con)?;
+    let st = status(&mut con, "old")?;
+    assert_eq!(
+        (
+            st["total"].as_str(),
+            st["product"].as_str(),
+            st["price"].as_str(),
+            st["sale-from"].as_str(),
+            st["trimmed-below"].as_str()
+        ),
+        ("10", "p1", "250", "0-0", "0-0")
+    );
+    let rids: Vec<String> = (0..3)
+        .map(|u| reserve(&mut con, "old", &format!("u{u}"), "1").map(|(rid, _)| rid))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(release(&mut con, "old", &rids[0])?, 1);
+    let meta = |con: &mut redis::Connection| -> Vec<u8> {
+        redis::cmd("GET")
+            .arg("seckill:{old}")
+            .query(con)
+            .expect("GET")
+    };
+    let before = meta(&mut con);
+    assert_eq!(
+        (before.len(), &before[..4]),
+        (136, &b"SKL1"[..]),
+        "RESERVE and RELEASE keep v1"
+    );
+    assert_eq!(trim(&mut con, "old", &rids[1])?, 1);
+    let after = meta(&mut con);
+    assert_eq!(&after[..4], b"SKL2");
+    assert_eq!(
+        &after[8..136],
+        &before[8..136],
+        "v1 fields kept at their offsets"
+    );
+    let st = status(&mut con, "old")?;
+    assert_eq!(
+        (
+            st["remaining"].as_str(),
+            st["reservations"].as_str(),
+            st["trimmed-below"].as_str()
+        ),
+        ("8", "2", rids[1].as_str())
+    );
+    assert_eq!(release(&mut con, "old", &rids[2])?, 1);
+
+    // An ended v1 activity is re-created as v2 with its boundary.
+    redis::cmd("SET")
+        .arg("seckill:{old2}")
+        .arg(v1(3, 3, 1, 2, 0))
+        .query::<()>(&mut con)?;
+    redis::cmd("XADD")
+        .arg(&["seckill:{old2}:stream", "5-1", "user", "x"])
+        .query::<()>(&mut con)?;
+    create(&mut con, "old2", &["STOCK", "4"])?;
+    let st = status(&mut con, "old2")?;
+    assert_eq!(
+        (st["sale-from"].as_str(), st["total"].as_str()),
+        ("5-1", "4")
+    );
     Ok(())
 }

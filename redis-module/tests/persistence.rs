@@ -193,3 +193,198 @@ fn sigkill_with_appendfsync_always_loses_no_acknowledged_reservation() -> anyhow
     assert_eq!(snap.buyers.len(), snap.stream.len());
     Ok(())
 }
+
+/// The 136-byte record layout written by earlier modules (see `core/src/record.rs`).
+fn v1_record(total: u64, end_ms: u64) -> Vec<u8> {
+    let mut b = b"SKL1\0\0\0\0".to_vec();
+    for v in [total, total, 1, 0, end_ms, 100, 0, 0] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    b.resize(136, 0);
+    b
+}
+
+/// Every command whose effects a replay must reproduce, after the window closed too:
+/// reservations (two inside one MULTI), a release during the window, releases after it
+/// ended, trims, a re-create over the ended activity with a sale in it, a release of an old
+/// sale's reservation (no-op), and the upgrade of a first-layout record by a trim. Returns
+/// the activities to compare.
+fn run_lifecycle(con: &mut redis::Connection, activity: &str) -> anyhow::Result<Vec<String>> {
+    let end = now_ms() + 1_000;
+    create(
+        con,
+        activity,
+        &[
+            "STOCK",
+            "30",
+            "LIMIT",
+            "2",
+            "END",
+            &end.to_string(),
+            "PRODUCT",
+            "p",
+            "PRICE",
+            "500",
+        ],
+    )?;
+    let mut rids = Vec::new();
+    for u in 0..8 {
+        let qty = if u % 3 == 0 { "2" } else { "1" };
+        rids.push(reserve(con, activity, &format!("u{u}"), qty)?.0);
+    }
+    let ((a, _), (b, _)): ((String, i64), (String, i64)) = redis::pipe()
+        .atomic()
+        .cmd("SECKILL.RESERVE")
+        .arg(&[activity, "m1", "1"])
+        .cmd("SECKILL.RESERVE")
+        .arg(&[activity, "m2", "2"])
+        .query(con)?;
+    rids.extend([a, b]);
+    assert_eq!(release(con, activity, &rids[1])?, 1);
+    while now_ms() <= end + 50 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(status(con, activity)?["state"], "ended");
+
+    // After the window: the worker's expiry releases, and trims what is final.
+    assert_eq!(release(con, activity, &rids[2])?, 1);
+    let (released, trimmed): (i64, i64) = redis::pipe()
+        .atomic()
+        .cmd("SECKILL.RELEASE")
+        .arg(&[activity, rids[6].as_str()])
+        .cmd("SECKILL.TRIM")
+        .arg(&[activity, rids[4].as_str()])
+        .query(con)?;
+    assert_eq!((released, trimmed), (2, 4));
+
+    // The id is re-used for a new sale; old reservations cannot leak into it.
+    create(con, activity, &["STOCK", "5", "PRICE", "700"])?;
+    let (n1, _) = reserve(con, activity, "u0", "1")?;
+    reserve(con, activity, "n2", "1")?;
+    assert_eq!(release(con, activity, &rids[5])?, 0);
+    assert_eq!(release(con, activity, &n1)?, 1);
+    assert_eq!(trim(con, activity, &rids[8])?, 4);
+    assert_eq!(status(con, activity)?["remaining"], "4");
+
+    // A record of the first layout, upgraded by a trim.
+    let old = format!("{activity}-v1");
+    redis::cmd("SET")
+        .arg(format!("seckill:{{{old}}}"))
+        .arg(v1_record(9, 0))
+        .query::<()>(con)?;
+    let first = reserve(con, &old, "x", "1")?.0;
+    let second = reserve(con, &old, "y", "1")?.0;
+    assert_eq!(release(con, &old, &first)?, 1);
+    assert_eq!(trim(con, &old, &second)?, 1);
+    Ok(vec![activity.to_owned(), old])
+}
+
+/// Polls until `con` holds `want` for every activity (a replica of a replica has no WAIT).
+fn wait_until_equal(
+    con: &mut redis::Connection,
+    activities: &[String],
+    want: &[Snapshot],
+    who: &str,
+) {
+    for _ in 0..100 {
+        if activities
+            .iter()
+            .zip(want)
+            .all(|(a, w)| snapshot(con, a) == *w)
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for (a, w) in activities.iter().zip(want) {
+        assert_eq!(snapshot(con, a), *w, "{who} differs on {a}");
+    }
+}
+
+#[test]
+fn live_replicas_two_levels_deep_replay_release_recreate_and_trim() -> anyhow::Result<()> {
+    let primary = RedisServer::start()?;
+    let replica = RedisServer::start_with(RedisOptions {
+        replica_of: Some(primary.port),
+        ..Default::default()
+    })?;
+    let sub_replica = RedisServer::start_with(RedisOptions {
+        replica_of: Some(replica.port),
+        ..Default::default()
+    })?;
+    let mut p = primary.connection()?;
+    let mut r1 = replica.connection()?;
+    let mut r2 = sub_replica.connection()?;
+    wait_for_sync(&mut r1);
+    wait_for_sync(&mut r2);
+
+    let activities = run_lifecycle(&mut p, "life")?;
+    let acked: i64 = redis::cmd("WAIT").arg(1).arg(5_000).query(&mut p)?;
+    assert_eq!(acked, 1);
+    let want: Vec<Snapshot> = activities.iter().map(|a| snapshot(&mut p, a)).collect();
+    assert!(want
+        .iter()
+        .all(|s| !s.stream.is_empty() && s.meta.is_some()));
+    wait_until_equal(&mut r1, &activities, &want, "replica");
+    wait_until_equal(&mut r2, &activities, &want, "replica of the replica");
+    Ok(())
+}
+
+#[test]
+fn aof_only_replay_of_release_recreate_and_trim_keeps_the_state() -> anyhow::Result<()> {
+    let mut server = RedisServer::start_with(RedisOptions {
+        appendfsync: Some("always"),
+        ..Default::default()
+    })?;
+    let mut con = server.connection()?;
+    // Rewrite the (empty) base as an AOF, not an RDB preamble, so the restart below replays
+    // every effect command rather than loading a snapshot.
+    redis::cmd("CONFIG")
+        .arg(&["SET", "aof-use-rdb-preamble", "no"])
+        .query::<()>(&mut con)?;
+    redis::cmd("BGREWRITEAOF").query::<String>(&mut con)?;
+    for _ in 0..200 {
+        let info: String = redis::cmd("INFO").arg("persistence").query(&mut con)?;
+        if info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrite_scheduled:0") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+
+    let activities = run_lifecycle(&mut con, "aofl")?;
+    let want: Vec<Snapshot> = activities.iter().map(|a| snapshot(&mut con, a)).collect();
+
+    let aof_dir = server.dir().join("appendonlydir");
+    let mut names = Vec::new();
+    let mut incr = String::new();
+    for entry in std::fs::read_dir(&aof_dir)? {
+        let path = entry?.path();
+        let name = path.to_string_lossy().into_owned();
+        if name.ends_with(".incr.aof") {
+            incr.push_str(&String::from_utf8_lossy(&std::fs::read(&path)?));
+        }
+        names.push(name);
+    }
+    assert!(
+        names.iter().any(|n| n.ends_with(".base.aof"))
+            && !names.iter().any(|n| n.ends_with(".rdb")),
+        "{names:?}"
+    );
+    let lower = incr.to_ascii_lowercase();
+    for effect in ["seckill.apply", "seckill.trim", "multi", "hdel", "del"] {
+        assert!(lower.contains(effect), "the AOF lacks {effect}: {incr}");
+    }
+    for command in ["seckill.reserve", "seckill.release", "seckill.create"] {
+        assert!(
+            !lower.contains(command),
+            "the AOF re-runs {command}: {incr}"
+        );
+    }
+
+    server.restart()?;
+    let mut con = server.connection()?;
+    for (a, w) in activities.iter().zip(&want) {
+        assert_eq!(snapshot(&mut con, a), *w, "AOF replay differs on {a}");
+    }
+    Ok(())
+}

@@ -4,6 +4,10 @@
 //! Creates (preheats) an activity. An activity that exists and has not ended is never
 //! overwritten; an ended one is replaced (its buyers and releases are cleared, its stream is
 //! kept so undrained reservations still become orders).
+//!
+//! The new record's sale boundary is the stream's last generated id: every entry at or below
+//! it was reserved in an earlier sale, and `SECKILL.RELEASE` returns none of them into this
+//! one. The trim point is carried over, as the trimmed entries stay trimmed.
 
 use super::{activity_arg, now_ms};
 use crate::reply;
@@ -11,7 +15,7 @@ use crate::store::{self, ActivityKeys, Key, Kind};
 use redis_module::{Context, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
 use seckill_core::limits::{parse_bounded, MAX_LIMIT, MAX_PRICE_CENTS, MAX_STOCK, MAX_TIME_MS};
 use seckill_core::record::{self, ActivityRecord};
-use seckill_core::{ActivityId, ActivityState, Sale};
+use seckill_core::{ActivityId, ActivityState, Sale, StreamId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Create {
@@ -45,7 +49,7 @@ impl Create {
                     if product.is_some() {
                         return Err(reply::arg("option PRODUCT given twice"));
                     }
-                    let id = seckill_core::UserId::parse(value)
+                    let id = seckill_core::ProductId::parse(value)
                         .map_err(|_| reply::arg("PRODUCT may only contain letters, digits, '-', '_', '.' and ':' (at most 64)"))?;
                     product = Some(id.as_str().to_owned());
                     continue;
@@ -92,16 +96,20 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let req = Create::parse(&args)?;
     let keys = ActivityKeys::new(ctx, &req.activity);
     let released_name = ActivityKeys::released(ctx, &req.activity);
+    // Asked before any key is opened for writing: it runs a command (XINFO) of its own.
+    let sale_from = store::stream_last_generated(ctx, &keys.stream)?.unwrap_or(StreamId::ZERO);
     let mut meta_key = Key::open(ctx, &keys.meta);
     let buyers = Key::open(ctx, &keys.buyers);
     let released = Key::open(ctx, &released_name);
     buyers.expect(Kind::Hash)?;
     released.expect(Kind::Hash)?;
+    let mut trimmed_below = StreamId::ZERO;
     if let Some(existing) = store::record(&mut meta_key, false)? {
         let sale = record::read_sale(existing).map_err(reply::internal)?;
         if sale.state(now_ms()) != ActivityState::Ended {
             return Err(reply::exists(&req.activity));
         }
+        trimmed_below = record::trimmed_below(existing);
         for key in [&buyers, &released] {
             if !key.is_empty() {
                 key.delete();
@@ -121,6 +129,8 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         price_cents: req.price_cents,
         reservations: 0,
         product: req.product,
+        sale_from,
+        trimmed_below,
     };
     let bytes = rec.encode().map_err(reply::arg)?;
     let value = store::set_record(ctx, &meta_key, &bytes)?;

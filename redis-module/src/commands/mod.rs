@@ -4,6 +4,7 @@ pub mod create;
 pub mod release;
 pub mod reserve;
 pub mod status;
+pub mod trim;
 
 use crate::reply;
 use redis_module::{RedisError, RedisString};

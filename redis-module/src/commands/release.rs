@@ -1,9 +1,15 @@
 //! `SECKILL.RELEASE <activity> <reservation-id>`
 //!
 //! Returns a reservation's stock and lowers the buyer's held quantity, exactly once: the
-//! released id is remembered, and a second call replies 0 and changes nothing. Replies with
-//! the quantity returned. The reservation is looked up in the activity's stream, so the stream
-//! must not be trimmed below reservations that can still be released.
+//! released id is remembered (in its canonical spelling, so `01-1` and `1-1` are one
+//! reservation), and a second call replies 0 and changes nothing. Replies with the quantity
+//! returned.
+//!
+//! A reservation is released only into the sale it was made in. One below the activity's
+//! trim point is final (its entry was trimmed): 0. One at or below the sale boundary belongs
+//! to an earlier sale of a re-created activity: 0, so it can neither add stock to the new
+//! sale nor lower a new buyer's mark. Otherwise the reservation is looked up in the stream;
+//! an id that is not there is an argument error.
 
 use super::activity_arg;
 use crate::reply;
@@ -11,39 +17,18 @@ use crate::store::{self, ActivityKeys, Key, Kind};
 use redis_module::key::RedisKey;
 use redis_module::{Context, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
 use seckill_core::record::{self, OFF_REMAINING, OFF_RESERVATIONS};
-use seckill_core::{Refusal, ReservationEntry};
+use seckill_core::stream_id::release_scope;
+use seckill_core::{Refusal, ReleaseScope, ReservationEntry, StreamId};
 
 pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if args.len() != 3 {
         return Err(RedisError::WrongArity);
     }
     let activity = activity_arg(&args[1])?;
-    let rid_s = &args[2];
-    let rid = store::parse_id(rid_s.as_slice()).ok_or_else(|| {
-        reply::arg(format_args!(
-            "reservation id must look like <ms>-<seq>, got '{}'",
-            rid_s.to_string_lossy().chars().take(40).collect::<String>()
-        ))
-    })?;
+    let rid = StreamId::parse(args[2].as_slice())
+        .map_err(|_| reply::bad_id("reservation id", args[2].as_slice()))?;
+    let rid_s = store::string(ctx, &rid.to_string());
     let keys = ActivityKeys::new(ctx, &activity);
-
-    // Find the reservation first, with a read-only key that is closed before any write.
-    let entry = {
-        let stream = RedisKey::open(ctx.get_raw(), &keys.stream);
-        if stream.is_null() {
-            None
-        } else {
-            if stream.key_type() != redis_module::KeyType::Stream {
-                return Err(reply::wrong_type(&keys.stream.to_string_lossy()));
-            }
-            let mut it = stream.get_stream_range_iterator(Some(rid), Some(rid), false, false)?;
-            it.next().map(|rec| {
-                ReservationEntry::from_fields(
-                    rec.fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice())),
-                )
-            })
-        }
-    };
 
     let mut meta_key = Key::open(ctx, &keys.meta);
     let Some(rec) = store::record(&mut meta_key, true)? else {
@@ -53,18 +38,21 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         ));
     };
     let sale = record::read_sale(rec).map_err(reply::internal)?;
+    let scope = release_scope(rid, record::sale_from(rec), record::trimmed_below(rec));
+    if scope == ReleaseScope::Trimmed {
+        return Ok(RedisValue::Integer(0));
+    }
     let released_name = ActivityKeys::released(ctx, &activity);
     let released = Key::open(ctx, &released_name);
     released.expect(Kind::Hash)?;
-    let [already] = released.hash_get([rid_s])?;
+    let [already] = released.hash_get([&rid_s])?;
     if already.is_some() {
         return Ok(RedisValue::Integer(0));
     }
-    let entry = match entry {
+    let entry = match find_entry(ctx, &keys.stream, rid)? {
         None => {
             return Err(reply::arg(format_args!(
-                "no reservation '{}' in activity '{activity}'",
-                store::format_id(&rid)
+                "no reservation '{rid}' in activity '{activity}'"
             )))
         }
         Some(Err(e)) => {
@@ -74,6 +62,9 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
         Some(Ok(e)) => e,
     };
+    if scope == ReleaseScope::EarlierSale {
+        return Ok(RedisValue::Integer(0));
+    }
 
     let buyers = Key::open(ctx, &keys.buyers);
     buyers.expect(Kind::Hash)?;
@@ -85,8 +76,8 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let reservations = record::read_u64(rec, OFF_RESERVATIONS).saturating_sub(1);
     let qty_s = store::num(ctx, entry.qty);
 
-    released.hash_set(&[(rid_s, Some(&qty_s))])?;
-    store::replicate(ctx, c"HSET", &[&released_name, rid_s, &qty_s]);
+    released.hash_set(&[(&rid_s, Some(&qty_s))])?;
+    store::replicate(ctx, c"HSET", &[&released_name, &rid_s, &qty_s]);
     if held_after == 0 {
         buyers.hash_set(&[(&user_s, None)])?;
         store::replicate(ctx, c"HDEL", &[&keys.buyers, &user_s]);
@@ -95,6 +86,8 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         buyers.hash_set(&[(&user_s, Some(&held_s))])?;
         store::replicate(ctx, c"HSET", &[&keys.buyers, &user_s, &held_s]);
     }
+    // In place: the version-1 and version-2 layouts share these offsets, and the record is
+    // replicated whole in whichever layout it has.
     record::write_u64(rec, OFF_REMAINING, remaining);
     record::write_u64(rec, OFF_RESERVATIONS, reservations);
     let rec_s = RedisString::create_from_slice(ctx.get_raw(), rec);
@@ -102,4 +95,25 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     store::notify(ctx, NotifyEvent::HASH.bits() as u32, "hset", &released_name);
     store::notify(ctx, NotifyEvent::HASH.bits() as u32, "hset", &keys.buyers);
     Ok(RedisValue::Integer(entry.qty as i64))
+}
+
+/// The stream entry of `rid`, read through a read-only key that is closed on return: the
+/// crate's stream iterator deletes the current entry on drop when its key is writable.
+fn find_entry(
+    ctx: &Context,
+    stream_name: &RedisString,
+    rid: StreamId,
+) -> Result<Option<Result<ReservationEntry, seckill_core::EntryError>>, RedisError> {
+    let stream = RedisKey::open(ctx.get_raw(), stream_name);
+    if stream.is_null() {
+        return Ok(None);
+    }
+    if stream.key_type() != redis_module::KeyType::Stream {
+        return Err(reply::wrong_type(&stream_name.to_string_lossy()));
+    }
+    let id = store::raw_id(rid);
+    let mut it = stream.get_stream_range_iterator(Some(id), Some(id), false, false)?;
+    Ok(it.next().map(|rec| {
+        ReservationEntry::from_fields(rec.fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
+    }))
 }

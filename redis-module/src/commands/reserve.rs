@@ -12,22 +12,31 @@
 //! which writes the same stream entry (same id), buyer and counters without looking at the
 //! clock. One propagated command instead of three core ones (XADD, HSET, SET) matters here:
 //! each `RedisModule_Replicate` looks its command name up, which cost a sixth of RESERVE.
+//!
+//! APPLY sets stock, buyer and counters without any check, so it runs only where effects
+//! come from: the replication link (a replica, or a replica of a replica, whose primary
+//! forwards the same stream) and the loading of an AOF. A client, whatever its ACL, is
+//! refused and nothing changes (SPEC invariant 8).
 
 use super::{activity_arg, now_ms};
 use crate::reply;
 use crate::store::{self, ActivityKeys, Key, Kind, Names};
 use redis_module::raw::RedisModuleStreamID;
-use redis_module::{Context, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
+use redis_module::{
+    Context, ContextFlags, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue,
+};
 use seckill_core::limits::{parse_bounded, MAX_LIMIT, MAX_STOCK, MAX_TIME_MS};
 use seckill_core::record::{self, OFF_PRICE, OFF_REMAINING, OFF_RESERVATIONS};
-use seckill_core::{decide_reserve, decision, ActivityId, Refusal, Sale, UserId};
+use seckill_core::{
+    decide_reserve, decision, ActivityId, ProductId, Refusal, Sale, StreamId, UserId,
+};
 
 pub struct Reserve {
     pub activity: ActivityId,
     pub user: UserId,
     pub qty: u64,
     /// The product the caller expects the activity to sell (`PRODUCT <id>`).
-    pub product: Option<UserId>,
+    pub product: Option<ProductId>,
 }
 
 impl Reserve {
@@ -38,8 +47,7 @@ impl Reserve {
         let product = match &args[4..] {
             [] => None,
             [name, value] if name.as_slice().eq_ignore_ascii_case(b"PRODUCT") => Some(
-                // Product ids share the user id alphabet (see SECKILL.CREATE).
-                UserId::parse(value.as_slice()).map_err(|_| {
+                ProductId::parse(value.as_slice()).map_err(|_| {
                     reply::arg("PRODUCT may only contain letters, digits, '-', '_', '.' and ':' (at most 64)")
                 })?,
             ),
@@ -148,7 +156,7 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     record::write_u64(rec, OFF_REMAINING, grant.remaining);
     record::write_u64(rec, OFF_RESERVATIONS, reservations);
 
-    let rid_s = store::string(ctx, &store::format_id(&id));
+    let rid_s = store::string(ctx, &store::from_raw_id(&id).to_string());
     let remaining_s = store::num(ctx, grant.remaining);
     let reservations_s = store::num(ctx, reservations);
     store::replicate(
@@ -208,14 +216,21 @@ fn append(
 /// `SECKILL.APPLY <activity> <reservation-id> <user> <qty> <ts> <remaining> <reservations>`:
 /// the effect of a RESERVE, as replicas and the AOF receive it. Never reads the clock and
 /// never refuses for business reasons, so a replay after the window closed ends in the same
-/// state. Not meant for clients (ACL users can be denied it).
+/// state. Refused unless it comes from the replication link or an AOF being loaded.
 pub fn apply(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if !ctx
+        .get_flags()
+        .intersects(ContextFlags::REPLICATED | ContextFlags::LOADING)
+    {
+        return Err(reply::internal_only("SECKILL.APPLY"));
+    }
     if args.len() != 8 {
         return Err(RedisError::WrongArity);
     }
     let activity = activity_arg(&args[1])?;
-    let id = store::parse_id(args[2].as_slice())
-        .ok_or_else(|| reply::arg("reservation id must look like <ms>-<seq>"))?;
+    let id = StreamId::parse(args[2].as_slice())
+        .map(store::raw_id)
+        .map_err(|_| reply::bad_id("reservation id", args[2].as_slice()))?;
     UserId::parse(args[3].as_slice()).map_err(reply::arg)?;
     parse_bounded("quantity", args[4].as_slice(), 1, MAX_LIMIT).map_err(reply::arg)?;
     parse_bounded("ts", args[5].as_slice(), 0, MAX_TIME_MS).map_err(reply::arg)?;

@@ -1,5 +1,5 @@
 //! `SECKILL.STATUS <activity>`: settings, counters and state of an activity, as field/value
-//! pairs.
+//! pairs. New fields are appended at the end; clients find fields by name.
 
 use super::{activity_arg, now_ms};
 use crate::reply;
@@ -40,6 +40,16 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         (
             "state",
             RedisValue::SimpleStringStatic(s.state(now_ms()).as_str()),
+        ),
+        // Reservation ids at or below `sale-from` belong to earlier sales of this id; those
+        // below `trimmed-below` were trimmed as final. Both `0-0` when never set.
+        (
+            "sale-from",
+            RedisValue::BulkString(rec.sale_from.to_string()),
+        ),
+        (
+            "trimmed-below",
+            RedisValue::BulkString(rec.trimmed_below.to_string()),
         ),
     ];
     Ok(RedisValue::Array(
