@@ -95,6 +95,7 @@ async fn main() -> ExitCode {
         seckill_runtime::telemetry::LogOutput {
             json: false,
             stderr: true,
+            non_blocking: false,
         },
         &seckill_runtime::TelemetrySettings::default(),
         "seckill-cli",

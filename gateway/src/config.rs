@@ -77,6 +77,12 @@ pub struct GatewaySettings {
     pub body_limit_bytes: u64,
     /// `tracing` filter (`RUST_LOG` syntax); `RUST_LOG` wins when set.
     pub log_filter: String,
+    /// One access-log line per this many ordinary requests (successes and the sale's
+    /// expected refusals); errors and unexpected refusals are always logged. 0: none, 1: all.
+    pub access_log_sample_every: u64,
+    /// Seconds between `access summary` lines (requests by route and status, latency);
+    /// 0: none.
+    pub access_log_summary_secs: u64,
 }
 
 impl Default for GatewaySettings {
@@ -91,6 +97,8 @@ impl Default for GatewaySettings {
             sold_out_ttl_ms: 1_000,
             body_limit_bytes: 16 * 1024,
             log_filter: "info,warp::filters::trace=error".into(),
+            access_log_sample_every: 100,
+            access_log_summary_secs: 10,
         }
     }
 }

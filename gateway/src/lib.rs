@@ -27,6 +27,8 @@
 //! - `sold_out`: the per-activity local sold-out flag that expires quickly (no undersell).
 //! - `rate_limit`: per-user and per-IP GCRA limits (governor).
 //! - `metrics`: Prometheus registry and the metrics the gateway exports.
+//! - `access_log`: which requests get a line (problems always, the rest sampled) and the
+//!   periodic `access summary`.
 //! - `runtime`: runtime settings from etcd (rate limits, sold-out flag lifetime).
 //! - [`telemetry`]: JSON logs, and OTLP span export when `telemetry.otlp_endpoint` is set.
 //!
@@ -50,6 +52,7 @@
 //! trace: a server span named `<METHOD> <route>` (e.g. `POST /api/v1/seckill`) with the Redis
 //! command spans (`redis.reserve`, ...) inside. Unset (the default) no exporter exists.
 
+mod access_log;
 pub mod auth;
 pub mod config;
 mod envelope;

@@ -15,8 +15,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::load(&cli)?;
-    // Held until main returns: dropping it flushes buffered spans (OTLP only).
-    let _otlp = telemetry::init_with(&settings.gateway.log_filter, &settings.telemetry)?;
+    // Held until main returns: dropping it flushes buffered log lines and spans.
+    let _logs = telemetry::init_with(&settings.gateway.log_filter, &settings.telemetry)?;
     let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(e) => {

@@ -147,15 +147,19 @@ pub fn all(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infalli
             m.latency
                 .with_label_values(&[label])
                 .observe(info.elapsed().as_secs_f64());
-            tracing::info!(
-                target: "access",
-                method = %info.method(),
-                path = info.path(),
-                route = label,
-                status = info.status().as_u16(),
-                elapsed_us = info.elapsed().as_micros() as u64,
-                remote = ?info.remote_addr(),
-            );
+            let status = info.status().as_u16();
+            if let Some(why) = access.access_log.decide(label, status) {
+                tracing::info!(
+                    target: "access",
+                    method = %info.method(),
+                    path = info.path(),
+                    route = label,
+                    status,
+                    elapsed_us = info.elapsed().as_micros() as u64,
+                    remote = ?info.remote_addr(),
+                    logged = ?why,
+                );
+            }
         }))
         .with(warp::trace(|info| {
             // `otel.name` names the exported span after the route (OTLP only; logs keep

@@ -7,6 +7,7 @@
 //! | `rate_limit.per_user_per_second`, `rate_limit.per_user_burst` | per-user GCRA limit (> 0) |
 //! | `rate_limit.per_ip_per_second`, `rate_limit.per_ip_burst` | per-IP GCRA limit (> 0) |
 //! | `gateway.sold_out_ttl_ms` | lifetime of the local sold-out flag (0 disables it) |
+//! | `gateway.access_log_sample_every` | one access-log line per N ordinary requests (0: none) |
 //!
 //! A deleted key falls back to the file's value. A value that does not parse (or a zero
 //! rate) is ignored with a warning, so a typo can never switch limiting off. While etcd is
@@ -30,6 +31,7 @@ pub(crate) const KEYS: &[&str] = &[
     "rate_limit.per_ip_per_second",
     "rate_limit.per_ip_burst",
     "gateway.sold_out_ttl_ms",
+    "gateway.access_log_sample_every",
 ];
 
 /// The settings that can change at run time.
@@ -37,6 +39,7 @@ pub(crate) const KEYS: &[&str] = &[
 pub(crate) struct Runtime {
     pub rate_limit: RateLimitSettings,
     pub sold_out_ttl_ms: u64,
+    pub access_log_sample_every: u64,
 }
 
 impl Runtime {
@@ -45,6 +48,7 @@ impl Runtime {
         Self {
             rate_limit: s.rate_limit.clone(),
             sold_out_ttl_ms: s.gateway.sold_out_ttl_ms,
+            access_log_sample_every: s.gateway.access_log_sample_every,
         }
     }
 
@@ -67,6 +71,10 @@ impl Runtime {
                     .parse::<u64>()
                     .map(|v| out.sold_out_ttl_ms = v)
                     .map_err(|_| "expected milliseconds (0 disables the flag)".to_owned()),
+                "gateway.access_log_sample_every" => raw
+                    .parse::<u64>()
+                    .map(|v| out.access_log_sample_every = v)
+                    .map_err(|_| "expected a whole number (0: no sampled lines)".to_owned()),
                 _ => Err(format!("unknown key (known: {})", KEYS.join(", "))),
             };
             if let Err(why) = applied {
@@ -111,6 +119,11 @@ impl Runtime {
             self.sold_out_ttl_ms.to_string(),
             new.sold_out_ttl_ms.to_string(),
         );
+        cmp(
+            KEYS[6],
+            self.access_log_sample_every.to_string(),
+            new.access_log_sample_every.to_string(),
+        );
         out
     }
 }
@@ -139,6 +152,9 @@ pub(crate) fn apply(state: &State, current: &Runtime, new: &Runtime) {
     state
         .sold_out
         .set_ttl(Duration::from_millis(new.sold_out_ttl_ms));
+    state
+        .access_log
+        .set_sample_every(new.access_log_sample_every);
 }
 
 /// Follows `/seckill/config/` until `shutdown` (nothing when etcd is not configured).
@@ -196,6 +212,8 @@ mod tests {
             ("rate_limit.enabled", "maybe", false),
             ("gateway.sold_out_ttl_ms", "0", true),
             ("gateway.sold_out_ttl_ms", "1s", false),
+            ("gateway.access_log_sample_every", "1", true),
+            ("gateway.access_log_sample_every", "-1", false),
             ("gateway.unknown", "1", false),
         ];
         for (key, value, ok) in cases {

@@ -2,6 +2,7 @@
 //! seeds the dev admin (dev mode) and binds; [`Application::run_until_stopped`] serves until
 //! SIGINT/SIGTERM, then stops accepting and lets in-flight requests finish.
 
+use crate::access_log::{self, AccessLog};
 use crate::auth::{Jwt, Role};
 use crate::config::Settings;
 use crate::metrics::Metrics;
@@ -64,6 +65,7 @@ impl Application {
             ),
             sold_out: SoldOutFlags::new(Duration::from_millis(settings.gateway.sold_out_ttl_ms)),
             limits: RateLimits::new(&settings.rate_limit),
+            access_log: AccessLog::new(settings.gateway.access_log_sample_every),
             settings,
             store,
             db,
@@ -110,6 +112,11 @@ impl Application {
             ))
         });
         let follower = tokio::spawn(runtime::follow(self.state.clone(), stop.clone()));
+        let summary = tokio::spawn(access_log::summarize(
+            self.state.metrics.clone(),
+            Duration::from_secs(self.state.settings.gateway.access_log_summary_secs),
+            stop.clone(),
+        ));
         let pruner = {
             let state = self.state.clone();
             tokio::spawn(async move {
@@ -140,6 +147,7 @@ impl Application {
             let _ = tokio::time::timeout(Duration::from_secs(10), r).await;
         }
         let _ = follower.await;
+        let _ = summary.await;
     }
 }
 

@@ -1,5 +1,6 @@
 //! What every handler shares.
 
+use crate::access_log::AccessLog;
 use crate::auth::Jwt;
 use crate::config::Settings;
 use crate::metrics::Metrics;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub(crate) sold_out: SoldOutFlags,
     pub(crate) limits: RateLimits,
     pub(crate) metrics: Arc<Metrics>,
+    /// Which requests get an access-log line (sampling changes live).
+    pub(crate) access_log: AccessLog,
 }
 
 impl AppState {

@@ -9,7 +9,7 @@
 
 use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::TraceContextExt as _;
-use seckill_runtime::telemetry::{LogOutput, OtlpGuard};
+use seckill_runtime::telemetry::{LogGuard, LogOutput};
 use seckill_runtime::TelemetrySettings;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use warp::http::HeaderMap;
@@ -17,20 +17,30 @@ use warp::http::HeaderMap;
 /// The OpenTelemetry service name of the gateway.
 pub const SERVICE: &str = "seckill-gateway";
 
-/// Installs the JSON subscriber; `RUST_LOG` overrides `default_filter`. Idempotent.
+/// Installs the JSON subscriber, written on the calling thread (for tests); `RUST_LOG`
+/// overrides `default_filter`. Idempotent.
 pub fn init(default_filter: &str) {
-    let _ = init_with(default_filter, &TelemetrySettings::default());
-}
-
-/// Like [`init`], plus OTLP export when configured. Keep the guard until exit: dropping it
-/// flushes the spans still buffered. Call inside the Tokio runtime.
-pub fn init_with(
-    default_filter: &str,
-    telemetry: &TelemetrySettings,
-) -> anyhow::Result<Option<OtlpGuard>> {
     let output = LogOutput {
         json: true,
         stderr: false,
+        non_blocking: false,
+    };
+    let _ = seckill_runtime::telemetry::init_logging(
+        default_filter,
+        output,
+        &TelemetrySettings::default(),
+        SERVICE,
+    );
+}
+
+/// The gateway's subscriber: JSON lines handed to a background writer thread (a slow stdout
+/// never stalls a request), plus OTLP export when configured. Keep the guard until exit:
+/// dropping it flushes the lines and spans still buffered. Call inside the Tokio runtime.
+pub fn init_with(default_filter: &str, telemetry: &TelemetrySettings) -> anyhow::Result<LogGuard> {
+    let output = LogOutput {
+        json: true,
+        stderr: false,
+        non_blocking: true,
     };
     seckill_runtime::telemetry::init_logging(default_filter, output, telemetry, SERVICE)
 }

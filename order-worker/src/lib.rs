@@ -30,19 +30,19 @@ pub use config::Settings;
 /// The OpenTelemetry service name of the worker.
 pub const SERVICE: &str = "seckill-worker";
 
-/// Initialises tracing from `RUST_LOG` (default `info`), to stderr; `json` for JSON lines.
-pub fn init_tracing(json: bool) {
-    let _ = init_tracing_with(json, &config::TelemetrySettings::default());
-}
-
-/// Like [`init_tracing`], plus OTLP span export when `telemetry.otlp_endpoint` is set (each
-/// consumer batch is one trace: `worker.batch` around `redis.xreadgroup`,
+/// Initialises tracing from `RUST_LOG` (default `info`), to stderr through a background
+/// writer (`json` for JSON lines), plus OTLP span export when `telemetry.otlp_endpoint` is
+/// set (each consumer batch is one trace: `worker.batch` around `redis.xreadgroup`,
 /// `mysql.insert_orders`, `redis.xack`). Keep the guard until exit: dropping it flushes the
-/// buffered spans. Call inside the Tokio runtime.
+/// buffered lines and spans. Call inside the Tokio runtime.
 pub fn init_tracing_with(
     json: bool,
     telemetry: &config::TelemetrySettings,
-) -> anyhow::Result<Option<seckill_runtime::telemetry::OtlpGuard>> {
-    let output = seckill_runtime::telemetry::LogOutput { json, stderr: true };
+) -> anyhow::Result<seckill_runtime::telemetry::LogGuard> {
+    let output = seckill_runtime::telemetry::LogOutput {
+        json,
+        stderr: true,
+        non_blocking: true,
+    };
     seckill_runtime::telemetry::init_logging("info", output, telemetry, SERVICE)
 }

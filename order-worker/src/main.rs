@@ -90,8 +90,8 @@ struct WorkerFlags {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = config::load(cli.config.as_deref(), &cli.overrides)?;
-    // Held until main returns: dropping it flushes buffered spans (OTLP only).
-    let _otlp = init_tracing_with(cli.log_json, &settings.telemetry)?;
+    // Held until main returns: dropping it flushes buffered log lines and spans.
+    let _logs = init_tracing_with(cli.log_json, &settings.telemetry)?;
     if cli.migrate || cli.rollback {
         let pool = pool::connect_lazy(
             settings.mysql.url.expose(),

@@ -100,29 +100,56 @@ pub struct LogOutput {
     pub json: bool,
     /// stderr instead of stdout (the CLI prints results on stdout).
     pub stderr: bool,
+    /// Hand lines to a background thread instead of writing them on the calling thread: a
+    /// slow disk or pipe then never stalls a request. Servers use it; the CLI does not.
+    pub non_blocking: bool,
+}
+
+/// Lines a non-blocking writer buffers before the caller waits (backpressure, never loss:
+/// errors must not vanish; the gateway samples its access log so the volume stays low).
+const LOG_BUFFER_LINES: usize = 256 * 1024;
+
+/// Keeps the logging machinery alive: dropping it flushes buffered log lines and spans. Hold
+/// it until the process exits.
+#[must_use = "dropping the guard stops the log writer and the span exporter"]
+pub struct LogGuard {
+    _writer: Option<tracing_appender::non_blocking::WorkerGuard>,
+    _otlp: Option<OtlpGuard>,
 }
 
 /// Installs the process' `tracing` subscriber once: the log layer (filtered by `RUST_LOG`,
 /// else `default_filter`) and, when `telemetry.otlp_endpoint` is set, the OTLP layer for
 /// `service`, plus the W3C Trace Context propagator as the global text-map propagator. Keep
-/// the returned guard until exit: dropping it flushes buffered spans. A second call is a
-/// no-op. Must run inside a Tokio runtime when OTLP is on.
+/// the returned guard until exit. A second call is a no-op. Must run inside a Tokio runtime
+/// when OTLP is on.
 pub fn init_logging(
     default_filter: &str,
     output: LogOutput,
     telemetry: &TelemetrySettings,
     service: &'static str,
-) -> anyhow::Result<Option<OtlpGuard>> {
+) -> anyhow::Result<LogGuard> {
     use tracing_subscriber::fmt::writer::BoxMakeWriter;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{EnvFilter, Layer};
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let writer = if output.stderr {
-        BoxMakeWriter::new(std::io::stderr)
-    } else {
-        BoxMakeWriter::new(std::io::stdout)
+    let (writer, writer_guard) = match (output.non_blocking, output.stderr) {
+        (false, true) => (BoxMakeWriter::new(std::io::stderr), None),
+        (false, false) => (BoxMakeWriter::new(std::io::stdout), None),
+        (true, stderr) => {
+            let sink: Box<dyn std::io::Write + Send> = if stderr {
+                Box::new(std::io::stderr())
+            } else {
+                Box::new(std::io::stdout())
+            };
+            let (w, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .buffered_lines_limit(LOG_BUFFER_LINES)
+                .lossy(false)
+                .thread_name("seckill-log")
+                .finish(sink);
+            (BoxMakeWriter::new(w), Some(guard))
+        }
     };
     let logs = tracing_subscriber::fmt::layer().with_writer(writer);
     let logs = if output.json {
@@ -134,7 +161,7 @@ pub fn init_logging(
         logs.boxed()
     };
     let base = tracing_subscriber::registry().with(filter).with(logs);
-    match layer(telemetry, service)? {
+    let otlp = match layer(telemetry, service)? {
         Some((otel, guard)) => {
             // Only with export on: a remote parent matters only for exported spans, and the
             // default no-op propagator keeps extraction free when export is off.
@@ -142,11 +169,15 @@ pub fn init_logging(
                 opentelemetry_sdk::propagation::TraceContextPropagator::new(),
             );
             let _ = base.with(otel).try_init();
-            Ok(Some(guard))
+            Some(guard)
         }
         None => {
             let _ = base.try_init();
-            Ok(None)
+            None
         }
-    }
+    };
+    Ok(LogGuard {
+        _writer: writer_guard,
+        _otlp: otlp,
+    })
 }
