@@ -19,7 +19,7 @@ pub const DEV_JWT_SECRET: &str = "seckill-dev-mode-only-insecure-jwt-secret";
 pub const MIN_SECRET_LEN: usize = 32;
 
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "seckill-gateway", about = "The seckill HTTP API")]
+#[command(name = "seckill-gateway", version, about = "The seckill HTTP API")]
 pub struct Cli {
     /// Settings file (default: configs/config.yaml; a missing default file is not an error).
     #[arg(long, value_name = "FILE")]

@@ -18,6 +18,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
+        Some("--version" | "-V") => {
+            println!("seckill-gateway-bench {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
         Some("baseline") => baseline(args.get(1).map_or("127.0.0.1:18081", String::as_str)).await,
         Some("tokens") => {
             let count: u64 = args.get(1).context("COUNT missing")?.parse()?;
