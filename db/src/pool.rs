@@ -24,6 +24,12 @@ pub fn connect_lazy(
         .connect_lazy_with(options))
 }
 
+/// One round trip (`SELECT 1`): whether the database answers.
+pub async fn ping(pool: &MySqlPool) -> Result<(), DbError> {
+    sqlx::query("SELECT 1").execute(pool).await?;
+    Ok(())
+}
+
 /// Applies every migration that is not applied yet.
 pub async fn migrate(pool: &MySqlPool) -> Result<(), MigrateError> {
     MIGRATOR.run(pool).await

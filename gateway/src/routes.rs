@@ -44,6 +44,7 @@ macro_rules! r {
 pub const ROUTES: &[RouteSpec] = &[
     r!("POST", "/api/v1/seckill", "seckill"),
     r!("GET", "/health", "health"),
+    r!("GET", "/ready", "ready"),
     r!("GET", "/metrics", "metrics"),
     r!("GET", "/api/v1/openapi.json", "openapi"),
     r!("POST", "/api/v1/auth/register", "register"),
@@ -118,6 +119,7 @@ pub fn all(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infalli
     // The sale's hot route first: every route before it is tried and rejected per request.
     let api = seckill(state.clone())
         .or(health(state.clone()))
+        .or(ready(state.clone()))
         .or(metrics(state.clone()))
         .or(openapi())
         .or(register(state.clone()))
@@ -269,6 +271,13 @@ fn health(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> +
         .and(warp::get())
         .and(with_state(s))
         .and_then(handlers::system::health)
+}
+
+fn ready(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("ready")
+        .and(warp::get())
+        .and(with_state(s))
+        .and_then(handlers::system::ready)
 }
 
 fn metrics(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {

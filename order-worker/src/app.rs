@@ -135,8 +135,8 @@ impl Worker {
             let m = self.metrics.clone();
             tasks.spawn(seckill_runtime::metrics::serve(
                 l,
-                std::sync::Arc::new(move || m.render()),
-                std::sync::Arc::new(|| Box::pin(async { Ok(()) })),
+                Arc::new(move || m.render()),
+                health_check(self.shared_redis.clone(), self.pool.clone()),
                 shutdown.clone(),
             ));
         }
@@ -149,6 +149,34 @@ impl Worker {
         self.pool.close().await;
         Ok(())
     }
+}
+
+/// `/health`: the worker is healthy when it can reach both Redis and MySQL (each answers a
+/// round trip within 2 s); otherwise 503 naming what is down.
+fn health_check(
+    redis: ConnectionManager,
+    pool: MySqlPool,
+) -> seckill_runtime::metrics::HealthCheck {
+    const DEADLINE: Duration = Duration::from_secs(2);
+    Arc::new(move || {
+        let (mut redis, pool) = (redis.clone(), pool.clone());
+        Box::pin(async move {
+            let redis_ok = tokio::time::timeout(DEADLINE, async {
+                redis::cmd("PING").query_async::<String>(&mut redis).await
+            })
+            .await
+            .is_ok_and(|r| r.is_ok());
+            let mysql_ok = seckill_db::error::timed(DEADLINE, pool::ping(&pool))
+                .await
+                .is_ok();
+            match (redis_ok, mysql_ok) {
+                (true, true) => Ok(()),
+                (false, true) => Err("redis unreachable".into()),
+                (true, false) => Err("mysql unreachable".into()),
+                (false, false) => Err("redis and mysql unreachable".into()),
+            }
+        })
+    })
 }
 
 fn hostname() -> String {

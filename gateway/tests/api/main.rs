@@ -10,4 +10,5 @@ mod health_auth;
 mod helpers;
 mod openapi;
 mod orders;
+mod ready;
 mod seckill;
