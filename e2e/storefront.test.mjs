@@ -159,6 +159,25 @@ after(async () => {
   clearTimeout(overall);
 });
 
+step('a visitor who is not signed in sees the login form and no session controls, on a desktop and on a phone', { timeout: 60000 }, async () => {
+  for (const [name, viewport] of [['desktop', { width: 1200, height: 760 }], ['phone', { width: 375, height: 740 }]]) {
+    await page.setViewportSize(viewport);
+    await page.goto(stack.baseUrl + '/');
+    await card(sales.earbuds.id).waitFor();
+    // `hidden` must really hide: the session bar once stayed visible through a CSS display rule.
+    assert.equal(await page.locator('#session').isHidden(), true, `${name}: session controls shown to a visitor`);
+    assert.equal(await page.getByRole('button', { name: /log out/i }).count(), 0, `${name}: a log-out button for a visitor`);
+    assert.equal(await page.locator('#auth').isVisible(), true, `${name}: no login form`);
+    assert.equal(await page.getByLabel('Username').isVisible(), true, `${name}: no username field`);
+    assert.equal(await page.getByLabel('Password').isVisible(), true, `${name}: no password field`);
+    // Nothing wider than the screen: no sideways scrolling on a phone.
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `${name}: the page is ${overflow}px wider than the viewport`);
+    await shot(`0-anonymous-${name}`);
+  }
+  await page.setViewportSize({ width: 1200, height: 760 });
+});
+
 step('register, wait for the countdown, buy, see queued then success, pay', { timeout: 90000 }, async () => {
   // Starts a few seconds from now: the customer watches the countdown, then buys.
   const now = Date.now();
