@@ -361,29 +361,9 @@ cmd_health() {
   [ "$failed" = 0 ] || die "some checks failed: is the stack running ('make run')? logs: make logs"
 }
 
-# Processes of this stack, found by the SECKILL_STACK_DIR in their environment (exported by
-# `run` alone, just before honcho starts, so a shell that merely set SECKILL_STATE_DIR is never
-# matched): precise even with other redis/mariadbd instances on the machine.
-stack_pids() {
-  local p
-  for p in /proc/[0-9]*; do
-    case ${p#/proc/} in "$$" | "$BASHPID") continue ;; esac
-    # Kernel threads and other users' processes cannot be read: skip them quietly.
-    if { tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -qxF "SECKILL_STACK_DIR=$STATE"; then
-      echo "${p#/proc/}"
-    fi
-  done
-  # redis-server overwrites its environment with its process title, so it is found by the
-  # pid file it writes instead (mariadbd's too), checking the name against pid reuse.
-  local f pid
-  for f in "$STATE/run/redis.pid" "$STATE/run/mysqld.pid"; do
-    [ -s "$f" ] || continue
-    pid=$(cat "$f")
-    if grep -qE '^(redis-server|mariadbd)' "/proc/$pid/comm" 2>/dev/null; then
-      echo "$pid"
-    fi
-  done
-}
+# Processes of this stack: see stack_pids in scripts/lib/stack.sh (found by the
+# SECKILL_STACK_DIR that `run` exports just before honcho starts, and by the pid files).
+stack_pids() { stack_pids_of "$STATE"; }
 
 # Stops what a run killed with SIGKILL (or a crashed supervisor) left behind: SIGTERM, then
 # SIGKILL after 10 s.

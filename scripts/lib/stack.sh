@@ -24,6 +24,8 @@
 #           and SPAWNED_PID. stop_spawned [SECONDS]: SIGTERM to every spawned process, SIGKILL
 #           to those still running after SECONDS (default 10), all reaped.
 #           process_running PID: alive and not a zombie.
+#           stack_pids_of STATE: the processes of a `make run` stack whose state directory is
+#           STATE (scripts/run-local.sh), one pid a line.
 # Cleanup   cleanup_dir DIR: removed by stack_cleanup. stack_cleanup: stop_spawned, then
 #           remove the registered directories. stack_traps: stack_cleanup on EXIT, and
 #           SIGINT/SIGTERM turned into exit 130/143 so the EXIT trap runs.
@@ -162,6 +164,29 @@ stop_spawned() { # [SECONDS]
   done
   SPAWNED_PIDS=()
   SPAWNED_NAMES=()
+}
+
+# The processes of a `make run` stack, found by the SECKILL_STACK_DIR in their environment
+# (run-local.sh exports it just before honcho starts, so a shell that merely set
+# SECKILL_STATE_DIR is never matched): precise even with other redis/mariadbd instances on the
+# machine. redis-server overwrites its environment with its process title, so it is found by
+# the pid file it writes instead (mariadbd's too), checking the name against pid reuse.
+stack_pids_of() { # STATE
+  local p f pid
+  for p in /proc/[0-9]*; do
+    case ${p#/proc/} in "$$" | "$BASHPID") continue ;; esac
+    # Kernel threads and other users' processes cannot be read: skip them quietly.
+    if { tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -qxF "SECKILL_STACK_DIR=$1"; then
+      echo "${p#/proc/}"
+    fi
+  done
+  for f in "$1/run/redis.pid" "$1/run/mysqld.pid"; do
+    [ -s "$f" ] || continue
+    pid=$(cat "$f")
+    if grep -qE '^(redis-server|mariadbd)' "/proc/$pid/comm" 2>/dev/null; then
+      echo "$pid"
+    fi
+  done
 }
 
 cleanup_dir() { CLEANUP_DIRS+=("$1"); }
