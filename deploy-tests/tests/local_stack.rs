@@ -454,7 +454,9 @@ fn run_local_serves_a_sale_and_stops_without_leftovers() {
         let len = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
         assert!(len > 0, "{} is missing or empty", file.display());
         assert!(
-            stack.log().contains(&format!("output in {}", file.display())),
+            stack
+                .log()
+                .contains(&format!("output in {}", file.display())),
             "the console does not say where {name}'s output goes:\n{}",
             stack.tail()
         );
