@@ -5,7 +5,7 @@ COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 NEXTEST_PROFILE := $(if $(CI),ci,default)
 
 .DEFAULT_GOAL := help
-.PHONY: help deps build fmt lint test test-coverage bench bench-module load-test simulate \
+.PHONY: help deps build fmt lint test test-coverage bench bench-module bench-stack load-test simulate \
         up down compose-logs docker-build
 
 help: ## List the targets
@@ -33,11 +33,14 @@ test-coverage: ## Line coverage of the test suite (installs cargo-llvm-cov on fi
 	$(CARGO) llvm-cov --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-llvm-cov
 	$(CARGO) llvm-cov nextest --workspace --html
 
-bench-module: ## Only SECKILL.RESERVE vs the Lua script vs INCR, and memory per buyer
+bench-module: ## Only the module rows: RESERVE vs XADD vs Lua vs INCR (shipped redis.conf and no AOF), memory per buyer
 	$(CARGO) build --release -p seckill-module
 	bash bench/module.sh
 
-bench: ## Every benchmark next to its baseline; writes docs/bench-results/ (table, JSON, PNG)
+bench-stack: ## Only the whole stack as `make run` starts it, under wrk; checks every order reached MariaDB
+	bash bench/stack.sh
+
+bench: ## Every benchmark (shipped configuration + labelled variants) next to its baseline; writes docs/bench-results/
 	bash bench/run-all.sh
 
 load-test: ## k6 against a private stack; checks exactly-S orders, no user twice, stock 0, lag 0

@@ -1,7 +1,10 @@
--- wrk script for bench/gateway.sh: POST /api/v1/seckill where every request is a distinct
--- (user, activity) pair, so every request reaches Redis and succeeds (stock is huge).
--- Env: TOKENS (file, one JWT per line), ACTIVITIES (count; activities are b0..b<n-1>),
--- REQUESTS (how many distinct requests to prepare; more than the run sends).
+-- wrk script for bench/gateway.sh and bench/stack.sh: POST /api/v1/seckill where every request
+-- is a distinct (user, activity) pair, so every request reaches Redis and succeeds (stock is
+-- huge).
+-- Env: TOKENS (file, one JWT per line), ACTIVITIES (count; activities are b0..b<n-1>, product
+-- "p"), or ACTIVITY_IDS ("id:product,id:product,...": activities created with `seckill
+-- activity create`, whose product RESERVE checks), REQUESTS (how many distinct requests to
+-- prepare; more than the run sends).
 --
 -- The requests are formatted in init(), before wrk starts its clock: building each one in
 -- request() cost wrk about half a core, taken from the gateway and Redis on the same machine.
@@ -17,7 +20,18 @@ function init(args)
   for line in io.lines(os.getenv("TOKENS")) do
     tokens[#tokens + 1] = line
   end
-  local activities = tonumber(os.getenv("ACTIVITIES") or "100")
+  local list = {}
+  local ids = os.getenv("ACTIVITY_IDS") or ""
+  for pair in string.gmatch(ids, "[^,]+") do
+    local id, product = pair:match("^([^:]+):(.*)$")
+    list[#list + 1] = { id = id, product = product }
+  end
+  if #list == 0 then
+    for a = 0, tonumber(os.getenv("ACTIVITIES") or "100") - 1 do
+      list[#list + 1] = { id = "b" .. a, product = "p" }
+    end
+  end
+  local activities = #list
   local nthreads = tonumber(os.getenv("THREADS") or "1")
   local total = math.min(tonumber(os.getenv("REQUESTS") or "1000000"), #tokens * activities)
   -- This thread's share: global request numbers tid, tid + nthreads, ... so that no
@@ -30,7 +44,8 @@ function init(args)
     reqs[#reqs + 1] = wrk.format("POST", nil, {
       ["Content-Type"] = "application/json",
       ["Authorization"] = "Bearer " .. tokens[u + 1],
-    }, '{"activity_id":"b' .. a .. '","product_id":"p","quantity":1}')
+    }, '{"activity_id":"' .. list[a + 1].id .. '","product_id":"' .. list[a + 1].product
+      .. '","quantity":1}')
     n = n + nthreads
   end
   i = 0

@@ -1,40 +1,59 @@
 #!/usr/bin/env bash
 # Gateway benchmark: wrk against POST /api/v1/seckill (JWT verify + body validation + one
-# SECKILL.RESERVE over the multiplexed connection; distinct users; stock large enough that every
-# request succeeds) and, in the same run, against a trivial warp handler on the same stack.
-# Prints a markdown table for docs/benchmarks.md.
+# SECKILL.RESERVE through the coalescer on the multiplexed connection; distinct users; stock
+# large enough that every request succeeds) and, in the same run, against a trivial warp
+# handler. Prints a markdown table for docs/benchmarks.md.
+#
+# Rows, each on a fresh redis-server (scripts/lib/stack.sh, the module loaded) and a fresh
+# gateway whose output goes to a file, as under `make run`:
+#   trivial warp handler            the baseline (fixed JSON envelope, same warp/tokio stack);
+#   shipped                         the headline: the repository's redis.conf as it ships (AOF,
+#                                   appendfsync always; only port/dir/bind overridden) and the
+#                                   gateway's log filter from configs/config.yaml (an access
+#                                   log line per request);
+#   no AOF                          redis-server with --appendonly no;
+#   access log off                  gateway.log_filter = the shipped filter + ",access=off";
+#   no AOF + access log off         both.
+# Each row also reports the gateway's CPU per request (user + system, from /proc).
 #
 # Usage: bench/gateway.sh [duration] [connections]   (defaults 10s, 64)
-# Env: THREADS USERS ACTIVITIES REQUESTS, RATE_LIMITS [on: limiters as in production; off]
+# Env: THREADS USERS ACTIVITIES REQUESTS, RATE_LIMITS [on: limiters as in production; off],
+#      GATEWAY_ROWS ["shipped noaof nolog noaof-nolog"], STACK_SKIP_BUILD=1 (use the binaries
+#      in SECKILL_BIN_DIR [$CARGO_TARGET_DIR/release, else target/release] as they are)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+# shellcheck source-path=SCRIPTDIR source=../scripts/lib/stack.sh
+source "$ROOT/scripts/lib/stack.sh"
 DUR=${1:-10s}
 CONNS=${2:-64}
 export THREADS=${THREADS:-1}
 USERS=${USERS:-20000}
 export REQUESTS=${REQUESTS:-1000000}
 ACTIVITIES=${ACTIVITIES:-100}
-# Two builds: `--bins` would apply to the module too, which has none, and leave a stale .so.
-cargo build --release -p seckill-module >&2
-cargo build --release -p seckill-gateway --bins >&2
-MODULE=$(realpath target/release/libseckill_module.so)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-RPORT=$(free_port); GPORT=$(free_port); BPORT=$(free_port)
-DIR=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$DIR"; }
-trap cleanup EXIT
+ROWS=${GATEWAY_ROWS:-shipped noaof nolog noaof-nolog}
+if [ "${STACK_SKIP_BUILD:-0}" != 1 ]; then
+  # Two builds: `--bins` would apply to the module too, which has none, and leave a stale .so.
+  cargo build --release -p seckill-module >&2
+  cargo build --release -p seckill-gateway --bins >&2
+fi
+BIN=$(seckill_bin_dir)
+MODULE=$(realpath "$BIN/libseckill_module.so")
+# The shipped log filter is configs/config.yaml's; nothing in the caller's environment may
+# change it (RUST_LOG would win over it).
+unset RUST_LOG SECKILL_GATEWAY__LOG_FILTER
+SHIPPED_FILTER=$(awk '$1 == "log_filter:" {print $2; exit}' configs/config.yaml)
+[ -n "$SHIPPED_FILTER" ] || { echo "gateway.sh: no gateway.log_filter in configs/config.yaml" >&2; exit 1; }
 
-redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$DIR" \
-  --loadmodule "$MODULE" --daemonize no --logfile "$DIR/redis.log" &
-PIDS+=($!)
-for _ in $(seq 100); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
-for a in $(seq 0 $((ACTIVITIES - 1))); do
-  redis-cli -p "$RPORT" SECKILL.CREATE "b$a" STOCK 1000000000 >/dev/null
-done
+stack_traps
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/seckill-gateway-bench.XXXXXX")
+cleanup_dir "$DIR"
+RPORT=$(free_port)
+GPORT=$(free_port)
+BPORT=$(free_port)
 
 export SECKILL_AUTH__JWT_SECRET="bench-only-secret-bench-only-secret-0123"
-target/release/seckill-gateway-bench tokens "$USERS" "$DIR/tokens.txt"
+"$BIN/seckill-gateway-bench" tokens "$USERS" "$DIR/tokens.txt"
 
 # RATE_LIMITS=on (the default) keeps the rate limiters of the production config: the per-user
 # one as configured (each user sends one request, so it never refuses) and the per-IP one with
@@ -45,42 +64,79 @@ if [ "${RATE_LIMITS:-on}" = on ]; then
 else
   export SECKILL_RATE_LIMIT__ENABLED=false
 fi
-SECKILL_GATEWAY__LOG_FILTER=error \
-  target/release/seckill-gateway --config configs/config.yaml --listen "127.0.0.1:$GPORT" \
-  --redis-url "redis://127.0.0.1:$RPORT/" --mysql-url "mysql://root@127.0.0.1:1/none" \
-  >"$DIR/gateway.log" 2>&1 &
-PIDS+=($!)
-target/release/seckill-gateway-bench baseline "127.0.0.1:$BPORT" 2>/dev/null &
-PIDS+=($!)
-for port in "$GPORT" "$BPORT"; do
-  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
-done
 
-run() { # name url
-  local out="$DIR/wrk-$RANDOM.txt"
+label() {
+  case $1 in
+  shipped) echo "shipped (redis.conf: AOF, fsync always; access log on)" ;;
+  noaof) echo "no AOF" ;;
+  nolog) echo "access log off" ;;
+  noaof-nolog) echo "no AOF + access log off" ;;
+  *) echo "gateway.sh: unknown row '$1' (shipped noaof nolog noaof-nolog)" >&2; exit 2 ;;
+  esac
+}
+
+cpu_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
+TICK=$(getconf CLK_TCK)
+
+# run TARGET CONFIG URL PID: wrk, then one table row; PID is the server whose CPU is counted.
+FAILED=0
+run() {
+  local out=$DIR/wrk-$RANDOM.txt t0 t1
+  t0=$(cpu_ticks "$4")
   TOKENS="$DIR/tokens.txt" ACTIVITIES=$ACTIVITIES \
-    wrk -t"$THREADS" -c"$CONNS" -d"$DUR" --latency -s bench/gateway.lua "$2" >"$out"
-  local rps p50 p95 p99 non2xx
+    wrk -t"$THREADS" -c"$CONNS" -d"$DUR" --latency -s bench/gateway.lua "$3" >"$out"
+  t1=$(cpu_ticks "$4")
+  local rps p50 p95 p99 non2xx total
   rps=$(awk '/Requests\/sec/ {print $2}' "$out")
   read -r p50 p95 p99 < <(awk '$1=="PCTL" {print $2, $3, $4}' "$out")
   non2xx=$(awk '/Non-2xx/ {print $5}' "$out")
-  echo "| $1 | ${rps} | ${p50} ms | ${p95} ms | ${p99} ms | ${non2xx:-0} |"
+  total=$(awk '/requests in/ {print $1}' "$out")
+  echo "| $1 | $2 | ${rps} | ${p50} ms | ${p95} ms | ${p99} ms | ${non2xx:-0} |" \
+    "$(awk -v t="$((t1 - t0))" -v hz="$TICK" -v n="$total" 'BEGIN { printf "%.1f", (n > 0 ? t * 1000000 / hz / n : 0) }') |"
   cat "$out" >&2
   FAILED=$((FAILED + ${non2xx:-0}))
 }
-FAILED=0
 
-echo "| target | requests/s | p50 | p95 | p99 | non-2xx |"
-echo "|---|---|---|---|---|---|"
-run "trivial warp handler" "http://127.0.0.1:$BPORT/"
-run "POST /api/v1/seckill" "http://127.0.0.1:$GPORT/api/v1/seckill"
+echo "| target | config | requests/s | p50 | p95 | p99 | non-2xx | HTTP server CPU µs/request |"
+echo "|---|---|---|---|---|---|---|---|"
+
+spawn baseline "$DIR/baseline.log" "$BIN/seckill-gateway-bench" baseline "127.0.0.1:$BPORT"
+wait_for_port 30 "$BPORT" || { echo "gateway.sh: the trivial handler did not start" >&2; exit 1; }
+run "trivial warp handler" "–" "http://127.0.0.1:$BPORT/" "$SPAWNED_PID"
+stop_spawned
+
+for row in $ROWS; do
+  name=$(label "$row")
+  extra=()
+  filter=$SHIPPED_FILTER
+  case $row in *noaof*) extra=(--appendonly no) ;; esac
+  case $row in *nolog*) filter="$SHIPPED_FILTER,access=off" ;; esac
+  rm -rf "$DIR/redis"
+  mkdir -p "$DIR/redis"
+  redis_cmd "$RPORT" "$DIR/redis" "$MODULE" "${extra[@]}"
+  spawn redis "$DIR/redis-$row.log" "${REDIS_CMD[@]}"
+  wait_until 30 redis_up "$RPORT" || { tail "$DIR/redis-$row.log" >&2; exit 1; }
+  for a in $(seq 0 $((ACTIVITIES - 1))); do
+    redis-cli -p "$RPORT" SECKILL.CREATE "b$a" STOCK 1000000000 >/dev/null
+  done
+  spawn gateway "$DIR/gateway-$row.log" env SECKILL_GATEWAY__LOG_FILTER="$filter" \
+    "$BIN/seckill-gateway" --config configs/config.yaml --listen "127.0.0.1:$GPORT" \
+    --redis-url "redis://127.0.0.1:$RPORT/" --mysql-url "mysql://root@127.0.0.1:1/none"
+  gpid=$SPAWNED_PID
+  wait_for_port 30 "$GPORT" || { tail "$DIR/gateway-$row.log" >&2; exit 1; }
+  run "POST /api/v1/seckill" "$name" "http://127.0.0.1:$GPORT/api/v1/seckill" "$gpid"
+  echo "gateway.sh: $name: redis appendonly $(redis-cli -p "$RPORT" CONFIG GET appendonly | tail -1)," \
+    "log filter '$filter', gateway log $(wc -l <"$DIR/gateway-$row.log") lines" >&2
+  echo "redis: $(redis-cli -p "$RPORT" SECKILL.STATUS b0 | paste -sd' ' | cut -c1-80)" >&2
+  if [ "$FAILED" -gt 0 ]; then
+    echo "gateway.sh: $FAILED requests were not 2xx; the run is invalid. One reply:" >&2
+    curl -s -XPOST "http://127.0.0.1:$GPORT/api/v1/seckill" -H 'content-type: application/json' \
+      -H "authorization: Bearer $(head -1 "$DIR/tokens.txt")" \
+      -d '{"activity_id":"b0","product_id":"p","quantity":1}' >&2 || true
+    exit 1
+  fi
+  stop_spawned
+done
 echo
-echo "redis: $(redis-cli -p "$RPORT" SECKILL.STATUS b0 | paste -sd' ' | cut -c1-80)"
-# The numbers only mean something if every request reserved: refuse to report a failed run.
-if [ "$FAILED" -gt 0 ]; then
-  echo "gateway.sh: $FAILED requests were not 2xx; the run is invalid. One reply:" >&2
-  curl -s -XPOST "http://127.0.0.1:$GPORT/api/v1/seckill" -H 'content-type: application/json' \
-    -H "authorization: Bearer $(head -1 "$DIR/tokens.txt")" \
-    -d '{"activity_id":"b0","product_id":"p","quantity":1}' >&2 || true
-  exit 1
-fi
+echo "wrk: $THREADS thread(s), $CONNS connections, $DUR per row; $USERS users x $ACTIVITIES activities;" \
+  "rate limiters ${RATE_LIMITS:-on}; shipped log filter '$SHIPPED_FILTER'; $(nproc) cores, $(date -u +%Y-%m-%d)."

@@ -30,7 +30,7 @@ DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-120}
 K6_TIMEOUT=${K6_TIMEOUT:-300}
 [ "$STOCK" -le "$USERS" ] || { echo "STOCK ($STOCK) must not exceed USERS ($USERS)" >&2; exit 2; }
 
-# shellcheck source=sim/stack.sh
+# shellcheck source-path=SCRIPTDIR source=sim/stack.sh
 source "$ROOT/bench/sim/stack.sh"
 
 ensure_venv

@@ -3,12 +3,16 @@
 
   plot.py collect RAW_DIR OUT.json
       Reads the outputs the benchmarks printed (RAW_DIR/module.md from bench/module.sh,
-      gateway.md from bench/gateway.sh, worker.md from the worker's drain bench; each a
-      markdown table) and RAW_DIR/meta.json (machine, commands), and writes one JSON document:
-      groups of rows, each row next to its baseline, with the issue's targets checked. A
-      benchmark that did not run is a group with status "not available yet" (or "failed").
+      gateway.md from bench/gateway.sh, stack.md from bench/stack.sh, worker.md from the
+      worker's drain bench; each a markdown table) and RAW_DIR/meta.json (machine, commands),
+      and writes one JSON document: groups of rows, each row named with its configuration
+      (shipped redis.conf or no AOF, access log on or off) and next to its baseline, the
+      issue's targets checked, and the cross-row ratios (stack / trivial handler, stack /
+      gateway alone, durable / no AOF, access log shipped / off, RESERVE / XADD, RESERVE / Lua,
+      worker / plain INSERT). A benchmark that did not run is a group with status "not
+      available yet" (or "failed").
   plot.py table RESULT.json
-      Prints the summary table (markdown).
+      Prints the summary table and the ratios (markdown).
   plot.py plot RESULT.json OUT.png
       Throughput and p50/p95/p99 per row, each next to its baseline (matplotlib, Agg).
 
@@ -100,6 +104,16 @@ def status_of(raw, name):
     return (st or "not available yet").strip()
 
 
+def module_role(name):
+    if name.startswith("SECKILL"):
+        return "subject"
+    if name.startswith("XADD"):
+        return "baseline"
+    if name.startswith("Lua"):
+        return "comparison"
+    return "reference"
+
+
 def module_groups(raw):
     text = read(os.path.join(raw, "module.md"))
     st = status_of(raw, "module")
@@ -108,18 +122,20 @@ def module_groups(raw):
                 {"name": "Redis memory per buyer", "status": st, "rows": []}]
     groups = []
     for head, rows in md_tables(text):
-        if col(head, "pipeline"):
-            by_pipe = {}
+        if col(head, "pipeline") and col(head, "requests/s") and col(head, "p50"):
+            config_col = col(head, "config")
+            by_key = {}
             for r in rows:
-                by_pipe.setdefault(r[col(head, "pipeline")], []).append(r)
-            for pipe, rs in by_pipe.items():
-                g = {"name": f"module, pipeline {pipe}", "status": "ok", "unit": "requests/s",
-                     "rows": [], "command": "bench/module.sh"}
+                key = (r.get(config_col, "") if config_col else "", r[col(head, "pipeline")])
+                by_key.setdefault(key, []).append(r)
+            for (config, pipe), rs in by_key.items():
+                g = {"name": f"module, {config + ', ' if config else ''}pipeline {pipe}", "status": "ok",
+                     "unit": "requests/s", "rows": [], "command": "bench/module.sh",
+                     "config": config, "pipeline": int(pipe)}
                 for r in rs:
                     name = r[head[0]]
-                    role = ("subject" if name.startswith("SECKILL") else
-                            "baseline" if name.startswith("Lua") else "reference")
-                    row = row_of(head, r, name, role, "requests/s")
+                    row = row_of(head, r, name, module_role(name), "requests/s")
+                    row["config"] = config
                     cpu = col(head, "cpu", "request")
                     if cpu:
                         row["server_cpu_us_per_request"] = number(r.get(cpu))
@@ -127,7 +143,7 @@ def module_groups(raw):
                 groups.append(g)
         elif col(head, "bytes per buyer"):
             g = {"name": "Redis memory per buyer", "status": "ok", "unit": "bytes", "rows": [],
-                 "command": "bench/module.sh (1,000,000 reservations)"}
+                 "command": "bench/module.sh (1,000,000 reservations, shipped redis.conf)"}
             for r in rows:
                 name = r[head[0]]
                 g["rows"].append({"name": name, "unit": "bytes",
@@ -135,6 +151,17 @@ def module_groups(raw):
                                   "bytes": number(r[col(head, "bytes per buyer")])})
             groups.append(g)
     return groups
+
+
+# The gateway's configurations (bench/gateway.sh labels), the headline one first.
+GATEWAY_CONFIGS = {"shipped": "shipped", "no AOF": "noaof", "access log off": "nolog",
+                   "no AOF + access log off": "noaof-nolog"}
+
+
+def gateway_config_key(config):
+    if config.startswith("shipped"):
+        return "shipped"
+    return GATEWAY_CONFIGS.get(config)
 
 
 def gateway_group(raw):
@@ -147,14 +174,54 @@ def gateway_group(raw):
     for head, rows in md_tables(text):
         if not col(head, "requests/s"):
             continue
+        config_col = col(head, "config")
         for r in rows:
-            name = r[head[0]]
-            role = "baseline" if "trivial" in name.lower() else "subject"
+            target = r[head[0]]
+            config = r.get(config_col, "") if config_col else ""
+            if "trivial" in target.lower():
+                name, role, key = target, "baseline", "trivial"
+            else:
+                key = gateway_config_key(config) or "shipped"
+                name = f"{target}, {config}" if config else target
+                role = "subject" if key == "shipped" else "variant"
             row = row_of(head, r, name, role, "requests/s")
+            row["config"] = config
+            row["key"] = key
+            row["label"] = name if key == "trivial" else f"POST, {'shipped' if key == 'shipped' else config}"
             non = col(head, "non-2xx")
             if non:
                 row["non_2xx"] = number(r.get(non))
+            cpu = col(head, "cpu", "request")
+            if cpu:
+                row["server_cpu_us_per_request"] = number(r.get(cpu))
             g["rows"].append(row)
+    return g
+
+
+def stack_group(raw):
+    text = read(os.path.join(raw, "stack.md"))
+    st = status_of(raw, "stack")
+    g = {"name": "stack (make run)", "status": st, "unit": "requests/s", "rows": [],
+         "command": "bench/stack.sh"}
+    if st != "ok" or not text:
+        return g
+    for head, rows in md_tables(text):
+        if not col(head, "requests/s"):
+            continue
+        config_col = col(head, "config")
+        for r in rows:
+            row = row_of(head, r, r[head[0]], "subject", "requests/s")
+            row["config"] = r.get(config_col, "") if config_col else ""
+            for key, words in (("non_2xx", ("non-2xx",)), ("orders", ("orders",)),
+                               ("drained_after_s", ("drained",))):
+                h = col(head, *words)
+                if h:
+                    row[key] = number(r.get(h))
+            g["rows"].append(row)
+    # The CPU line under the table: where the machine's time went during the load.
+    cpu = re.search(r"^CPU seconds during.*$", text, re.M)
+    if cpu:
+        g["cpu"] = cpu.group(0)
     return g
 
 
@@ -186,19 +253,22 @@ def pick(g, role):
 
 def check_targets(groups):
     for g in groups:
-        s, b = pick(g, "subject"), pick(g, "baseline")
+        s = pick(g, "subject")
         if g["status"] != "ok" or s is None:
             continue
-        if g["name"].startswith("module") and b and b.get("throughput"):
-            ratio = s["throughput"] / b["throughput"]
-            g["target"] = {"text": "RESERVE >= 3x the Lua script", "short": "RESERVE >= 3x Lua", "ratio": round(ratio, 2),
-                           "met": ratio >= 3}
-            cs, cb = s.get("server_cpu_us_per_request"), b.get("server_cpu_us_per_request")
-            if cs and cb:
-                g["target"]["server_cpu_ratio"] = round(cb / cs, 2)
+        b = pick(g, "baseline")
+        if g["name"].startswith("module"):
+            lua = next((r for r in g["rows"] if r["name"].startswith("Lua, feature")), None)
+            if lua and lua.get("throughput"):
+                ratio = s["throughput"] / lua["throughput"]
+                g["target"] = {"text": "RESERVE >= 3x the feature-equivalent Lua script",
+                               "short": "RESERVE >= 3x Lua", "ratio": round(ratio, 2), "met": ratio >= 3}
+                cs, cl = s.get("server_cpu_us_per_request"), lua.get("server_cpu_us_per_request")
+                if cs and cl:
+                    g["target"]["server_cpu_ratio"] = round(cl / cs, 2)
         elif g["name"] == "gateway" and b and b.get("throughput"):
             ratio = s["throughput"] / b["throughput"]
-            g["target"] = {"text": ">= 0.4x the trivial handler and >= 50,000 requests/s",
+            g["target"] = {"text": ">= 0.4x the trivial handler and >= 50,000 requests/s (shipped configuration)",
                            "short": ">= 0.4x trivial and >= 50k/s",
                            "ratio": round(ratio, 2),
                            "met": ratio >= 0.4 and s["throughput"] >= 50000}
@@ -212,13 +282,68 @@ def check_targets(groups):
                            "met": s["bytes"] <= 100}
 
 
+def ratios(groups):
+    """The cross-row ratios `make bench` reports: each names its two rows."""
+    by_name = {g["name"]: g for g in groups if g["status"] == "ok"}
+    out = []
+
+    def add(name, num, den, what):
+        if num and den and num.get("throughput") and den.get("throughput"):
+            out.append({"name": name, "value": round(num["throughput"] / den["throughput"], 2),
+                        "numerator": num["name"], "denominator": den["name"], "measures": what})
+
+    gw = by_name.get("gateway", {"rows": []})
+    gwk = {r.get("key"): r for r in gw["rows"]}
+    stack = pick(by_name["stack (make run)"], "subject") if "stack (make run)" in by_name else None
+    add("stack / trivial handler", stack, gwk.get("trivial"),
+        "the whole stack against the cheapest warp reply")
+    add("stack / gateway alone (shipped)", stack, gwk.get("shipped"),
+        "what MariaDB, the worker, etcd and honcho next to the gateway cost")
+    add("gateway durable / no AOF (access log on)", gwk.get("shipped"), gwk.get("noaof"),
+        "appendfsync always, seen through the gateway")
+    add("gateway durable / no AOF (access log off)", gwk.get("nolog"), gwk.get("noaof-nolog"),
+        "appendfsync always, seen through the gateway")
+    add("gateway access log shipped / off (AOF)", gwk.get("shipped"), gwk.get("nolog"),
+        "one JSON access-log line per request, written to a file")
+    add("gateway access log shipped / off (no AOF)", gwk.get("noaof"), gwk.get("noaof-nolog"),
+        "one JSON access-log line per request, written to a file")
+    modules = [g for g in groups if g["name"].startswith("module") and g["status"] == "ok"]
+    for g in modules:
+        s = pick(g, "subject")
+        x = next((r for r in g["rows"] if r["name"].startswith("XADD")), None)
+        lua = next((r for r in g["rows"] if r["name"].startswith("Lua, feature")), None)
+        where = f"{g.get('config') or 'module'}, pipeline {g.get('pipeline', '?')}"
+        add(f"RESERVE / XADD ({where})", s, x, "RESERVE against the stream append it cannot avoid")
+        add(f"RESERVE / Lua ({where})", s, lua, "RESERVE against the feature-equivalent script")
+    for pipe in (16, 1):
+        pair = {g.get("config", ""): pick(g, "subject") for g in modules if g.get("pipeline") == pipe}
+        durable = next((r for c, r in pair.items() if c.startswith("shipped")), None)
+        add(f"RESERVE durable / no AOF (pipeline {pipe})", durable, pair.get("no AOF"),
+            "appendfsync always at the module")
+    wk = by_name.get("worker drain")
+    if wk:
+        add("worker / plain batched INSERT", pick(wk, "subject"), pick(wk, "baseline"),
+            "the worker against the database's own limit")
+    return out
+
+
 def collect(raw, out):
     meta = json.loads(read(os.path.join(raw, "meta.json")) or "{}")
-    groups = module_groups(raw) + [gateway_group(raw), worker_group(raw)]
+    groups = module_groups(raw) + [gateway_group(raw), stack_group(raw), worker_group(raw)]
     # Memory last: it is not a throughput/latency row.
     groups.sort(key=lambda g: g["name"].startswith("Redis memory"))
+    # The stack's row is read next to the gateway's own rows of the same run: the trivial
+    # handler (its baseline) and the gateway alone as shipped (copies, marked as such).
+    st = next(g for g in groups if g["name"] == "stack (make run)")
+    gw = next(g for g in groups if g["name"] == "gateway")
+    if st["status"] == "ok" and gw["status"] == "ok":
+        for key, name, role in (("trivial", "trivial warp handler (gateway.sh, same run)", "baseline"),
+                                ("shipped", "gateway alone, shipped (gateway.sh, same run)", "reference")):
+            r = next((r for r in gw["rows"] if r.get("key") == key), None)
+            if r:
+                st["rows"].append(dict(r, name=name, label=name, role=role, copied_from="gateway"))
     check_targets(groups)
-    doc = dict(meta, groups=groups)
+    doc = dict(meta, groups=groups, ratios=ratios(groups))
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     json.dump(doc, open(out, "w"), indent=1, ensure_ascii=False)
 
@@ -266,11 +391,22 @@ def table(path):
                 if "server_cpu_ratio" in t:
                     tgt += f" (server CPU {t['server_cpu_ratio']}x less)"
             print(f"| {g['name']} | {r['name']} | {r['role']} | {tp} | {p50} | {p95} | {p99} | {vs} | {tgt} |")
+    if doc.get("ratios"):
+        print()
+        print("| ratio | value | measures |")
+        print("|---|---|---|")
+        for q in doc["ratios"]:
+            print(f"| {q['name']} | {q['value']:.2f}x | {q['measures']} |")
+    for g in doc["groups"]:
+        if g.get("cpu"):
+            print()
+            print(f"{g['name']}: {g['cpu']}")
 
 
 # ---------------------------------------------------------------------------- plot
 
-COLORS = {"subject": "tab:blue", "baseline": "tab:gray", "reference": "tab:olive"}
+COLORS = {"subject": "tab:blue", "variant": "tab:cyan", "baseline": "tab:gray",
+          "comparison": "tab:orange", "reference": "tab:olive"}
 
 
 def plot(path, png):
@@ -291,7 +427,7 @@ def plot(path, png):
                       transform=ax_t.transAxes)
             continue
         rows = g["rows"]
-        names = [r["name"] for r in rows]
+        names = [r.get("label", r["name"]) for r in rows]
         colors = [COLORS[r["role"]] for r in rows]
         target = g.get("target")
         if "bytes" in rows[0]:
@@ -316,7 +452,7 @@ def plot(path, png):
         for y, v in enumerate(vals):
             ax_t.text(v, y, f" {v:,.0f}", va="center", fontsize=8)
         ax_t.set_xlim(0, max(vals) * 1.25 or 1)
-        if g["name"] == "gateway" or g["name"] == "worker drain":
+        if g["name"] in ("gateway", "worker drain"):
             ax_t.axvline(50000, color="tab:red", linestyle="--", linewidth=1, label="target 50,000/s")
             ax_t.legend(fontsize=8, loc="lower right")
         ax_t.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
@@ -350,7 +486,8 @@ def plot(path, png):
         ax_l.grid(axis="x", alpha=0.3)
     m = doc.get("machine", {})
     fig.suptitle(f"seckill benchmarks, {doc.get('date', '')} — {m.get('cores', '?')} cores, load "
-                 f"{m.get('load_before', '?')}; blue: ours, gray: baseline, olive: reference",
+                 f"{m.get('load_before', '?')}; blue: ours as shipped, cyan: other configurations, "
+                 f"gray: baseline, orange: Lua, olive: reference",
                  fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     tmp = png + ".tmp"

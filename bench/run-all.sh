@@ -1,27 +1,40 @@
 #!/usr/bin/env bash
 # `make bench`: every benchmark, each row side by side with its baseline, in one run.
 #
-#   1. builds the release binaries once (gateway, worker, CLI, module; the worker's drain bench);
-#   2. runs bench/module.sh (SECKILL.RESERVE vs the Lua script vs INCR, memory per buyer),
-#      bench/gateway.sh (POST /api/v1/seckill vs a trivial warp handler, wrk) and the worker's
-#      drain bench (worker vs plain batched INSERTs), each on private servers it starts itself;
+#   1. builds the release binaries once (gateway, worker, CLI, module; the worker's drain bench)
+#      into $CARGO_TARGET_DIR (default target/), and every step uses those (STACK_SKIP_BUILD=1);
+#   2. runs, each on private servers it starts itself and stops, in the shipped configuration
+#      (redis.conf with AOF and appendfsync always; the gateway's shipped log filter, output to
+#      a file) with clearly labelled variants next to it:
+#      bench/module.sh   SECKILL.RESERVE, bare XADD of the same entry (baseline), the
+#                        feature-equivalent and the minimal Lua scripts, INCR; shipped and no AOF;
+#                        memory per buyer;
+#      bench/gateway.sh  a trivial warp handler (baseline), POST /api/v1/seckill shipped, no AOF,
+#                        access log off, no AOF + access log off (wrk);
+#      bench/stack.sh    the whole stack as `make run` starts it (scripts/run-local.sh), the
+#                        worker draining into MariaDB, same wrk load; orders checked after;
+#      the worker's drain bench (worker vs plain batched INSERTs);
 #      a benchmark that does not exist yet becomes a "not available yet" row, never a number;
 #   3. bench/plot.py turns their tables into docs/bench-results/<date>.json and the plot
 #      docs/bench-results/latest.png (throughput and p50/p95/p99 per row next to its baseline),
-#      and prints the summary table (also written to docs/bench-results/<date>.md).
+#      and prints the summary table and the ratios (stack / trivial, stack / gateway alone,
+#      durable / no AOF, access log shipped / off, RESERVE / XADD, RESERVE / Lua, worker /
+#      INSERT), also written to docs/bench-results/<date>.md.
 # The raw output of each benchmark is kept in .state/bench/<date>/ (NAME.md tables, NAME.log).
 #
-# Environment: BENCH_ONLY ["module gateway worker"] BENCH_MODULE_REQUESTS [1000000]
-#   BENCH_GATEWAY_DURATION [10s] BENCH_GATEWAY_CONNECTIONS [64] BENCH_WORKER_ENTRIES [200000]
-#   BENCH_STEP_TIMEOUT [1200 s per benchmark] STACK_SKIP_BUILD=1 (use target/release as is)
+# Environment: BENCH_ONLY ["module gateway stack worker"] BENCH_MODULE_REQUESTS [1000000 per
+#   pipelined row] BENCH_MODULE_UNPIPELINED_REQUESTS [200000 per unpipelined row]
+#   BENCH_GATEWAY_DURATION [10s per row, also the stack's] BENCH_GATEWAY_CONNECTIONS [64]
+#   BENCH_WORKER_ENTRIES [200000] BENCH_STEP_TIMEOUT [1200 s per benchmark]
+#   STACK_SKIP_BUILD=1 (use the binaries in SECKILL_BIN_DIR / $CARGO_TARGET_DIR/release as is)
 # Exit status 1 when a benchmark that exists failed (missed targets are reported, not fatal).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-# shellcheck source=sim/stack.sh
+# shellcheck source-path=SCRIPTDIR source=sim/stack.sh
 source "$ROOT/bench/sim/stack.sh"
 
-ONLY=${BENCH_ONLY:-module gateway worker}
+ONLY=${BENCH_ONLY:-module gateway stack worker}
 STEP_TIMEOUT=${BENCH_STEP_TIMEOUT:-1200}
 DATE=$(date -u +%Y-%m-%d)
 OUT=$ROOT/docs/bench-results
@@ -57,11 +70,18 @@ except Exception:
                     "os": out("sh", "-c", ". /etc/os-release && echo $PRETTY_NAME")},
         "versions": {"rustc": out("rustc", "--version"), "redis": out("redis-server", "--version"),
                      "mariadb": out("mariadbd", "--version"), "wrk": out("sh", "-c", "wrk -v 2>&1 | head -1")},
-        "commands": {"module": "bash bench/module.sh $BENCH_MODULE_REQUESTS",
+        "commands": {"module": "bash bench/module.sh $BENCH_MODULE_REQUESTS $BENCH_MODULE_UNPIPELINED_REQUESTS",
                      "gateway": "bash bench/gateway.sh $BENCH_GATEWAY_DURATION $BENCH_GATEWAY_CONNECTIONS",
+                     "stack": "bash bench/stack.sh $BENCH_GATEWAY_DURATION $BENCH_GATEWAY_CONNECTIONS",
                      "worker": "ENTRIES=$BENCH_WORKER_ENTRIES cargo bench -p seckill-worker --bench drain"},
-        "settings": {k: os.environ.get(k) for k in ("BENCH_MODULE_REQUESTS", "BENCH_GATEWAY_DURATION",
-                     "BENCH_GATEWAY_CONNECTIONS", "BENCH_WORKER_ENTRIES")},
+        "configurations": {
+            "shipped": "redis-server with the repository's redis.conf (appendonly yes, appendfsync always) "
+                       "plus --port/--dir/--bind and the module; gateway log filter of configs/config.yaml "
+                       "(access log on), output to a file",
+            "no AOF": "the same with redis-server --appendonly no",
+            "access log off": "SECKILL_GATEWAY__LOG_FILTER = the shipped filter + ',access=off'"},
+        "settings": {k: os.environ.get(k) for k in ("BENCH_MODULE_REQUESTS", "BENCH_MODULE_UNPIPELINED_REQUESTS",
+                     "BENCH_GATEWAY_DURATION", "BENCH_GATEWAY_CONNECTIONS", "BENCH_WORKER_ENTRIES")},
     }
 doc["machine"][which] = round(os.getloadavg()[0], 2)
 json.dump(doc, open(path, "w"), indent=1)
@@ -94,6 +114,7 @@ missing() { # NAME WHY
 
 rm -f "$RAW/meta.json"
 export BENCH_MODULE_REQUESTS=${BENCH_MODULE_REQUESTS:-1000000}
+export BENCH_MODULE_UNPIPELINED_REQUESTS=${BENCH_MODULE_UNPIPELINED_REQUESTS:-200000}
 export BENCH_GATEWAY_DURATION=${BENCH_GATEWAY_DURATION:-10s}
 export BENCH_GATEWAY_CONNECTIONS=${BENCH_GATEWAY_CONNECTIONS:-64}
 export BENCH_WORKER_ENTRIES=${BENCH_WORKER_ENTRIES:-200000}
@@ -104,17 +125,25 @@ HAVE_DRAIN=0
 if [ "$HAVE_DRAIN" = 1 ] && [ "${STACK_SKIP_BUILD:-0}" != 1 ] && wanted worker; then
   cargo bench --no-run -p seckill-worker --bench drain >&2 || stack_say "building the drain bench failed"
 fi
+# Built once above: the steps use these binaries as they are.
+export STACK_SKIP_BUILD=1 SECKILL_BIN_DIR=$BIN
 meta load_before
 
 if wanted module; then
   if [ -f bench/module.sh ]; then
-    step module env SECKILL_MODULE="$BIN/libseckill_module.so" bash bench/module.sh "$BENCH_MODULE_REQUESTS"
+    step module env SECKILL_MODULE="$BIN/libseckill_module.so" bash bench/module.sh "$BENCH_MODULE_REQUESTS" \
+      "$BENCH_MODULE_UNPIPELINED_REQUESTS"
   else missing module "bench/module.sh not found"; fi
 fi
 if wanted gateway; then
   if [ -f bench/gateway.sh ]; then
     step gateway bash bench/gateway.sh "$BENCH_GATEWAY_DURATION" "$BENCH_GATEWAY_CONNECTIONS"
   else missing gateway "bench/gateway.sh not found"; fi
+fi
+if wanted stack; then
+  if [ -f bench/stack.sh ]; then
+    step stack bash bench/stack.sh "$BENCH_GATEWAY_DURATION" "$BENCH_GATEWAY_CONNECTIONS"
+  else missing stack "bench/stack.sh not found"; fi
 fi
 if wanted worker; then
   if [ "$HAVE_DRAIN" = 1 ]; then

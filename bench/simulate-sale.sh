@@ -34,7 +34,7 @@ BUDGET=${SIM_BUDGET_S:-900}
 EXPECTED_RPS=${SIM_EXPECTED_RPS:-$(($(nproc) * 2500))}
 OUT=${SIM_OUT:-$ROOT/docs/bench-results}
 
-# shellcheck source=sim/stack.sh
+# shellcheck source-path=SCRIPTDIR source=sim/stack.sh
 source "$ROOT/bench/sim/stack.sh"
 
 # Scale: predicted seconds = seeding (~10,000 users/s) + clicks / expected rate + tail + drain.

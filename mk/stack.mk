@@ -8,7 +8,7 @@ run: ## Build and run the whole stack in the foreground (Redis+module, MariaDB, 
 health: ## Check the running stack: gateway /health and /metrics, worker /metrics, Redis, MariaDB, etcd
 	bash scripts/run-local.sh health
 
-logs: ## Follow the local stack's logs (.state/logs/*.log)
+logs: ## Follow the local stack's logs (each process writes its own .state/logs/NAME.log)
 	bash scripts/run-local.sh logs
 
 dev: ## Like run, rebuilt and restarted on every source change (cargo-watch)

@@ -3,7 +3,10 @@
 # and etcd, all under a project-local state directory (.state/), then the gateway and one
 # worker, in the foreground. The processes are listed in the Procfile and supervised by honcho
 # (installed into .state/venv on first use); Ctrl-C or SIGTERM stops every one of them.
-# A second run reuses .state/ (data, demo activity, users).
+# Each process writes its output straight to .state/logs/NAME.log (`make logs` follows them);
+# the console shows the banner and one line per process start, log file and exit.
+# How each server is started (ports, data directories, redis.conf) is in scripts/lib/stack.sh,
+# shared with the benchmarks. A second run reuses .state/ (data, demo activity, users).
 #
 #   scripts/run-local.sh [run]          set up, build, start, seed, print URLs and logins
 #   scripts/run-local.sh health         check a running stack (exit 1 when something is down)
@@ -13,7 +16,8 @@
 #   scripts/run-local.sh db-init        create the database (if missing) and migrate it
 #   scripts/run-local.sh db-migrate     apply pending migrations
 #   scripts/run-local.sh db-rollback    revert every migration (asks first; drops all data)
-#   scripts/run-local.sh proc NAME CMD  (used by the Procfile) log, wait for NAME's deps, exec CMD
+#   scripts/run-local.sh proc NAME      (used by the Procfile) wait for NAME's dependencies,
+#                                       send its output to .state/logs/NAME.log, exec it
 #
 # Environment (defaults in brackets):
 #   SECKILL_REDIS_PORT [6379] SECKILL_MYSQL_PORT [3306] SECKILL_ETCD_PORT [2379]
@@ -24,8 +28,8 @@
 #   SECKILL_DEMO_STOCK [100]     stock of the demo activity created on the first run
 #   SECKILL_SKIP_SETUP=1         do not run scripts/setup.sh (packages already installed)
 #   SECKILL_SKIP_BUILD=1         do not run cargo build (use the binaries already built)
-#   SECKILL_BIN_DIR [target/release] where seckill, seckill-gateway, seckill-worker and
-#                                libseckill_module.so are (with SECKILL_SKIP_BUILD=1)
+#   SECKILL_BIN_DIR [$CARGO_TARGET_DIR/release, else target/release] where seckill,
+#                                seckill-gateway, seckill-worker and libseckill_module.so are
 #   SECKILL_STARTUP_TIMEOUT [120] seconds to wait for each server to come up
 # The binaries also read configs/config.yaml; this script overrides the addresses with
 # SECKILL_<SECTION>__<KEY> variables so they point at the servers it started.
@@ -33,6 +37,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+# shellcheck source-path=SCRIPTDIR source=lib/stack.sh
+source "$ROOT/scripts/lib/stack.sh"
 
 STATE=${SECKILL_STATE_DIR:-$ROOT/.state}
 case $STATE in /*) ;; *) STATE=$ROOT/$STATE ;; esac
@@ -50,8 +56,7 @@ STARTUP_TIMEOUT=${SECKILL_STARTUP_TIMEOUT:-120}
 VENV=${SECKILL_VENV:-$ROOT/.state/venv}
 HONCHO_VERSION=2.0.0
 # Where the binaries and the module are; tests point it at target/debug.
-RELEASE_DIR=${SECKILL_BIN_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/release}
-case $RELEASE_DIR in /*) ;; *) RELEASE_DIR=$ROOT/$RELEASE_DIR ;; esac
+RELEASE_DIR=$(seckill_bin_dir)
 GATEWAY_URL=http://127.0.0.1:$GATEWAY_PORT
 WORKER_METRICS_URL=http://127.0.0.1:$WORKER_METRICS_PORT/metrics
 ETCD_URL=http://127.0.0.1:$ETCD_PORT
@@ -85,53 +90,17 @@ export_stack_env() {
   fi
 }
 
-# MariaDB's settings, rewritten on every run so port changes take effect. The [client]
-# section lets `mariadb --defaults-file=.state/my.cnf` reach this server.
-write_my_cnf() {
-  local user_line=""
-  # mariadbd refuses to run as root unless told to (we are root in CI and containers).
-  [ "$(id -u)" -eq 0 ] && user_line="user=root"
-  cat >"$STATE/my.cnf" <<EOF
-# Written by scripts/run-local.sh; edits are overwritten on the next run.
-[mariadbd]
-datadir=$STATE/mysql
-port=$MYSQL_PORT
-bind-address=127.0.0.1
-socket=$STATE/run/mysqld.sock
-pid-file=$STATE/run/mysqld.pid
-$user_line
-skip-name-resolve
-skip-log-bin
-character-set-server=utf8mb4
-collation-server=utf8mb4_general_ci
-innodb-buffer-pool-size=128M
-max-connections=500
+# MariaDB's settings (scripts/lib/stack.sh), rewritten on every run so port changes take
+# effect. The [client] section lets `mariadb --defaults-file=.state/my.cnf` reach this server.
+write_my_cnf() { mariadb_write_cnf "$STATE/my.cnf" "$STATE/mysql" "$MYSQL_PORT" "$STATE/run" 128M; }
 
-[client]
-host=127.0.0.1
-port=$MYSQL_PORT
-user=root
-protocol=tcp
-EOF
-}
-
-# First run only: the system tables. Installed into a scratch directory and renamed, so an
-# interrupted first run never leaves a half-initialised data directory that looks complete.
+# First run only: the system tables.
 init_mariadb() {
   [ -d "$STATE/mysql/mysql" ] && return 0
   say "initialising MariaDB in $STATE/mysql (first run)"
-  local tmp=$STATE/mysql.partial
-  rm -rf "$tmp" "$STATE/mysql"
-  local args=(--no-defaults "--datadir=$tmp" --auth-root-authentication-method=normal --skip-test-db)
-  [ "$(id -u)" -eq 0 ] && args+=(--user=root)
-  if ! mariadb-install-db "${args[@]}" >"$STATE/logs/mysql-install.log" 2>&1; then
-    tail -n 30 "$STATE/logs/mysql-install.log" >&2
+  mariadb_init "$STATE/mysql" "$STATE/logs/mysql-install.log" ||
     die "mariadb-install-db failed (full output in $STATE/logs/mysql-install.log)"
-  fi
-  mv "$tmp" "$STATE/mysql"
 }
-
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # A server left over from a run that was SIGKILLed, or a system-wide one, would make ours
 # fail with a less helpful message: say which port and how to move.
@@ -181,22 +150,15 @@ build() {
   done
 }
 
-# wait_until DESCRIPTION LOGNAME COMMAND...: polls COMMAND until it succeeds, or gives up
-# after SECKILL_STARTUP_TIMEOUT seconds pointing at the log that will say why.
-wait_until() {
+# await DESCRIPTION LOGNAME COMMAND...: polls COMMAND until it succeeds, or gives up after
+# SECKILL_STARTUP_TIMEOUT seconds pointing at the log that will say why.
+await() {
   local what=$1 log=$2
   shift 2
-  local deadline=$((SECONDS + STARTUP_TIMEOUT))
-  until "$@" >/dev/null 2>&1; do
-    [ "$SECONDS" -lt "$deadline" ] ||
-      die "$what not ready after ${STARTUP_TIMEOUT}s; see $STATE/logs/$log.log"
-    sleep 0.2
-  done
+  wait_until "$STARTUP_TIMEOUT" "$@" ||
+    die "$what not ready after ${STARTUP_TIMEOUT}s; see $STATE/logs/$log.log"
 }
 
-redis_up() { [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
-mysql_up() { mariadb --defaults-file="$STATE/my.cnf" -N -B -e 'SELECT 1'; }
-etcd_up() { curl -fsS --max-time 2 "$ETCD_URL/health" | grep -q '"health":"true"'; }
 gateway_up() { curl -fsS --max-time 2 "$GATEWAY_URL/health"; }
 
 seckill_cli() { "$RELEASE_DIR/seckill" "$@"; }
@@ -222,34 +184,43 @@ bootstrap_db() {
   echo "demo activity $id created (stock $DEMO_STOCK, limit 1 per user)"
 }
 
-# `proc NAME CMD...`: one Procfile line. Output goes to honcho and to .state/logs/NAME.log;
-# the gateway first waits for the servers and migrates, the worker waits for the gateway's
-# bootstrap; then CMD replaces this shell so honcho's SIGTERM reaches the real process.
+# `proc NAME`: one Procfile line. The gateway first waits for the servers, migrates and seeds
+# (those few lines go to the console and to gateway.log), the worker waits for that bootstrap;
+# then the process's output is redirected to .state/logs/NAME.log and the process replaces
+# this shell (exec): honcho's SIGTERM reaches the real process, and no output line crosses
+# honcho or any other process on its way to the file.
 cmd_proc() {
-  local name=$1
-  shift
+  local name=$1 log=$STATE/logs/$1.log cmd
   mkdir -p "$STATE/logs"
-  # tee ignores SIGINT/SIGTERM (it gets honcho's signal with the whole process group) so the
-  # lines a server writes while shutting down still reach the log; it ends at end of output.
-  exec > >(
-    trap '' INT TERM
-    exec tee -a "$STATE/logs/$name.log"
-  ) 2>&1
-  # The binaries' logs go to files and honcho's pipe, not a terminal: no ANSI colours.
-  export NO_COLOR=${NO_COLOR:-1}
   case $name in
+  redis)
+    redis_cmd "$REDIS_PORT" "$STATE/redis" "$RELEASE_DIR/libseckill_module.so" \
+      --pidfile "$STATE/run/redis.pid"
+    cmd=("${REDIS_CMD[@]}")
+    ;;
+  mysql) cmd=(mariadbd --defaults-file="$STATE/my.cnf") ;;
+  etcd)
+    etcd_cmd "$ETCD_PORT" "$ETCD_PEER_PORT" "$STATE/etcd"
+    cmd=("${ETCD_CMD[@]}")
+    ;;
   gateway)
-    wait_until "redis-server on 127.0.0.1:$REDIS_PORT" redis redis_up
-    wait_until "MariaDB on 127.0.0.1:$MYSQL_PORT" mysql mysql_up
-    wait_until "etcd on 127.0.0.1:$ETCD_PORT" etcd etcd_up
-    bootstrap_db
+    await "redis-server on 127.0.0.1:$REDIS_PORT" redis redis_up "$REDIS_PORT"
+    await "MariaDB on 127.0.0.1:$MYSQL_PORT" mysql mariadb_up "$STATE/my.cnf"
+    await "etcd on 127.0.0.1:$ETCD_PORT" etcd etcd_up "$ETCD_PORT"
+    bootstrap_db 2>&1 | tee -a "$log"
     touch "$STATE/run/db-ready"
+    cmd=("$RELEASE_DIR/seckill-gateway")
     ;;
   worker)
-    wait_until "the database bootstrap (migrations)" gateway test -e "$STATE/run/db-ready"
+    await "the database bootstrap (migrations)" gateway test -e "$STATE/run/db-ready"
+    cmd=("$RELEASE_DIR/seckill-worker")
     ;;
+  *) die "unknown process '$name' (redis, mysql, etcd, gateway, worker)" ;;
   esac
-  exec "$@"
+  say "$name: pid $$, output in $log"
+  # The binaries write to a file, not a terminal: no ANSI colours.
+  export NO_COLOR=${NO_COLOR:-1}
+  exec "${cmd[@]}" >>"$log" 2>&1
 }
 
 # Demo users through the public API (409 USERNAME_TAKEN on later runs is fine).
@@ -328,6 +299,7 @@ cmd_run() {
   export_stack_env
 
   say "starting redis, mysql, etcd, gateway, worker (honcho -f Procfile); Ctrl-C stops them"
+  say "each process writes to $STATE/logs/<name>.log; follow them all with 'make logs'"
   # Marks every process of this stack (see stack_pids).
   export SECKILL_STACK_DIR=$STATE
   "$VENV/bin/honcho" start -f "$ROOT/Procfile" -d "$ROOT" &
@@ -389,29 +361,9 @@ cmd_health() {
   [ "$failed" = 0 ] || die "some checks failed: is the stack running ('make run')? logs: make logs"
 }
 
-# Processes of this stack, found by the SECKILL_STACK_DIR in their environment (exported by
-# `run` alone, just before honcho starts, so a shell that merely set SECKILL_STATE_DIR is never
-# matched): precise even with other redis/mariadbd instances on the machine.
-stack_pids() {
-  local p
-  for p in /proc/[0-9]*; do
-    case ${p#/proc/} in "$$" | "$BASHPID") continue ;; esac
-    # Kernel threads and other users' processes cannot be read: skip them quietly.
-    if { tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -qxF "SECKILL_STACK_DIR=$STATE"; then
-      echo "${p#/proc/}"
-    fi
-  done
-  # redis-server overwrites its environment with its process title, so it is found by the
-  # pid file it writes instead (mariadbd's too), checking the name against pid reuse.
-  local f pid
-  for f in "$STATE/run/redis.pid" "$STATE/run/mysqld.pid"; do
-    [ -s "$f" ] || continue
-    pid=$(cat "$f")
-    if grep -qE '^(redis-server|mariadbd)' "/proc/$pid/comm" 2>/dev/null; then
-      echo "$pid"
-    fi
-  done
-}
+# Processes of this stack: see stack_pids in scripts/lib/stack.sh (found by the
+# SECKILL_STACK_DIR that `run` exports just before honcho starts, and by the pid files).
+stack_pids() { stack_pids_of "$STATE"; }
 
 # Stops what a run killed with SIGKILL (or a crashed supervisor) left behind: SIGTERM, then
 # SIGKILL after 10 s.
@@ -436,9 +388,13 @@ cmd_stop() {
   say "stopped"
 }
 
+# Every process's log, followed across restarts (tail -F reopens a file that is recreated and
+# picks up one that appears later).
 cmd_logs() {
   compgen -G "$STATE/logs/*.log" >/dev/null || die "no logs in $STATE/logs yet: start the stack with 'make run'"
-  exec tail -n 40 -F "$STATE"/logs/*.log
+  local files=() name
+  for name in redis mysql etcd gateway worker; do files+=("$STATE/logs/$name.log"); done
+  exec tail -n 20 -F "${files[@]}"
 }
 
 # Rebuild and restart on change with cargo-watch (crates.io). Restarting the whole stack
@@ -457,7 +413,7 @@ cmd_dev() {
   # so the previous stack is fully stopped before the next one starts.
   exec cargo watch --why --delay 1 \
     -w Cargo.toml -w core -w redis-module -w gateway -w order-worker -w cli -w migrations \
-    -w configs -w redis.conf -w Procfile -w scripts/run-local.sh \
+    -w configs -w redis.conf -w Procfile -w scripts/run-local.sh -w scripts/lib \
     -s "exec bash scripts/run-local.sh run"
 }
 
@@ -503,10 +459,9 @@ cmd_db_rollback() {
 case ${1:-run} in
 run) cmd_run ;;
 proc)
-  [ $# -ge 3 ] || die "usage: $0 proc NAME COMMAND..."
-  shift
+  [ $# -eq 2 ] || die "usage: $0 proc NAME"
   export_stack_env
-  cmd_proc "$@"
+  cmd_proc "$2"
   ;;
 health) cmd_health ;;
 logs) cmd_logs ;;

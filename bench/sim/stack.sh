@@ -4,6 +4,8 @@
 # stack_up starts, on free 127.0.0.1 ports and in a temp dir: redis-server with the module and
 # redis.conf's settings, MariaDB (mariadb-install-db + mariadbd), the schema (seckill db
 # migrate), one gateway and one worker (release binaries, configured with SECKILL_* variables).
+# The servers are started as scripts/lib/stack.sh says (shared with `make run`), each process
+# writing its output to a file in the temp dir.
 # stack_down (installed as the EXIT trap by stack_up) stops all of it and removes the dir;
 # scripts that chain their own cleanup call it as `stack_down "$rc"` from their trap.
 #
@@ -13,15 +15,17 @@
 # SECKILL_AUTH__JWT_SECRET [the gateway's dev-mode key].
 #
 # Knobs: STACK_APPENDFSYNC [always, as redis.conf] STACK_STARTUP_TIMEOUT [120 s]
-#        STACK_MARIADB_ARGS (extra mariadbd options) STACK_SKIP_BUILD=1 (use target/release)
+#        STACK_MARIADB_ARGS (extra mariadbd options) STACK_SKIP_BUILD=1 (use the binaries in
+#        SECKILL_BIN_DIR [$CARGO_TARGET_DIR/release, else target/release] as they are)
 #        STACK_KEEP_LOGS=1 (copy the logs to .state/bench-logs/ on exit)
 # After stack_up: REDIS_HOST REDIS_PORT MYSQL_HOST MYSQL_PORT MYSQL_DB GATEWAY_URL BIN
 # STACK_DIR, and SECKILL_* exported for the `seckill` CLI. Helpers: rcli, sql, seckill_cli.
 
-STACK_PIDS=()
-STACK_NAMES=()
+# shellcheck source-path=SCRIPTDIR source=../../scripts/lib/stack.sh
+source "$ROOT/scripts/lib/stack.sh"
+
 STACK_DIR=""
-BIN=${SECKILL_BIN_DIR:-$ROOT/target/release}
+BIN=$(seckill_bin_dir)
 
 stack_say() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 stack_die() {
@@ -43,10 +47,8 @@ ensure_venv() {
     stack_die "pip install ${need[*]} failed (is PyPI reachable?)"
 }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
 # Release binaries of every package the stack runs, built once (cargo waits if another build
-# holds the lock). STACK_SKIP_BUILD=1 uses what is in target/release.
+# holds the lock). STACK_SKIP_BUILD=1 uses what is in $BIN.
 stack_build() {
   if [ "${STACK_SKIP_BUILD:-0}" != 1 ]; then
     stack_say "building release binaries"
@@ -67,14 +69,10 @@ seckill_cli() { "$BIN/seckill" "$@"; }
 wait_for() {
   local limit=$1 what=$2
   shift 2
-  local deadline=$((SECONDS + limit))
-  until "$@" >/dev/null 2>&1; do
-    [ "$SECONDS" -lt "$deadline" ] || {
-      stack_logs_tail
-      stack_die "$what not ready after ${limit}s"
-    }
-    sleep 0.2
-  done
+  wait_until "$limit" "$@" || {
+    stack_logs_tail
+    stack_die "$what not ready after ${limit}s"
+  }
 }
 
 stack_logs_tail() {
@@ -86,23 +84,14 @@ stack_logs_tail() {
   done
 }
 
-# A process that has not exited yet (a zombie waiting to be reaped has).
-running() { [ -r "/proc/$1/stat" ] && ! grep -q '^[0-9]* (.*) Z ' "/proc/$1/stat" 2>/dev/null; }
-
 # stack_down [STATUS]: the EXIT trap; exits with STATUS (default: the status it was called with).
 stack_down() {
   local rc=${1:-$?}
   trap - EXIT INT TERM
   set +e
-  local p i
   # SIGTERM to all (each shuts down cleanly: the worker finishes its batch, MariaDB flushes),
-  # up to 10 s each, then SIGKILL.
-  for p in "${STACK_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-  for p in "${STACK_PIDS[@]}"; do
-    for i in $(seq 100); do running "$p" || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null
-    wait "$p" 2>/dev/null
-  done
+  # SIGKILL to what is left after 10 s.
+  stop_spawned 10
   if [ -n "$STACK_DIR" ] && [ -d "$STACK_DIR" ]; then
     if [ "${STACK_KEEP_LOGS:-0}" = 1 ] || [ "$rc" != 0 ]; then
       mkdir -p "$ROOT/.state/bench-logs"
@@ -160,36 +149,22 @@ stack_up() {
 
   # Redis: the production redis.conf (AOF, appendfsync always, ...), on our port and dir.
   stack_say "redis-server on 127.0.0.1:$REDIS_PORT (redis.conf, appendfsync ${STACK_APPENDFSYNC:-always})"
-  redis-server "$ROOT/redis.conf" --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$STACK_DIR/redis" \
-    --appendfsync "${STACK_APPENDFSYNC:-always}" --save "" --daemonize no \
-    --loadmodule "$(realpath "$BIN/libseckill_module.so")" >"$STACK_DIR/logs/redis.log" 2>&1 &
-  STACK_PIDS+=($!)
-  STACK_NAMES+=(redis)
+  redis_cmd "$REDIS_PORT" "$STACK_DIR/redis" "$BIN/libseckill_module.so" \
+    --appendfsync "${STACK_APPENDFSYNC:-always}" --save ""
+  spawn redis "$STACK_DIR/logs/redis.log" "${REDIS_CMD[@]}"
 
   # MariaDB in the temp dir.
   stack_say "MariaDB on 127.0.0.1:$MYSQL_PORT (mariadb-install-db in $STACK_DIR)"
-  local user=()
-  [ "$(id -u)" -eq 0 ] && user=(--user=root)
-  mariadb-install-db --no-defaults --datadir="$STACK_DIR/mysql" --auth-root-authentication-method=normal \
-    --skip-test-db "${user[@]}" >"$STACK_DIR/logs/mysql-install.log" 2>&1 ||
-    {
-      tail -20 "$STACK_DIR/logs/mysql-install.log" >&2
-      stack_die "mariadb-install-db failed"
-    }
+  mariadb_init "$STACK_DIR/mysql" "$STACK_DIR/logs/mysql-install.log" || stack_die "mariadb-install-db failed"
+  mariadb_write_cnf "$STACK_DIR/my.cnf" "$STACK_DIR/mysql" "$MYSQL_PORT" "$STACK_DIR" 256M
   # STACK_MARIADB_ARGS: extra server options, split on spaces (e.g.
   # "--innodb-flush-log-at-trx-commit=2").
   local extra=()
   read -r -a extra <<<"${STACK_MARIADB_ARGS:-}"
-  mariadbd --no-defaults "${user[@]}" --datadir="$STACK_DIR/mysql" --port="$MYSQL_PORT" \
-    --bind-address=127.0.0.1 --socket="$STACK_DIR/mysqld.sock" --pid-file="$STACK_DIR/mysqld.pid" \
-    --skip-log-bin --skip-name-resolve --innodb-buffer-pool-size=256M --innodb-log-file-size=256M \
-    --max-connections=500 --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
-    "${extra[@]}" >"$STACK_DIR/logs/mysql.log" 2>&1 &
-  STACK_PIDS+=($!)
-  STACK_NAMES+=(mariadb)
+  spawn mariadb "$STACK_DIR/logs/mysql.log" mariadbd --defaults-file="$STACK_DIR/my.cnf" "${extra[@]}"
   wait_for "$timeout" "redis-server" rcli ping
-  wait_for "$timeout" "MariaDB" mariadb --no-defaults -h 127.0.0.1 -P "$MYSQL_PORT" -u root -e 'SELECT 1'
-  mariadb --no-defaults -h 127.0.0.1 -P "$MYSQL_PORT" -u root -e \
+  wait_for "$timeout" "MariaDB" mariadb_up "$STACK_DIR/my.cnf"
+  mariadb --defaults-file="$STACK_DIR/my.cnf" -e \
     'CREATE DATABASE seckill CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci'
 
   export SECKILL_REDIS__URL="redis://127.0.0.1:$REDIS_PORT/"
@@ -203,16 +178,12 @@ stack_up() {
   # the per-user limit stays as configured. Logs at warn (a log line per request would cost
   # more than the request).
   stack_say "gateway on $GATEWAY_URL, worker (metrics 127.0.0.1:$wport)"
-  SECKILL_GATEWAY__LISTEN="127.0.0.1:$gport" SECKILL_GATEWAY__DEV_MODE=false \
-    SECKILL_GATEWAY__LOG_FILTER="${STACK_GATEWAY_LOG:-warn}" \
+  spawn gateway "$STACK_DIR/logs/gateway.log" env SECKILL_GATEWAY__LISTEN="127.0.0.1:$gport" \
+    SECKILL_GATEWAY__DEV_MODE=false SECKILL_GATEWAY__LOG_FILTER="${STACK_GATEWAY_LOG:-warn}" \
     SECKILL_RATE_LIMIT__PER_IP_PER_SECOND=10000000 SECKILL_RATE_LIMIT__PER_IP_BURST=10000000 \
-    "$BIN/seckill-gateway" >"$STACK_DIR/logs/gateway.log" 2>&1 &
-  STACK_PIDS+=($!)
-  STACK_NAMES+=(gateway)
-  SECKILL_WORKER__METRICS_ADDR="127.0.0.1:$wport" SECKILL_WORKER__DISCOVER_INTERVAL_MS=500 \
-    RUST_LOG="${STACK_WORKER_LOG:-warn}" "$BIN/seckill-worker" >"$STACK_DIR/logs/worker.log" 2>&1 &
-  STACK_PIDS+=($!)
-  STACK_NAMES+=(worker)
+    "$BIN/seckill-gateway"
+  spawn worker "$STACK_DIR/logs/worker.log" env SECKILL_WORKER__METRICS_ADDR="127.0.0.1:$wport" \
+    SECKILL_WORKER__DISCOVER_INTERVAL_MS=500 RUST_LOG="${STACK_WORKER_LOG:-warn}" "$BIN/seckill-worker"
   wait_for "$timeout" "gateway" curl -fsS --max-time 2 "$GATEWAY_URL/health"
   WORKER_METRICS_URL=http://127.0.0.1:$wport/metrics
   wait_for "$timeout" "worker" curl -fsS --max-time 2 "$WORKER_METRICS_URL"
@@ -222,10 +193,10 @@ stack_up() {
 stack_cpu() {
   local i tck
   tck=$(getconf CLK_TCK)
-  for i in "${!STACK_PIDS[@]}"; do
-    [ -r "/proc/${STACK_PIDS[$i]}/stat" ] || continue
-    awk -v n="${STACK_NAMES[$i]}" -v t="$tck" '{sub(/^.*\) /, ""); printf "%s %.2f\n", n, ($12 + $13) / t}' \
-      "/proc/${STACK_PIDS[$i]}/stat"
+  for i in "${!SPAWNED_PIDS[@]}"; do
+    [ -r "/proc/${SPAWNED_PIDS[$i]}/stat" ] || continue
+    awk -v n="${SPAWNED_NAMES[$i]}" -v t="$tck" '{sub(/^.*\) /, ""); printf "%s %.2f\n", n, ($12 + $13) / t}' \
+      "/proc/${SPAWNED_PIDS[$i]}/stat"
   done
 }
 

@@ -2,7 +2,9 @@
 //! free ports: the stack comes up, a demo user logs in and reserves, the order reaches
 //! MariaDB, `seckill lag` drains to 0, SIGTERM stops everything; a second run reuses the
 //! state, and Ctrl-C (SIGINT to the process group, as a terminal sends it) stops it again.
-//! After each stop no process of the stack is left.
+//! After each stop no process of the stack is left. Each process writes its output to its own
+//! file in `.state/logs/` (the console carries the banner and one line per process, never an
+//! access-log line), and `make logs` follows those files.
 
 mod support;
 
@@ -272,6 +274,25 @@ impl Drop for Stack {
     }
 }
 
+/// What `scripts/run-local.sh logs` (`make logs`, which follows the logs until stopped) prints
+/// in its first two seconds.
+fn follow_logs(state: &Path) -> String {
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let mut child = Command::new("bash")
+        .arg(root().join("scripts/run-local.sh"))
+        .arg("logs")
+        .env("SECKILL_STATE_DIR", state)
+        .stdin(Stdio::null())
+        .stdout(out.reopen().unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start scripts/run-local.sh logs");
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = child.kill();
+    let _ = child.wait();
+    std::fs::read_to_string(out.path()).unwrap_or_default()
+}
+
 fn json(body: &str) -> Json {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
@@ -425,6 +446,40 @@ fn run_local_serves_a_sale_and_stops_without_leftovers() {
         "{report}"
     );
 
+    // Every process's output is in its own file, not on the console: the reservation's
+    // access-log line is in gateway.log only, and the console names each log file.
+    let logs = state.join("logs");
+    for name in ["redis", "mysql", "etcd", "gateway", "worker"] {
+        let file = logs.join(format!("{name}.log"));
+        let len = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 0, "{} is missing or empty", file.display());
+        assert!(
+            stack
+                .log()
+                .contains(&format!("output in {}", file.display())),
+            "the console does not say where {name}'s output goes:\n{}",
+            stack.tail()
+        );
+    }
+    let gateway_log = std::fs::read_to_string(logs.join("gateway.log")).unwrap();
+    assert!(
+        gateway_log
+            .lines()
+            .any(|l| l.contains(r#""target":"access""#) && l.contains("/api/v1/seckill")),
+        "gateway.log has no access-log line for the reservation"
+    );
+    assert!(
+        !stack.log().contains(r#""target":"access""#),
+        "access-log lines reached the console (they must go to gateway.log only):\n{}",
+        stack.tail()
+    );
+    // `make logs` follows those files.
+    let follow = follow_logs(&state);
+    assert!(
+        follow.contains("gateway.log <==") && follow.contains("worker.log <=="),
+        "make logs did not show the processes' logs:\n{follow}"
+    );
+
     // SIGTERM to run-local.sh alone (as `kill` or `timeout` would): everything stops.
     let code = stack.stop("TERM", false);
     assert_eq!(code, 0, "exit status after SIGTERM:\n{}", stack.tail());
@@ -464,14 +519,37 @@ fn run_local_serves_a_sale_and_stops_without_leftovers() {
     stack.assert_nothing_left(&ports);
 }
 
-/// The scripts are checked by shellcheck (quoting and error handling mistakes).
+/// The shell scripts (the local stack, its shared library, the benchmarks) are checked by
+/// shellcheck, following what they source (quoting and error handling mistakes).
 #[test]
 fn scripts_pass_shellcheck() {
     require_tool("shellcheck", "the Debian package `shellcheck`");
+    let mut scripts = Vec::new();
+    for dir in ["scripts", "bench"] {
+        shell_scripts(&root().join(dir), &mut scripts);
+    }
+    scripts.sort();
+    assert!(
+        scripts.iter().any(|p| p.ends_with("scripts/run-local.sh"))
+            && scripts.iter().any(|p| p.ends_with("scripts/lib/stack.sh")),
+        "scripts/run-local.sh or scripts/lib/stack.sh not found: {scripts:?}"
+    );
     run_ok(
         Command::new("shellcheck")
             .current_dir(root())
-            .arg("scripts/run-local.sh"),
-        Duration::from_secs(60),
+            .arg("--external-sources")
+            .args(&scripts),
+        Duration::from_secs(120),
     );
+}
+
+fn shell_scripts(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            shell_scripts(&p, out);
+        } else if p.extension().is_some_and(|x| x == "sh") {
+            out.push(p);
+        }
+    }
 }
