@@ -85,9 +85,47 @@ export_stack_env() {
   export SECKILL_WORKER__METRICS_ADDR="127.0.0.1:$WORKER_METRICS_PORT"
   if [ "$DEV" = 1 ]; then
     export SECKILL_GATEWAY__DEV_MODE=true
+    # This stack's own token key (never a public constant), unless one was given.
+    if [ -z "${SECKILL_AUTH__JWT_SECRET:-}" ]; then
+      SECKILL_AUTH__JWT_SECRET=$(dev_jwt_secret)
+      export SECKILL_AUTH__JWT_SECRET
+    fi
   else
     export SECKILL_GATEWAY__DEV_MODE=false
   fi
+}
+
+# The dev-mode JWT key of this stack: random on the first run, kept in the state directory
+# (mode 600) so tokens and the CLI keep working across runs.
+dev_jwt_secret() {
+  local file=$STATE/dev-jwt-secret
+  if [ ! -s "$file" ]; then
+    (umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$file")
+  fi
+  cat "$file"
+}
+
+# `.state/stack.yaml`: where this stack's servers are (and, in dev mode, its token key), for
+# the CLI and any binary started without --config in this directory: `seckill lag`, `users
+# seed`, `members` then need no flags. Precedence: built-in defaults < configs/config.yaml <
+# this file < SECKILL_* variables < flags; an explicit --config skips both files.
+write_stack_file() {
+  local secret_line=""
+  if [ "$DEV" = 1 ]; then
+    secret_line="auth: {jwt_secret: '$SECKILL_AUTH__JWT_SECRET'}"
+  fi
+  (
+    umask 077
+    {
+      echo "# Written by scripts/run-local.sh for the stack it runs; rewritten on every run."
+      echo "redis: {url: '$SECKILL_REDIS__URL'}"
+      echo "mysql: {url: '$SECKILL_MYSQL__URL'}"
+      echo "etcd: {endpoints: ['$ETCD_URL']}"
+      echo "gateway: {listen: '$SECKILL_GATEWAY__LISTEN'}"
+      echo "worker: {metrics_addr: '$SECKILL_WORKER__METRICS_ADDR'}"
+      echo "$secret_line"
+    } >"$STATE/stack.yaml"
+  )
 }
 
 # MariaDB's settings (scripts/lib/stack.sh), rewritten on every run so port changes take
@@ -297,6 +335,7 @@ cmd_run() {
   init_mariadb
   check_ports_free
   export_stack_env
+  write_stack_file
 
   say "starting redis, mysql, etcd, gateway, worker (honcho -f Procfile); Ctrl-C stops them"
   say "each process writes to $STATE/logs/<name>.log; follow them all with 'make logs'"

@@ -124,7 +124,9 @@ stack_up() {
   if [ "${SECKILL_STACK:-}" = running ]; then
     export SECKILL_REDIS__URL=${SECKILL_REDIS__URL:-redis://127.0.0.1:6379/}
     export SECKILL_MYSQL__URL=${SECKILL_MYSQL__URL:-mysql://root@127.0.0.1:3306/seckill}
-    export SECKILL_AUTH__JWT_SECRET=${SECKILL_AUTH__JWT_SECRET:-seckill-dev-mode-only-insecure-jwt-secret}
+    # The running `make run` stack's own dev-mode key (scripts/run-local.sh keeps it in its state).
+    SECKILL_AUTH__JWT_SECRET=${SECKILL_AUTH__JWT_SECRET:-$(cat "${SECKILL_STATE_DIR:-.state}/dev-jwt-secret" 2>/dev/null)}
+    export SECKILL_AUTH__JWT_SECRET
     GATEWAY_URL=${SECKILL_GATEWAY_URL:-http://127.0.0.1:8080}
     parse_redis_url "$SECKILL_REDIS__URL"
     parse_mysql_url "$SECKILL_MYSQL__URL"

@@ -12,9 +12,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// JWT key used in dev mode when none is configured. Never accepted outside dev mode.
-pub const DEV_JWT_SECRET: &str = "seckill-dev-mode-only-insecure-jwt-secret";
-
 /// Shortest JWT secret accepted outside dev mode (HS256 wants at least 256 bits).
 pub const MIN_SECRET_LEN: usize = 32;
 
@@ -178,12 +175,16 @@ impl Settings {
 
     /// Refuses settings the gateway must not start with.
     pub fn validate(&self) -> anyhow::Result<()> {
-        self.listen_addr()?;
+        let listen = self.listen_addr()?;
+        // Dev mode seeds admin/admin: never reachable from another machine.
+        if self.gateway.dev_mode && !listen.ip().is_loopback() {
+            bail!(
+                "dev mode (admin/admin) only listens on a loopback address, not {listen}: \
+                 use gateway.listen 127.0.0.1:<port>, or turn dev mode off"
+            );
+        }
         match &self.auth.jwt_secret {
             Some(s) if !s.expose().is_empty() => {
-                if !self.gateway.dev_mode && s.expose() == DEV_JWT_SECRET {
-                    bail!("auth.jwt_secret is the dev-mode key; set a real secret");
-                }
                 if !self.gateway.dev_mode && s.expose().len() < MIN_SECRET_LEN {
                     bail!("auth.jwt_secret must be at least {MIN_SECRET_LEN} bytes");
                 }
@@ -232,12 +233,14 @@ impl Settings {
             .with_context(|| format!("gateway.listen '{}' is not ip:port", self.gateway.listen))
     }
 
-    /// The JWT key in force (the dev key only in dev mode, see [`Settings::validate`]).
-    pub fn jwt_secret(&self) -> &str {
-        match &self.auth.jwt_secret {
-            Some(s) if !s.expose().is_empty() => s.expose(),
-            _ => DEV_JWT_SECRET,
-        }
+    /// The configured JWT key; `None` only in dev mode (see [`Settings::validate`]), where the
+    /// gateway then signs with a random key of its own process.
+    pub fn jwt_secret(&self) -> Option<&str> {
+        self.auth
+            .jwt_secret
+            .as_ref()
+            .map(Secret::expose)
+            .filter(|s| !s.is_empty())
     }
 
     pub fn redis_timeout(&self) -> Duration {
@@ -267,11 +270,14 @@ mod tests {
         assert!(with_secret(None, false).validate().is_err());
         assert!(with_secret(Some(""), false).validate().is_err());
         assert!(with_secret(Some("short"), false).validate().is_err());
-        assert!(with_secret(Some(DEV_JWT_SECRET), false).validate().is_err());
         assert!(with_secret(Some(&"k".repeat(32)), false).validate().is_ok());
         let dev = with_secret(None, true);
         assert!(dev.validate().is_ok());
-        assert_eq!(dev.jwt_secret(), DEV_JWT_SECRET);
+        assert_eq!(
+            dev.jwt_secret(),
+            None,
+            "dev mode without a key: a random one at startup"
+        );
     }
 
     #[test]
@@ -302,8 +308,30 @@ mod tests {
             let s = Settings::load(&cli).map_err(|e| e.to_string())?;
             assert_eq!(s.gateway.listen, "127.0.0.1:9001");
             assert_eq!(s.gateway.sold_out_ttl_ms, 300);
-            assert_eq!(s.jwt_secret(), "from-file-from-file-from-file-0123");
+            assert_eq!(s.jwt_secret(), Some("from-file-from-file-from-file-0123"));
             Ok(())
         });
+    }
+
+    #[test]
+    fn dev_mode_is_loopback_only() {
+        let mut st = with_secret(None, true);
+        for ok in ["127.0.0.1:8080", "[::1]:8080", "127.0.0.1:0"] {
+            st.gateway.listen = ok.into();
+            assert!(st.validate().is_ok(), "{ok}");
+        }
+        for bad in ["0.0.0.0:8080", "[::]:8080", "192.168.1.10:8080"] {
+            st.gateway.listen = bad.into();
+            let err = st
+                .validate()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("loopback"), "{bad}: {err}");
+        }
+        st.gateway.dev_mode = false;
+        st.auth.jwt_secret = Some(Secret::new("k".repeat(32)));
+        st.gateway.listen = "0.0.0.0:8080".into();
+        assert!(st.validate().is_ok(), "production may listen anywhere");
     }
 }

@@ -59,10 +59,7 @@ impl Application {
             .with_context(|| format!("Failed to listen on {listen}"))?;
         let addr = listener.local_addr()?;
         let state = Arc::new(AppState {
-            jwt: Jwt::new(
-                settings.jwt_secret().as_bytes(),
-                settings.auth.token_ttl_secs,
-            ),
+            jwt: Jwt::new(&jwt_key(&settings), settings.auth.token_ttl_secs),
             sold_out: SoldOutFlags::new(Duration::from_millis(settings.gateway.sold_out_ttl_ms)),
             limits: RateLimits::new(&settings.rate_limit),
             access_log: AccessLog::new(settings.gateway.access_log_sample_every),
@@ -148,6 +145,18 @@ impl Application {
         }
         let _ = follower.await;
         let _ = summary.await;
+    }
+}
+
+/// The configured key, or in dev mode without one a random key for this process (tokens do
+/// not survive a restart; `make run` passes its stack's own key instead).
+fn jwt_key(settings: &Settings) -> Vec<u8> {
+    match settings.jwt_secret() {
+        Some(k) => k.as_bytes().to_vec(),
+        None => {
+            tracing::warn!("dev mode without auth.jwt_secret: tokens are signed with a random key of this process");
+            (0..32).map(|_| rand::random::<u8>()).collect()
+        }
     }
 }
 

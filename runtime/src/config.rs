@@ -16,6 +16,20 @@ use std::path::Path;
 /// Default location of the configuration file, relative to the working directory.
 pub const DEFAULT_CONFIG: &str = "configs/config.yaml";
 
+/// The file `make run` (`scripts/run-local.sh`) writes into its state directory: the
+/// addresses of the stack it started and, in dev mode, that stack's token key.
+pub const STACK_FILE: &str = "stack.yaml";
+
+/// The local stack's settings file, when there is one: `$SECKILL_STATE_DIR/stack.yaml`, or
+/// `.state/stack.yaml` under the working directory (where `make run` puts it).
+pub fn stack_file() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("SECKILL_STATE_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(".state"));
+    let file = dir.join(STACK_FILE);
+    file.is_file().then_some(file)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration file {0} does not exist")]
@@ -24,8 +38,12 @@ pub enum ConfigError {
     Invalid(#[source] Box<figment::Error>),
 }
 
-/// The file (the one asked for, which must exist, or the default one when present), then
-/// the environment. Callers merge their flags on top and extract their settings type.
+/// The layers below the flags: the file asked for (which must exist); or else the default
+/// file when present, then the local stack's file ([`stack_file`]) when present; then the
+/// environment. Callers merge their flags on top and extract their settings type.
+///
+/// So with no `--config`, a command run next to a `make run` stack talks to that stack,
+/// while `SECKILL_*` variables and flags still win.
 pub fn figment(config: Option<&Path>) -> Result<Figment, ConfigError> {
     let mut fig = Figment::new();
     match config {
@@ -38,6 +56,9 @@ pub fn figment(config: Option<&Path>) -> Result<Figment, ConfigError> {
         None => {
             if Path::new(DEFAULT_CONFIG).exists() {
                 fig = fig.merge(Yaml::file(DEFAULT_CONFIG));
+            }
+            if let Some(stack) = stack_file() {
+                fig = fig.merge(Yaml::file(stack));
             }
         }
     }
@@ -219,6 +240,48 @@ mod tests {
                 "secrets never in Debug"
             );
             assert!(load::<Sample>(Some(Path::new("absent.yaml")), Flags { redis: None }).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API fixes the error type
+    fn the_local_stack_file_sits_between_the_config_file_and_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_dir("configs")?;
+            jail.create_file(
+                DEFAULT_CONFIG,
+                "redis: {url: redis://file/}\nmysql: {url: mysql://file/x}\n",
+            )?;
+            jail.create_dir(".state")?;
+            jail.create_file(
+                ".state/stack.yaml",
+                "redis: {url: redis://stack/}\nmysql: {url: mysql://stack/x, max_connections: 5}\n",
+            )?;
+            jail.set_env("SECKILL_MYSQL__URL", "mysql://env/x");
+            let s: Sample = load(None, Flags { redis: None }).map_err(|e| e.to_string())?;
+            assert_eq!(
+                s.redis.url, "redis://stack/",
+                "the stack file beats the config file"
+            );
+            assert_eq!(
+                s.mysql.url.expose(),
+                "mysql://env/x",
+                "the environment beats it"
+            );
+            assert_eq!(s.mysql.max_connections, 5);
+            // An explicit --config is all there is: the stack file is not read.
+            jail.create_file("other.yaml", "redis: {url: redis://other/}\n")?;
+            let s: Sample = load(Some(Path::new("other.yaml")), Flags { redis: None })
+                .map_err(|e| e.to_string())?;
+            assert_eq!(s.redis.url, "redis://other/");
+            assert_eq!(s.mysql.max_connections, 8);
+            // SECKILL_STATE_DIR points elsewhere.
+            jail.create_dir("elsewhere")?;
+            jail.create_file("elsewhere/stack.yaml", "redis: {url: redis://elsewhere/}\n")?;
+            jail.set_env("SECKILL_STATE_DIR", "elsewhere");
+            let s: Sample = load(None, Flags { redis: None }).map_err(|e| e.to_string())?;
+            assert_eq!(s.redis.url, "redis://elsewhere/");
             Ok(())
         });
     }
