@@ -13,7 +13,7 @@ ARG REDIS_VERSION=7.0
 FROM rust:${RUST_VERSION}-${DEBIAN} AS build
 # libclang: bindgen in the redis-module crate; protoc: etcd-client's gRPC stubs.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libclang-dev clang protobuf-compiler pkg-config \
+ && apt-get install -y --no-install-recommends libclang-dev clang protobuf-compiler libprotobuf-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

@@ -23,6 +23,7 @@ want etcd-client etcdctl
 want libclang-dev                   # bindgen, for the redis-module crate
 want clang clang
 want protobuf-compiler protoc       # etcd-client's gRPC stubs
+want libprotobuf-dev                # protobuf's well-known .proto files (etcd-client's stubs import them)
 want pkg-config pkg-config
 want build-essential gcc
 want wrk wrk                        # make bench

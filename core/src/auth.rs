@@ -95,8 +95,9 @@ pub struct Verified {
 
 /// Keys and rules for issuing and checking tokens.
 pub struct JwtKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
+    /// `None` for an empty secret, which signs nothing and verifies nothing (configuration
+    /// checks refuse empty secrets before this is built; this keeps construction infallible).
+    keys: Option<(EncodingKey, DecodingKey)>,
     validation: Validation,
 }
 
@@ -107,20 +108,23 @@ impl JwtKeys {
         validation.leeway = 5;
         validation.validate_exp = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            validation,
-        }
+        let keys = EncodingKey::from_secret(secret)
+            .and_then(|e| Ok((e, DecodingKey::from_secret(secret)?)))
+            .ok();
+        Self { keys, validation }
     }
 
     pub fn sign(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
-        encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+        let (encoding, _) = self.keys.as_ref().ok_or_else(|| {
+            jsonwebtoken::errors::Error::from(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)
+        })?;
+        encode(&Header::new(Algorithm::HS256), claims, encoding)
     }
 
     /// Checks signature, algorithm and expiry, returning the claims.
     pub fn claims(&self, token: &str) -> Result<Claims, TokenError> {
-        decode::<Claims>(token, &self.decoding, &self.validation)
+        let (_, decoding) = self.keys.as_ref().ok_or(TokenError::BadSignature)?;
+        decode::<Claims>(token, decoding, &self.validation)
             .map(|d| d.claims)
             .map_err(|e| {
                 use jsonwebtoken::errors::ErrorKind;
@@ -235,7 +239,7 @@ mod tests {
         let hs512 = encode(
             &Header::new(Algorithm::HS512),
             &Claims::new(42, Role::User, now, 3600),
-            &EncodingKey::from_secret(SECRET),
+            &EncodingKey::from_secret(SECRET).unwrap(),
         )
         .unwrap();
         let bad_sub = keys
@@ -257,6 +261,9 @@ mod tests {
         ] {
             assert_eq!(keys.verify(token).err(), Some(want), "{name}");
         }
+        let empty = JwtKeys::new(b"");
+        assert!(empty.sign(&Claims::new(1, Role::User, now, 60)).is_err());
+        assert_eq!(empty.verify(&expired).err(), Some(TokenError::BadSignature));
     }
 
     #[test]

@@ -188,8 +188,8 @@ impl Snapshot {
                 metric
                     .get_label()
                     .iter()
-                    .find(|l| l.get_name() == name)
-                    .map(|l| l.get_value().to_owned())
+                    .find(|l| l.name() == name)
+                    .map(|l| l.value().to_owned())
                     .unwrap_or_default()
             };
             let n = metric.get_counter().get_value() as u64;
@@ -202,14 +202,14 @@ impl Snapshot {
             let route = metric
                 .get_label()
                 .iter()
-                .find(|l| l.get_name() == "route")
-                .map(|l| l.get_value().to_owned())
+                .find(|l| l.name() == "route")
+                .map(|l| l.value().to_owned())
                 .unwrap_or_default();
             let h = metric.get_histogram();
             let buckets = h
                 .get_bucket()
                 .iter()
-                .map(|b| (b.get_upper_bound(), b.get_cumulative_count()))
+                .map(|b| (b.upper_bound(), b.cumulative_count()))
                 .collect();
             self.latency.insert(
                 route,

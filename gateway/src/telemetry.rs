@@ -59,7 +59,10 @@ pub(crate) fn follow_remote_parent(span: &tracing::Span, headers: &HeaderMap) {
     // An unparsable header yields an empty context; setting it would change nothing, but
     // skipping it keeps "invalid means new trace" explicit.
     if cx.span().span_context().is_valid() {
-        span.set_parent(cx);
+        // Fails only when the span is disabled (filtered out): then there is nothing to link.
+        if let Err(e) = span.set_parent(cx) {
+            tracing::debug!(error = %e, "traceparent not applied");
+        }
     }
 }
 

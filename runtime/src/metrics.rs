@@ -79,7 +79,7 @@ mod tests {
             .expect("registry")
             .gather()
             .iter()
-            .map(|f| f.get_name().to_owned())
+            .map(|f| f.name().to_owned())
             .collect();
         assert!(
             names.contains(&"process_cpu_seconds_total".to_owned()),

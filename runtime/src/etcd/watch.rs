@@ -67,7 +67,7 @@ async fn follow(
         }
     }
     on_change(&mirror);
-    let (_watcher, mut stream) = timed(
+    let mut stream = timed(
         "watch",
         client.watch(
             prefix,
