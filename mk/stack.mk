@@ -11,7 +11,7 @@ health: ## Check the running stack: gateway /health and /metrics, worker /metric
 logs: ## Follow the local stack's logs (each process writes its own .state/logs/NAME.log)
 	bash scripts/run-local.sh logs
 
-dev: ## Like run, rebuilt and restarted on every source change (cargo-watch)
+dev: ## Like run, rebuilt and restarted on every source change (watchexec)
 	bash scripts/run-local.sh dev
 
 stop: ## Stop what a killed `make run` left behind (a normal run stops everything on Ctrl-C)

@@ -12,7 +12,7 @@
 #   scripts/run-local.sh health         check a running stack (exit 1 when something is down)
 #   scripts/run-local.sh logs           follow the processes' logs (.state/logs/*.log)
 #   scripts/run-local.sh stop           stop what a killed run left behind (normally nothing)
-#   scripts/run-local.sh dev            run, rebuilt and restarted on every source change
+#   scripts/run-local.sh dev            run, rebuilt and restarted on every source change (watchexec)
 #   scripts/run-local.sh db-init        create the database (if missing) and migrate it
 #   scripts/run-local.sh db-migrate     apply pending migrations
 #   scripts/run-local.sh db-rollback    revert every migration (asks first; drops all data)
@@ -344,7 +344,7 @@ cmd_run() {
   "$VENV/bin/honcho" start -f "$ROOT/Procfile" -d "$ROOT" &
   local honcho=$!
   # Ctrl-C reaches honcho directly (same process group); SIGTERM sent to this script only
-  # (kill, timeout, cargo watch) is passed on. honcho stops each process group with SIGTERM,
+  # (kill, timeout, watchexec) is passed on. honcho stops each process group with SIGTERM,
   # and SIGKILLs what is still there after 5 seconds.
   trap 'kill -TERM "$honcho" 2>/dev/null || true' INT TERM
 
@@ -436,24 +436,24 @@ cmd_logs() {
   exec tail -n 20 -F "${files[@]}"
 }
 
-# Rebuild and restart on change with cargo-watch (crates.io). Restarting the whole stack
+# Rebuild and restart on change with watchexec (crates.io). Restarting the whole stack
 # keeps the code simple; the data in .state/ survives, so a restart takes a few seconds.
 cmd_dev() {
-  if ! cargo watch --version >/dev/null 2>&1; then
-    say "installing cargo-watch from crates.io (first use, a few minutes)"
-    cargo install --locked cargo-watch || die "cargo install cargo-watch failed"
+  if ! watchexec --version >/dev/null 2>&1; then
+    say "installing watchexec from crates.io (first use, a few minutes)"
+    cargo install --locked watchexec-cli || die "cargo install watchexec-cli failed"
   fi
   # Setup once here rather than on every restart.
   [ "${SECKILL_SKIP_SETUP:-0}" = 1 ] || bash "$ROOT/scripts/setup.sh"
   export SECKILL_SKIP_SETUP=1
-  # On a change cargo-watch sends SIGTERM to the command's process group, waits for the
-  # command, then SIGKILLs the group. `exec` makes run-local.sh itself the command (not a
-  # `sh -c` around it, which would die at once and let the SIGKILL hit honcho mid-shutdown),
-  # so the previous stack is fully stopped before the next one starts.
-  exec cargo watch --why --delay 1 \
-    -w Cargo.toml -w core -w redis-module -w gateway -w order-worker -w cli -w migrations \
-    -w configs -w redis.conf -w Procfile -w scripts/run-local.sh -w scripts/lib \
-    -s "exec bash scripts/run-local.sh run"
+  # On a change watchexec sends SIGTERM to the command's process group and waits (up to the
+  # stop timeout) for run-local.sh to stop the whole stack before it starts the next one;
+  # `--restart` also restarts when the stack exits by itself.
+  exec watchexec --restart --stop-signal SIGTERM --stop-timeout 20s --debounce 1s \
+    --watch Cargo.toml --watch core --watch redis-module --watch client --watch db \
+    --watch runtime --watch gateway --watch order-worker --watch cli --watch migrations \
+    --watch configs --watch redis.conf --watch Procfile --watch scripts/run-local.sh \
+    --watch scripts/lib -- bash scripts/run-local.sh run
 }
 
 mysql_url() { echo "${SECKILL_MYSQL__URL:-mysql://root@127.0.0.1:$MYSQL_PORT/seckill}"; }
