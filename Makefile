@@ -20,9 +20,10 @@ build: ## Build release binaries and the module (target/release/libseckill_modul
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-lint: ## rustfmt check and clippy with warnings as errors
+lint: ## rustfmt check, clippy with warnings as errors, cargo-deny (bans, licences, sources, advisories)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	bash scripts/deny.sh
 
 test: lint ## Lint, then every test (unit, property, integration against real servers, browser)
 	# Integration tests load target/debug/libseckill_module.so and spawn the binaries.

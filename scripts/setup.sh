@@ -65,6 +65,11 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   echo "setup: installing cargo-nextest" >&2
   cargo install --locked cargo-nextest >/dev/null
 fi
+# Supply-chain checks of `make lint` (deny.toml); built from crates.io, a few minutes once.
+if ! cargo deny --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-deny" >&2
+  cargo install --locked cargo-deny >/dev/null
+fi
 # The browser test's npm packages, pinned by e2e/package-lock.json (playwright-core drives
 # Debian's Chromium; it never downloads a browser).
 if [ -f e2e/package-lock.json ] && [ ! -d e2e/node_modules ]; then
