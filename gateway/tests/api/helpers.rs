@@ -356,19 +356,54 @@ impl TestApp {
         self.worker = Some(seckill_testkit::ChildGuard::new(child));
     }
 
-    /// Polls `check` until it returns true or `timeout` passes.
-    pub(crate) async fn eventually<F, Fut>(&self, timeout: Duration, mut check: F) -> bool
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = bool>,
-    {
+    /// Every entry of an activity's stream as (reservation id, user), in stream order.
+    pub(crate) async fn stream_entries(&self, activity: &str) -> Vec<(String, String)> {
+        let mut conn = self.redis_conn().await;
+        let key = format!("seckill:{{{activity}}}:stream");
+        seckill_client::streams::read_stream(&mut conn, &key)
+            .await
+            .expect("XRANGE")
+            .into_iter()
+            .map(|(id, fields)| {
+                let user = fields
+                    .iter()
+                    .find(|(k, _)| k.as_slice() == b"user")
+                    .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+                    .unwrap_or_default();
+                (id, user)
+            })
+            .collect()
+    }
+
+    /// Every order row as (activity, reservation id, user), sorted.
+    pub(crate) async fn orders(&self) -> Vec<(u64, String, String)> {
+        let mut rows: Vec<(u64, String, String)> =
+            sqlx::query_as("SELECT activity_id, reservation_id, user_id FROM orders")
+                .fetch_all(&self.pool().await)
+                .await
+                .expect("orders");
+        rows.sort();
+        rows
+    }
+
+    /// Waits until the worker's group has read and acknowledged every entry of every stream
+    /// (lag 0 and nothing pending), so MySQL holds everything it ever will; panics with the
+    /// last lag rows after `timeout`.
+    pub(crate) async fn wait_drained(&self, timeout: Duration) {
+        let mut conn = self.redis_conn().await;
         let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if check().await {
-                return true;
+        loop {
+            let lags = seckill_client::lag::all_lags(&mut conn, "seckill-orders")
+                .await
+                .expect("lag");
+            if !lags.is_empty() && lags.iter().all(|l| l.lag == Some(0) && l.pending == 0) {
+                return;
             }
+            assert!(
+                Instant::now() < deadline,
+                "the worker did not drain within {timeout:?}: {lags:?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        false
     }
 }
