@@ -352,6 +352,7 @@ fn create_admin_and_promote() -> anyhow::Result<()> {
         Ok(child.wait_with_output()?)
     };
     assert!(stdin_admin("ops2", "another-long-one")?.status.success());
+    let before = env.snapshot()?;
     let again = stdin_admin("ops", "a-different-password")?;
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("users promote ops"));
@@ -370,6 +371,11 @@ fn create_admin_and_promote() -> anyhow::Result<()> {
             .trim(),
         "0"
     );
+    assert_eq!(
+        env.snapshot()?,
+        before,
+        "a refused create-admin changed the databases"
+    );
 
     // Promote an ordinary user; unknown users are an error.
     sql("INSERT INTO `{db}`.users (username, password_hash) VALUES ('alice', 'x')")?;
@@ -383,6 +389,12 @@ fn create_admin_and_promote() -> anyhow::Result<()> {
         sql("SELECT role FROM `{db}`.users WHERE username = 'alice'")?.trim(),
         "admin"
     );
+    let before = env.snapshot()?;
     assert!(!env.run(&["users", "promote", "nobody"])?.status.success());
+    assert_eq!(
+        env.snapshot()?,
+        before,
+        "promoting nobody changed the databases"
+    );
     Ok(())
 }
