@@ -13,8 +13,8 @@
 //   SECKILL_E2E_KEEP=1    keep the temp dir (logs, data) after the run
 
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync, openSync, closeSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync, appendFileSync, openSync, closeSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,7 +42,10 @@ export function artifacts() {
   return a;
 }
 
-/** A free TCP port on 127.0.0.1 (the OS picks it; the tiny race is acceptable in tests). */
+/**
+ * A free TCP port on 127.0.0.1 (the OS picks it). Another process may take it before our
+ * server binds it: start servers with `Stack.startOnFreePort`, which retries.
+ */
 export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = createServer();
@@ -55,13 +58,26 @@ export function freePort() {
   });
 }
 
-function portOpen(port) {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    s.setTimeout(500);
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-    s.once('timeout', () => { s.destroy(); resolve(false); });
+/**
+ * Whether process `pid` itself listens on TCP `port` (Linux /proc): a server that another
+ * process (another test's) runs on the same port does not count.
+ */
+export function listensOn(pid, port) {
+  const want = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const inodes = new Set();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text;
+    try { text = readFileSync(table, 'utf8'); } catch (_) { continue; }
+    for (const line of text.split('\n').slice(1)) {
+      const c = line.trim().split(/\s+/); // local_address, st (0A = LISTEN), inode
+      if (c.length > 9 && c[3] === '0A' && c[1].endsWith(want)) inodes.add(`socket:[${c[9]}]`);
+    }
+  }
+  if (!inodes.size) return false;
+  let fds;
+  try { fds = readdirSync(`/proc/${pid}/fd`); } catch (_) { return false; }
+  return fds.some((fd) => {
+    try { return inodes.has(readlinkSync(`/proc/${pid}/fd/${fd}`)); } catch (_) { return false; }
   });
 }
 
@@ -137,6 +153,28 @@ export class Stack {
     throw new Error(`${what} not ready after ${timeoutMs} ms${child ? `; log:\n${this.tail(child.name)}` : ''}`);
   }
 
+  /**
+   * Starts `start(port)` (which spawns and returns the child) on a free port and waits until
+   * the child itself listens there. A child that exits first most likely found the port
+   * taken in between: it is started again on another port (three retries).
+   */
+  async startOnFreePort(what, start, timeoutMs = 60000) {
+    let last;
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const port = await freePort();
+      const child = start(port);
+      try {
+        await this.waitFor(what, child, async () => listensOn(child.proc.pid, port), timeoutMs);
+        return { port, child };
+      } catch (e) {
+        if (!child.exited) throw e; // still running but not listening: not a port race
+        last = e;
+        console.error(`${what} on port ${port} exited before listening; retrying on another port`);
+      }
+    }
+    throw last;
+  }
+
   tail(name, lines = 40) {
     try {
       return readFileSync(this.log(name), 'utf8').split('\n').slice(-lines).join('\n');
@@ -161,25 +199,25 @@ export class Stack {
       await sleep(200);
     }
     if (last) throw new Error(`mariadb-install-db failed (install mariadb-server):\n${last}`);
-    const port = await freePort();
-    const child = this.spawn('mariadb', 'mariadbd', ['--no-defaults', '--user=root', `--datadir=${data}`,
-      `--port=${port}`, '--bind-address=127.0.0.1', `--socket=${path.join(this.dir, 'mysqld.sock')}`,
+    const { port, child: mariadb } = await this.startOnFreePort('MariaDB', (p) => this.spawn('mariadb', 'mariadbd', [
+      '--no-defaults', '--user=root', `--datadir=${data}`,
+      `--port=${p}`, '--bind-address=127.0.0.1', `--socket=${path.join(this.dir, 'mysqld.sock')}`,
       `--pid-file=${path.join(this.dir, 'mysqld.pid')}`, '--skip-log-bin', '--skip-name-resolve',
       '--innodb-buffer-pool-size=64M', '--innodb-flush-log-at-trx-commit=2',
-      '--character-set-server=utf8mb4', '--collation-server=utf8mb4_general_ci']);
+      '--character-set-server=utf8mb4', '--collation-server=utf8mb4_general_ci']));
     const sql = (q) => spawnSync('mariadb', ['--no-defaults', '-h', '127.0.0.1', `--port=${port}`,
       '-u', 'root', '-N', '-B', '-e', q], { encoding: 'utf8', timeout: 10000 });
-    await this.waitFor('MariaDB', child, async () => (await portOpen(port)) && sql('SELECT 1').status === 0);
+    // Listening is not enough (InnoDB may still be recovering): wait for a query.
+    await this.waitFor('MariaDB', mariadb, async () => sql('SELECT 1').status === 0);
     const r = sql('CREATE DATABASE seckill');
     if (r.status !== 0) throw new Error(`CREATE DATABASE failed: ${r.stderr}`);
     this.mysqlUrl = `mysql://root@127.0.0.1:${port}/seckill`;
   }
 
   async startRedis(module) {
-    const port = await freePort();
-    const child = this.spawn('redis', 'redis-server', ['--port', String(port), '--bind', '127.0.0.1',
-      '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', this.dir, '--loadmodule', module]);
-    await this.waitFor('redis-server', child, () => portOpen(port));
+    const { port } = await this.startOnFreePort('redis-server', (p) => this.spawn('redis', 'redis-server', [
+      '--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+      '--daemonize', 'no', '--dir', this.dir, '--loadmodule', module]));
     this.redisUrl = `redis://127.0.0.1:${port}/`;
   }
 
@@ -187,7 +225,6 @@ export class Stack {
   async start() {
     const a = artifacts();
     await Promise.all([this.startMariaDb(), this.startRedis(a.module)]);
-    const [gatewayPort, metricsPort] = [await freePort(), await freePort()];
     const config = path.join(this.dir, 'config.yaml');
     writeFileSync(config, [
       `redis:\n  url: ${this.redisUrl}`,
@@ -195,17 +232,19 @@ export class Stack {
       'etcd:\n  endpoints: []',
       'gateway:\n  dev_mode: true',
       // Orders should appear within a second or so of the click.
-      `worker:\n  consumers: 1\n  block_ms: 200\n  discover_interval_ms: 200\n  metrics_addr: 127.0.0.1:${metricsPort}`,
+      'worker:\n  consumers: 1\n  block_ms: 200\n  discover_interval_ms: 200',
       '',
     ].join('\n'));
     this.run('migrate', a.cli, ['--config', config, 'db', 'migrate']);
+    const { port: gatewayPort, child: gw } = await this.startOnFreePort('seckill-gateway',
+      (p) => this.spawn('gateway', a.gateway, ['--config', config, '--dev', '--listen', `127.0.0.1:${p}`]));
     this.baseUrl = `http://127.0.0.1:${gatewayPort}`;
-    const gw = this.spawn('gateway', a.gateway, ['--config', config, '--dev', '--listen', `127.0.0.1:${gatewayPort}`]);
-    const worker = this.spawn('worker', a.worker, ['--config', config]);
     await this.waitFor('seckill-gateway', gw, async () => {
       try { return (await fetch(`${this.baseUrl}/health`)).ok; } catch (_) { return false; }
     });
-    await this.waitFor('seckill-worker', worker, () => portOpen(metricsPort));
+    // The worker's metrics address from the environment, which overrides the config file.
+    await this.startOnFreePort('seckill-worker', (p) => this.spawn('worker', a.worker, ['--config', config],
+      { env: { SECKILL_WORKER__METRICS_ADDR: `127.0.0.1:${p}` } }));
     return this;
   }
 

@@ -7,7 +7,9 @@
 //! (`cargo test --workspace` builds them).
 
 use seckill_core::auth::{sign, Claims, Role};
-use seckill_testkit::{free_port, mariadb, ChildGuard, Etcd, RedisServer};
+use seckill_testkit::ports::{retry_on_free_port, wait_for_listener};
+use seckill_testkit::{mariadb, ChildGuard, Etcd, RedisServer};
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -78,8 +80,9 @@ impl Stack {
         std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
     }
 
-    /// `seckill members` rows as (kind, pid).
-    fn members(&self) -> anyhow::Result<Vec<(String, u32)>> {
+    /// `seckill members` rows, each as column name -> value (KIND, ID, ADDR, PID,
+    /// STARTED, VERSION).
+    fn member_rows(&self) -> anyhow::Result<Vec<HashMap<String, String>>> {
         let out = self.seckill(&["members"])?;
         anyhow::ensure!(
             out.status.success(),
@@ -88,14 +91,47 @@ impl Stack {
         );
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let mut lines = text.lines();
-        let header = lines.next().unwrap_or_default();
-        anyhow::ensure!(header.starts_with("KIND"), "no header: {text}");
-        Ok(lines
-            .filter_map(|l| {
+        let header: Vec<&str> = lines
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        anyhow::ensure!(
+            header == ["KIND", "ID", "ADDR", "PID", "STARTED", "VERSION"],
+            "unexpected header: {text}"
+        );
+        lines
+            .map(|l| {
                 let cols: Vec<&str> = l.split_whitespace().collect();
-                Some((cols.first()?.to_string(), cols.get(3)?.parse().ok()?))
+                anyhow::ensure!(cols.len() == header.len(), "bad row {l:?} in\n{text}");
+                Ok(header
+                    .iter()
+                    .zip(cols)
+                    .map(|(h, c)| (h.to_string(), c.to_owned()))
+                    .collect())
             })
+            .collect()
+    }
+
+    /// `seckill members` rows as (kind, pid).
+    fn members(&self) -> anyhow::Result<Vec<(String, u32)>> {
+        Ok(self
+            .member_rows()?
+            .iter()
+            .map(|r| (r["KIND"].clone(), r["PID"].parse().unwrap_or(0)))
             .collect())
+    }
+
+    /// Starts a gateway listening on a free port, retried on another port when the one
+    /// picked was taken before the gateway bound it; returns the port and the process.
+    fn spawn_gateway(&self, log: &str, env: &[(&str, &str)]) -> anyhow::Result<(u16, ChildGuard)> {
+        retry_on_free_port("seckill-gateway", |port| {
+            let listen = format!("127.0.0.1:{port}");
+            let mut gw = self.spawn_env("seckill-gateway", log, &["--listen", &listen], env)?;
+            wait_for_listener(&mut gw, port, Duration::from_secs(30))
+                .map_err(|e| anyhow::anyhow!("{e}\n{}", self.log(log)))?;
+            Ok((port, gw))
+        })
     }
 
     fn etcdctl(&self, args: &[&str]) -> anyhow::Result<()> {
@@ -186,12 +222,11 @@ fn registry_runtime_settings_and_etcd_outage() -> anyhow::Result<()> {
     let db_url = mariadb::shared()?.create_database()?;
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("config.yaml");
-    let gw_port = free_port();
     std::fs::write(
         &config,
         format!(
             "redis:\n  url: {redis}\nmysql:\n  url: {db}\netcd:\n  endpoints: [{etcd}]\n  \
-             member_ttl_secs: {TTL_SECS}\ngateway:\n  listen: 127.0.0.1:{gw_port}\n\
+             member_ttl_secs: {TTL_SECS}\n\
              worker:\n  metrics_addr: 127.0.0.1:0\n  block_ms: 200\n  sweeper:\n    enabled: false\n",
             redis = redis.url(),
             db = db_url,
@@ -211,8 +246,10 @@ fn registry_runtime_settings_and_etcd_outage() -> anyhow::Result<()> {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // 1. Both binaries register; `seckill members` lists them with their pids.
-    let mut gateway = stack.spawn("seckill-gateway", "gateway.log", &[])?;
+    // 1. Both binaries register; `seckill members` lists exactly them: kind, id, the
+    // address each serves on, pid, start time and version.
+    let registering = chrono::Utc::now();
+    let (gw_port, mut gateway) = stack.spawn_gateway("gateway.log", &[])?;
     let mut worker = stack.spawn("seckill-worker", "worker.log", &[])?;
     let (gw_pid, wk_pid) = (gateway.pid(), worker.pid());
     let listed = wait_until(Duration::from_secs(30), || {
@@ -225,11 +262,47 @@ fn registry_runtime_settings_and_etcd_outage() -> anyhow::Result<()> {
         stack.log("gateway.log"),
         stack.log("worker.log")
     );
-    let table = String::from_utf8_lossy(&stack.seckill(&["members"])?.stdout).into_owned();
-    assert!(
-        table.contains(&format!("127.0.0.1:{gw_port}")),
-        "gateway addr: {table}"
+    let rows = stack.member_rows()?;
+    assert_eq!(rows.len(), 2, "exactly the two members: {rows:?}");
+    for (kind, pid) in [("gateway", gw_pid), ("worker", wk_pid)] {
+        let row = rows
+            .iter()
+            .find(|r| r["KIND"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} row: {rows:?}"));
+        assert_eq!(row["PID"], pid.to_string(), "{kind}: {row:?}");
+        assert!(row["ID"].ends_with(&format!("-{pid}")), "{kind}: {row:?}");
+        assert_eq!(row["VERSION"], env!("CARGO_PKG_VERSION"), "{kind}: {row:?}");
+        let started = chrono::DateTime::parse_from_rfc3339(&row["STARTED"])?;
+        // RFC 3339 to the second: the start lies between this test's spawn (rounded down)
+        // and now.
+        assert!(
+            started.timestamp() >= registering.timestamp() && started <= chrono::Utc::now(),
+            "{kind} started at {started}, spawned at {registering}: {row:?}"
+        );
+    }
+    // The addresses are where each one really serves: the gateway's API, the worker's
+    // metrics (its configured 127.0.0.1:0 resolved to the bound port).
+    let addr = |kind: &str| {
+        rows.iter()
+            .find(|r| r["KIND"] == kind)
+            .map(|r| r["ADDR"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(addr("gateway"), format!("127.0.0.1:{gw_port}"));
+    let (status, health) = http(gw_port, "GET", "/health", "", "")?;
+    assert_eq!(status, 200, "{health}");
+    let wk_port: u16 = addr("worker")
+        .strip_prefix("127.0.0.1:")
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("worker addr {:?}", addr("worker")))?;
+    assert_ne!(
+        wk_port, 0,
+        "the worker registered its configured port, not the bound one"
     );
+    assert!(seckill_testkit::ports::listens_on(wk_pid, wk_port));
+    let (status, metrics) = http(wk_port, "GET", "/metrics", "", "")?;
+    assert_eq!(status, 200, "{metrics}");
+    assert!(metrics.contains("seckill_worker_"), "{metrics}");
 
     // 2. A runtime change of the per-user limit reaches the running gateway, and back.
     // Unknown activity: the handler answers 404 unless the limiter answers 429 first.
@@ -286,13 +359,7 @@ fn registry_runtime_settings_and_etcd_outage() -> anyhow::Result<()> {
     // 3 s was deleted, not expired.
     let long_lease = [("SECKILL_ETCD__MEMBER_TTL_SECS", "60")];
     let mut worker2 = stack.spawn_env("seckill-worker", "worker2.log", &[], &long_lease)?;
-    let gw2_port = free_port();
-    let mut gateway2 = stack.spawn_env(
-        "seckill-gateway",
-        "gateway2.log",
-        &["--listen", &format!("127.0.0.1:{gw2_port}")],
-        &long_lease,
-    )?;
+    let (_, mut gateway2) = stack.spawn_gateway("gateway2.log", &long_lease)?;
     let (wk2, gw2) = (worker2.pid(), gateway2.pid());
     assert!(
         wait_until(Duration::from_secs(30), || has(&stack, "worker", wk2)
@@ -328,8 +395,19 @@ fn registry_runtime_settings_and_etcd_outage() -> anyhow::Result<()> {
     );
     let activity = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     let mut stack = stack;
+    let interrupted = |s: &Stack| {
+        s.log("gateway.log")
+            .matches("etcd watch interrupted")
+            .count()
+    };
+    let before = interrupted(&stack);
     stack.etcd.kill();
-    std::thread::sleep(Duration::from_millis(500));
+    // Sell only once the gateway has seen etcd go (its settings watch broke).
+    assert!(
+        wait_until(Duration::from_secs(15), || interrupted(&stack) > before).is_some(),
+        "the gateway never noticed etcd was gone:\n{}",
+        stack.log("gateway.log")
+    );
     // The product is the one the CLI created for the activity (the module checks it).
     let (status, page) = http(
         gw_port,
@@ -343,7 +421,8 @@ fn registry_runtime_settings_and_etcd_outage() -> anyhow::Result<()> {
         .as_u64()
         .ok_or_else(|| anyhow::anyhow!("no product_id in {page}"))?;
     let body = format!(r#"{{"activity_id":"{activity}","product_id":"{product}","quantity":1}}"#);
-    for user in 200..203 {
+    let mut sold = Vec::new();
+    for user in 200..203u64 {
         let (status, b) = http(gw_port, "POST", "/api/v1/seckill", &token(user)?, &body)?;
         assert_eq!(
             status,
@@ -351,11 +430,45 @@ fn registry_runtime_settings_and_etcd_outage() -> anyhow::Result<()> {
             "reservation with etcd down: {b}\n{}",
             stack.log("gateway.log")
         );
-        assert!(b.contains("reservation_id"), "{b}");
+        let reply: serde_json::Value = serde_json::from_str(&b)?;
+        let rid = reply["data"]["reservation_id"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("no reservation_id in {b}"))?;
+        sold.push((rid.to_owned(), user.to_string()));
     }
-    let status = stack.redis.cli(&["SECKILL.STATUS", &activity])?;
     assert!(gateway.is_running(), "gateway died with etcd");
-    assert!(!status.is_empty());
+    // Those sales really happened in Redis: three units gone to those three users, and the
+    // stream holds exactly the ids the gateway answered, under their users.
+    let mut con = stack.redis.connection()?;
+    let status: HashMap<String, String> = redis::cmd("SECKILL.STATUS")
+        .arg(&activity)
+        .query::<Vec<String>>(&mut con)?
+        .chunks(2)
+        .map(|kv| (kv[0].clone(), kv.get(1).cloned().unwrap_or_default()))
+        .collect();
+    let field = |k: &str| status.get(k).map(String::as_str);
+    assert_eq!(
+        (field("total"), field("remaining"), field("buyers")),
+        (Some("5"), Some("2"), Some("3")),
+        "{status:?}"
+    );
+    let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg(format!("seckill:{{{activity}}}:stream"))
+        .arg("-")
+        .arg("+")
+        .query(&mut con)?;
+    let in_stream: Vec<(String, String)> = entries
+        .into_iter()
+        .map(|(id, fields)| {
+            let user = fields
+                .chunks(2)
+                .find(|kv| kv[0] == "user")
+                .and_then(|kv| kv.get(1).cloned())
+                .unwrap_or_default();
+            (id, user)
+        })
+        .collect();
+    assert_eq!(in_stream, sold, "the stream holds what the gateway sold");
     // `seckill members` says clearly that etcd is unreachable (non-zero exit).
     let out = stack.seckill(&["members"])?;
     assert!(!out.status.success());

@@ -69,11 +69,25 @@ fn rendered(files: &[&str], extra: &[(&str, &str)]) -> Yaml {
     serde_yaml::from_slice(&out.stdout).expect("docker-compose config prints YAML")
 }
 
-fn prod_env() -> Vec<(&'static str, &'static str)> {
+/// A distinct value per secret, so a secret that ends up in the wrong place is seen.
+fn prod_env() -> Vec<(&'static str, String)> {
     PROD_SECRETS
         .iter()
-        .map(|k| (*k, "test-value-0123456789abcdef0123456789abcdef"))
+        .map(|k| {
+            (
+                *k,
+                format!("test-value-{}-0123456789abcdef", k.to_lowercase()),
+            )
+        })
         .collect()
+}
+
+fn secret(name: &str) -> String {
+    prod_env()
+        .into_iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("{name} is not a prod secret"))
 }
 
 fn env_of(svc: &Yaml) -> Vec<(String, String)> {
@@ -123,6 +137,7 @@ fn compose_file_is_valid_and_complete() {
     }
     // Redis runs the image with the module, and the config loads it.
     assert_eq!(c["services"]["redis"]["build"]["target"], "redis");
+    assert_redis_loads_the_module(&c);
     // Both processes export their spans to the compose Jaeger (OTLP/gRPC on 4317).
     for s in ["gateway", "worker"] {
         let env = env_of(&c["services"][s]);
@@ -144,7 +159,11 @@ fn prod_override_refuses_to_render_without_secrets() {
     // docker-compose stops at the first missing one: drop them one at a time.
     let all = prod_env();
     for missing in PROD_SECRETS {
-        let env: Vec<_> = all.iter().filter(|(k, _)| k != missing).cloned().collect();
+        let env: Vec<(&str, &str)> = all
+            .iter()
+            .filter(|(k, _)| k != missing)
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect();
         let out = compose_config(&["docker-compose.yml", "docker-compose.prod.yml"], &env);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -156,29 +175,72 @@ fn prod_override_refuses_to_render_without_secrets() {
 
 #[test]
 fn prod_override_has_no_default_secrets_and_bounded_services() {
-    let c = rendered(
-        &["docker-compose.yml", "docker-compose.prod.yml"],
-        &prod_env(),
-    );
+    let env = prod_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let c = rendered(&["docker-compose.yml", "docker-compose.prod.yml"], &env);
     let text = serde_yaml::to_string(&c).unwrap();
-    for dev in ["seckill-dev-password", "seckill-dev-root-password"] {
+    for dev in [
+        "seckill-dev-password",
+        "seckill-dev-root-password",
+        "seckill-dev",
+    ] {
         assert!(
             !text.contains(dev),
             "dev default {dev} survives in prod:\n{text}"
         );
     }
-    let gw = env_of(&c["services"]["gateway"]);
-    let get = |k: &str| {
-        gw.iter()
+    let var = |svc: &str, k: &str| {
+        env_of(&c["services"][svc])
+            .into_iter()
             .find(|(n, _)| n == k)
             .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_else(|| panic!("{svc} has no {k}"))
     };
-    assert_eq!(get("SECKILL_GATEWAY__DEV_MODE").as_deref(), Some("false"));
-    assert!(get("SECKILL_AUTH__JWT_SECRET").is_some_and(|v| v.starts_with("test-value")));
-    assert_eq!(
-        c["services"]["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"],
-        "test-value-0123456789abcdef0123456789abcdef"
+    // Each secret reaches exactly the places that need it, under its own name.
+    let (jwt, redis_pw, mysql_pw) = (
+        secret("SECKILL_AUTH__JWT_SECRET"),
+        secret("SECKILL_REDIS_PASSWORD"),
+        secret("SECKILL_MYSQL_PASSWORD"),
     );
+    for s in ["gateway", "worker", "migrate"] {
+        assert_eq!(var(s, "SECKILL_AUTH__JWT_SECRET"), jwt, "{s}");
+        assert_eq!(
+            var(s, "SECKILL_REDIS__URL"),
+            format!("redis://:{redis_pw}@redis:6379/"),
+            "{s} must authenticate to Redis"
+        );
+        assert_eq!(
+            var(s, "SECKILL_MYSQL__URL"),
+            format!("mysql://seckill:{mysql_pw}@mysql:3306/seckill"),
+            "{s}"
+        );
+    }
+    assert_eq!(var("gateway", "SECKILL_GATEWAY__DEV_MODE"), "false");
+    assert_eq!(var("mysql", "MYSQL_PASSWORD"), mysql_pw);
+    assert_eq!(
+        var("mysql", "MYSQL_ROOT_PASSWORD"),
+        secret("MYSQL_ROOT_PASSWORD")
+    );
+    assert_eq!(
+        var("grafana", "GF_SECURITY_ADMIN_PASSWORD"),
+        secret("GRAFANA_ADMIN_PASSWORD")
+    );
+    // Redis requires the password (written to a config include, not the command line), and
+    // its exporter and healthcheck use it.
+    assert_eq!(var("redis", "SECKILL_REDIS_PASSWORD"), redis_pw);
+    let command = serde_yaml::to_string(&c["services"]["redis"]["command"]).unwrap();
+    assert!(
+        command.contains("requirepass") && command.contains("--include /tmp/auth.conf"),
+        "redis must require the password: {command}"
+    );
+    assert!(
+        !command.contains(&redis_pw),
+        "the password is on the command line"
+    );
+    let health = serde_yaml::to_string(&c["services"]["redis"]["healthcheck"]["test"]).unwrap();
+    assert!(health.contains("REDISCLI_AUTH"), "{health}");
+    assert_eq!(var("redis-exporter", "REDIS_PASSWORD"), redis_pw);
+    assert_redis_loads_the_module(&c);
     for s in LONG_RUNNING {
         let svc = &c["services"][*s];
         assert_eq!(
@@ -191,9 +253,53 @@ fn prod_override_has_no_default_secrets_and_bounded_services() {
             "{s} needs cpu and memory limits"
         );
     }
-    // Redis requires a password, and the clients use it.
-    let redis_url = get("SECKILL_REDIS__URL").unwrap_or_default();
-    assert!(redis_url.contains(":test-value"), "{redis_url}");
+}
+
+/// The Dockerfile's `redis` stage puts the module at a path, and whatever command the
+/// rendered compose runs redis-server with (the image's CMD unless `command` overrides it)
+/// loads it from there.
+fn assert_redis_loads_the_module(c: &Yaml) {
+    let df = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    let stage = df
+        .split("\nFROM ")
+        .find(|s| {
+            s.lines()
+                .next()
+                .is_some_and(|l| l.trim_end().ends_with("AS redis"))
+        })
+        .expect("Dockerfile has a redis stage");
+    let module = stage
+        .lines()
+        .find_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.first() == Some(&"COPY") && w.iter().any(|x| x.ends_with("libseckill_module.so")))
+                .then(|| w.last().map(|p| p.to_string()))
+                .flatten()
+        })
+        .expect("the redis stage copies libseckill_module.so");
+    let cmd = stage
+        .split("\nCMD ")
+        .nth(1)
+        .expect("the redis stage has a CMD")
+        .replace(['\\', '\n', '"', ','], " ");
+    let loads = |text: &str| {
+        let w: Vec<&str> = text.split_whitespace().collect();
+        w.windows(2).any(|p| p == ["--loadmodule", module.as_str()])
+    };
+    assert!(loads(&cmd), "the image's CMD does not load {module}: {cmd}");
+    let svc = &c["services"]["redis"];
+    if !svc["command"].is_null() {
+        let command = serde_yaml::to_string(&svc["command"]).unwrap();
+        assert!(
+            loads(&command),
+            "compose's redis command does not load {module}: {command}"
+        );
+    }
+    assert!(
+        svc["entrypoint"].is_null(),
+        "an entrypoint override would bypass the image's redis-server: {:?}",
+        svc["entrypoint"]
+    );
 }
 
 /// Every build target compose asks for exists in the Dockerfile.

@@ -4,6 +4,8 @@
 
 mod support;
 
+use seckill_testkit::ports::{retry_on_free_port, wait_for_listener};
+use seckill_testkit::ChildGuard;
 use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 use std::path::Path;
@@ -103,15 +105,29 @@ fn clean_env(cmd: &mut Command) -> &mut Command {
     cmd
 }
 
-fn spawn_logged(cmd: &mut Command, log: &Path) -> Guard {
-    let f = std::fs::File::create(log).unwrap();
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(f.try_clone().unwrap())
-        .stderr(f)
-        .spawn()
-        .unwrap_or_else(|e| panic!("failed to start {cmd:?}: {e}"));
-    Guard(child)
+/// Starts the server `command(port)` builds on a free port, its output in `log`, and waits
+/// until it listens there itself; a port taken before the server bound it makes it exit,
+/// and it starts again on another.
+fn spawn_on_free_port(
+    what: &str,
+    log: &Path,
+    mut command: impl FnMut(u16) -> Command,
+) -> (u16, ChildGuard) {
+    retry_on_free_port(what, |port| {
+        let f = std::fs::File::create(log)?;
+        let mut cmd = command(port);
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(f.try_clone()?)
+            .stderr(f)
+            .spawn()
+            .map_err(|e| std::io::Error::new(e.kind(), format!("failed to start {cmd:?}: {e}")))?;
+        let mut guard = ChildGuard::new(child);
+        wait_for_listener(&mut guard, port, Duration::from_secs(60))
+            .map_err(|e| e.context(format!("its log:\n{}", log_of(log))))?;
+        Ok((port, guard))
+    })
+    .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 fn log_of(path: &Path) -> String {
@@ -172,52 +188,35 @@ fn prometheus_scrapes_a_running_gateway_and_worker() {
     let db_url = db.create_database().expect("create a database");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (gw_port, wm_port, prom_port) = (
-        seckill_testkit::free_port(),
-        seckill_testkit::free_port(),
-        seckill_testkit::free_port(),
-    );
     let redis_url = format!("redis://127.0.0.1:{}/", redis.port);
 
-    let _gateway = spawn_logged(
-        clean_env(&mut Command::new(built("seckill-gateway")))
-            .current_dir(d)
-            .arg("--run-migrations")
-            .env("SECKILL_GATEWAY__LISTEN", format!("127.0.0.1:{gw_port}"))
-            .env("SECKILL_REDIS__URL", &redis_url)
-            .env("SECKILL_MYSQL__URL", &db_url)
-            .env(
-                "SECKILL_AUTH__JWT_SECRET",
-                "deploy-tests-jwt-secret-0123456789abcdef",
-            ),
-        &d.join("gateway.log"),
-    );
-    wait_for(
-        "the gateway's /health",
-        Duration::from_secs(60),
-        || match get(gw_port, "/health") {
-            Ok((200, _)) => Some(()),
-            _ => {
-                assert!(
-                    !log_of(&d.join("gateway.log")).contains("gateway failed to start"),
-                    "gateway failed:\n{}",
-                    log_of(&d.join("gateway.log"))
+    let (gw_port, _gateway) =
+        spawn_on_free_port("seckill-gateway", &d.join("gateway.log"), |port| {
+            let mut cmd = Command::new(built("seckill-gateway"));
+            clean_env(&mut cmd)
+                .current_dir(d)
+                .arg("--run-migrations")
+                .env("SECKILL_GATEWAY__LISTEN", format!("127.0.0.1:{port}"))
+                .env("SECKILL_REDIS__URL", &redis_url)
+                .env("SECKILL_MYSQL__URL", &db_url)
+                .env(
+                    "SECKILL_AUTH__JWT_SECRET",
+                    "deploy-tests-jwt-secret-0123456789abcdef",
                 );
-                None
-            }
-        },
-    );
-    let _worker = spawn_logged(
-        clean_env(&mut Command::new(built("seckill-worker")))
+            cmd
+        });
+    wait_for("the gateway's /health", Duration::from_secs(60), || {
+        matches!(get(gw_port, "/health"), Ok((200, _))).then_some(())
+    });
+    let (wm_port, _worker) = spawn_on_free_port("seckill-worker", &d.join("worker.log"), |port| {
+        let mut cmd = Command::new(built("seckill-worker"));
+        clean_env(&mut cmd)
             .current_dir(d)
-            .env(
-                "SECKILL_WORKER__METRICS_ADDR",
-                format!("127.0.0.1:{wm_port}"),
-            )
+            .env("SECKILL_WORKER__METRICS_ADDR", format!("127.0.0.1:{port}"))
             .env("SECKILL_REDIS__URL", &redis_url)
-            .env("SECKILL_MYSQL__URL", &db_url),
-        &d.join("worker.log"),
-    );
+            .env("SECKILL_MYSQL__URL", &db_url);
+        cmd
+    });
     wait_for("the worker's /metrics", Duration::from_secs(60), || {
         matches!(get(wm_port, "/metrics"), Ok((200, _))).then_some(())
     });
@@ -228,14 +227,15 @@ fn prometheus_scrapes_a_running_gateway_and_worker() {
         Command::new("promtool").args(["check", "config", &config.display().to_string()]),
         Duration::from_secs(60),
     );
-    let _prometheus = spawn_logged(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", d.join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .arg("--log.level=warn"),
-        &d.join("prometheus.log"),
-    );
+    let (prom_port, _prometheus) =
+        spawn_on_free_port("prometheus", &d.join("prometheus.log"), |port| {
+            let mut cmd = Command::new("prometheus");
+            cmd.arg(format!("--config.file={}", config.display()))
+                .arg(format!("--storage.tsdb.path={}", d.join("data").display()))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .arg("--log.level=warn");
+            cmd
+        });
     wait_for("Prometheus to be ready", Duration::from_secs(60), || {
         matches!(get(prom_port, "/-/ready"), Ok((200, _))).then_some(())
     });

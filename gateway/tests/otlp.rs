@@ -5,6 +5,7 @@
 //! a W3C `traceparent` header, that trace is the caller's.
 
 use seckill_gateway::auth::{Jwt, Role};
+use seckill_testkit::ports::{retry_on_free_port, wait_for_listener};
 use seckill_testkit::{free_port, ChildGuard, OtlpReceiver, RedisServer, SeenSpan};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,26 +28,35 @@ impl Setup {
         let receiver = OtlpReceiver::start();
         let redis = tokio::task::spawn_blocking(RedisServer::start).await??;
         redis.cli(&["SECKILL.CREATE", "77", "STOCK", "10"])?;
-        let port = free_port();
         let log_path = tempfile::NamedTempFile::new()?;
-        let log = log_path.reopen()?;
-        let child = Command::new(env!("CARGO_BIN_EXE_seckill-gateway"))
-            // The working directory is gateway/: no configs/config.yaml, so built-in defaults.
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--redis-url")
-            .arg(redis.url())
-            .arg("--mysql-url")
-            .arg(format!("mysql://root@127.0.0.1:{}/none", free_port()))
-            .env("SECKILL_AUTH__JWT_SECRET", SECRET)
-            .env("SECKILL_TELEMETRY__OTLP_ENDPOINT", receiver.endpoint())
-            .env("OTEL_BSP_SCHEDULE_DELAY", "200")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
-        let gateway = ChildGuard::new(child);
+        // On a free port, started again on another when it was taken before the gateway
+        // bound it; up once the gateway itself listens.
+        let (log, redis_url, endpoint) = (log_path.reopen()?, redis.url(), receiver.endpoint());
+        let (port, gateway) = tokio::task::spawn_blocking(move || {
+            retry_on_free_port("seckill-gateway", |port| {
+                let child = Command::new(env!("CARGO_BIN_EXE_seckill-gateway"))
+                    // The working directory is gateway/: no configs/config.yaml, so
+                    // built-in defaults.
+                    .arg("--listen")
+                    .arg(format!("127.0.0.1:{port}"))
+                    .arg("--redis-url")
+                    .arg(&redis_url)
+                    .arg("--mysql-url")
+                    .arg(format!("mysql://root@127.0.0.1:{}/none", free_port()))
+                    .env("SECKILL_AUTH__JWT_SECRET", SECRET)
+                    .env("SECKILL_TELEMETRY__OTLP_ENDPOINT", &endpoint)
+                    .env("OTEL_BSP_SCHEDULE_DELAY", "200")
+                    .env("RUST_LOG", "info")
+                    .stdin(Stdio::null())
+                    .stdout(log.try_clone()?)
+                    .stderr(log.try_clone()?)
+                    .spawn()?;
+                let mut gateway = ChildGuard::new(child);
+                wait_for_listener(&mut gateway, port, Duration::from_secs(30))?;
+                Ok((port, gateway))
+            })
+        })
+        .await??;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()?;

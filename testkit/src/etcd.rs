@@ -1,8 +1,9 @@
 //! A private single-member etcd on free loopback ports, in a temporary data directory.
 
-use crate::ports::{free_port, wait_for_port};
+use crate::ports::{free_port, retry_on_free_port, wait_for_listener};
 use crate::process::ChildGuard;
 use anyhow::{bail, Context};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -20,31 +21,11 @@ impl Etcd {
             .prefix("seckill-etcd-")
             .tempdir()
             .context("Failed to create a temp dir for etcd")?;
-        let client_port = free_port();
-        let peer_port = free_port();
-        let client = format!("http://127.0.0.1:{client_port}");
-        let peer = format!("http://127.0.0.1:{peer_port}");
-        let log = std::fs::File::create(dir.path().join("etcd.log"))
-            .context("Failed to create the etcd log")?;
-        let child = Command::new("etcd")
-            .arg("--name=test")
-            .arg(format!("--data-dir={}", dir.path().join("data").display()))
-            .arg(format!("--listen-client-urls={client}"))
-            .arg(format!("--advertise-client-urls={client}"))
-            .arg(format!("--listen-peer-urls={peer}"))
-            .arg(format!("--initial-advertise-peer-urls={peer}"))
-            .arg(format!("--initial-cluster=test={peer}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("Failed to start etcd (install etcd-server)")?;
-        let mut guard = ChildGuard::new(child);
-        if !wait_for_port(client_port, Duration::from_secs(20)) {
-            guard.kill();
-            let log = std::fs::read_to_string(dir.path().join("etcd.log")).unwrap_or_default();
-            bail!("etcd did not start on port {client_port}; its log:\n{log}");
-        }
+        // Ports that were free can be taken before etcd binds them (other tests pick ports
+        // too): etcd then exits, and starts again on other ports.
+        let (client_port, guard) = retry_on_free_port("etcd", |client_port| {
+            spawn(dir.path(), client_port, free_port())
+        })?;
         Ok(Self {
             client_port,
             dir,
@@ -65,4 +46,35 @@ impl Etcd {
     pub fn kill(&mut self) {
         self.guard.kill();
     }
+}
+
+/// Starts etcd on `client_port` and `peer_port` and waits until it listens itself.
+fn spawn(dir: &Path, client_port: u16, peer_port: u16) -> anyhow::Result<(u16, ChildGuard)> {
+    let client = format!("http://127.0.0.1:{client_port}");
+    let peer = format!("http://127.0.0.1:{peer_port}");
+    let log =
+        std::fs::File::create(dir.join("etcd.log")).context("Failed to create the etcd log")?;
+    // A fresh data directory per attempt: a failed start may have written one.
+    let data = dir.join("data");
+    let _ = std::fs::remove_dir_all(&data);
+    let child = Command::new("etcd")
+        .arg("--name=test")
+        .arg(format!("--data-dir={}", data.display()))
+        .arg(format!("--listen-client-urls={client}"))
+        .arg(format!("--advertise-client-urls={client}"))
+        .arg(format!("--listen-peer-urls={peer}"))
+        .arg(format!("--initial-advertise-peer-urls={peer}"))
+        .arg(format!("--initial-cluster=test={peer}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("Failed to start etcd (install etcd-server)")?;
+    let mut guard = ChildGuard::new(child);
+    if let Err(e) = wait_for_listener(&mut guard, client_port, Duration::from_secs(20)) {
+        guard.kill();
+        let log = std::fs::read_to_string(dir.join("etcd.log")).unwrap_or_default();
+        bail!("etcd did not start on port {client_port}: {e}; its log:\n{log}");
+    }
+    Ok((client_port, guard))
 }

@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //! - [`redis`]: `redis-server` with the freshly built seckill module loaded.
-//! - [`ports`]: free loopback ports and readiness polling.
+//! - [`ports`]: free loopback ports, starts retried on another port when one was taken in
+//!   between, and readiness that checks the server itself listens (not another test's).
 //! - [`process`]: a child-process guard that kills on drop, and [`bin_path`] of the
 //!   workspace's binaries.
 //! - [`mariadb`]: a private `mariadbd` (fresh database per test, stop/start for outages).

@@ -7,7 +7,7 @@
 //! server through [`shared`] and give each test its own database with
 //! [`MariaDb::create_database`].
 
-use crate::ports::{free_port, wait_for_port};
+use crate::ports::{listens_on, retry_on_free_port};
 use crate::process::ChildGuard;
 use anyhow::{bail, Context};
 use std::path::Path;
@@ -33,13 +33,17 @@ impl MariaDb {
             .tempdir()
             .context("Failed to create a temp dir for MariaDB")?;
         install(&dir.path().join("data"))?;
-        let port = free_port();
         let mut db = Self {
-            port,
+            port: 0,
             dir,
             guard: None,
         };
-        db.start_again()?;
+        // A port that was free can be taken before mariadbd binds it (other tests pick ports
+        // too): the server then exits, and starts again on another port.
+        retry_on_free_port("mariadbd", |port| {
+            db.port = port;
+            db.start_again()
+        })?;
         Ok(db)
     }
 
@@ -131,9 +135,10 @@ impl MariaDb {
             .context("Failed to start mariadbd (install mariadb-server)")?;
         let mut guard = ChildGuard::new(child);
         let deadline = Instant::now() + Duration::from_secs(60);
-        // Accepting TCP is not enough (the server may still be recovering): wait for a query.
+        // Our mariadbd itself must listen (another test's server on this port would answer
+        // too), and accepting TCP is not enough (it may still be recovering): wait for a query.
         loop {
-            if wait_for_port(self.port, Duration::from_millis(200)) {
+            if listens_on(guard.pid(), self.port) {
                 self.guard = Some(guard);
                 if self.sql("SELECT 1").is_ok() {
                     return Ok(());

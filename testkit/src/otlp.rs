@@ -103,15 +103,22 @@ pub struct OtlpReceiver {
 }
 
 impl OtlpReceiver {
-    /// Starts serving on the current tokio runtime.
+    /// Starts serving on the current tokio runtime, on a port the OS picks (bound here, so
+    /// no other process can take it between the pick and the bind).
     pub fn start() -> Self {
         let seen: Seen = Arc::default();
-        let port = crate::free_port();
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .and_then(tokio::net::TcpListener::from_std)
+            .expect("bind an OTLP receiver on 127.0.0.1:0");
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+        let incoming = tonic::transport::server::TcpIncoming::from_listener(listener, true, None)
+            .expect("serve the OTLP receiver's listener");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(TraceServiceServer::new(Service(seen.clone())))
-                .serve_with_shutdown(([127, 0, 0, 1], port).into(), async {
+                .serve_with_incoming_shutdown(incoming, async {
                     let _ = stopped.await;
                 }),
         );

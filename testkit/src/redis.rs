@@ -1,6 +1,6 @@
 //! A private `redis-server` with the seckill module loaded.
 
-use crate::ports::{free_port, wait_for_port};
+use crate::ports::{retry_on_free_port, wait_for_listener};
 use crate::process::ChildGuard;
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
@@ -63,18 +63,9 @@ impl RedisServer {
             .context("Failed to create a temp dir for redis-server")?;
         // A port that was free can be taken before redis-server binds it (other tests pick
         // ports too), so a failed start is retried on a new port.
-        let mut attempt = 0;
-        let (port, guard) = loop {
-            let port = free_port();
-            match spawn(dir.path(), port, &options) {
-                Ok(guard) => break (port, guard),
-                Err(e) if attempt < 3 => {
-                    attempt += 1;
-                    eprintln!("redis-server on port {port} failed to start, retrying: {e:#}");
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        let (port, guard) = retry_on_free_port("redis-server", |port| {
+            spawn(dir.path(), port, &options).map(|guard| (port, guard))
+        })?;
         Ok(Self {
             port,
             dir,
@@ -152,10 +143,12 @@ fn spawn(dir: &Path, port: u16, options: &RedisOptions) -> anyhow::Result<ChildG
         .spawn()
         .context("Failed to start redis-server (is it installed? run scripts/setup.sh)")?;
     let mut guard = ChildGuard::new(child);
-    if !wait_for_port(port, Duration::from_secs(10)) {
+    // Our redis-server itself must listen: another test's server on the same port answers
+    // PING too.
+    if let Err(e) = wait_for_listener(&mut guard, port, Duration::from_secs(10)) {
         let log = std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default();
         guard.kill();
-        bail!("redis-server did not start on port {port}; its log:\n{log}");
+        bail!("redis-server did not start on port {port}: {e}; its log:\n{log}");
     }
     wait_until_loaded(port)?;
     Ok(guard)

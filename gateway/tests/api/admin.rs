@@ -66,7 +66,7 @@ async fn created_activities_are_preheated_and_listed_with_live_stock() {
     }
 
     // A bad admin body changes nothing.
-    let before = app.count("SELECT COUNT(*) FROM activities").await;
+    let before = app.snapshot().await;
     let r = app
         .post(
             "/api/v1/admin/activities",
@@ -78,5 +78,9 @@ async fn created_activities_are_preheated_and_listed_with_live_stock() {
         (r.status, r.error()),
         (StatusCode::BAD_REQUEST, "INVALID_ARGUMENT")
     );
-    assert_eq!(app.count("SELECT COUNT(*) FROM activities").await, before);
+    assert_eq!(
+        app.snapshot().await,
+        before,
+        "a refused admin body changed something"
+    );
 }

@@ -35,6 +35,13 @@ impl Drop for TestApp {
     }
 }
 
+/// Every table's rows and every Redis key's content (see [`TestApp::snapshot`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Snapshot {
+    pub tables: std::collections::BTreeMap<String, Vec<String>>,
+    pub keys: std::collections::BTreeMap<String, Vec<u8>>,
+}
+
 pub(crate) struct Reply {
     pub status: StatusCode,
     pub body: Value,
@@ -356,19 +363,129 @@ impl TestApp {
         self.worker = Some(seckill_testkit::ChildGuard::new(child));
     }
 
-    /// Polls `check` until it returns true or `timeout` passes.
-    pub(crate) async fn eventually<F, Fut>(&self, timeout: Duration, mut check: F) -> bool
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = bool>,
-    {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if check().await {
-                return true;
+    /// Everything a request could change: every table's rows (sorted) and every Redis key
+    /// (its `DUMP`; a stream's entries and groups), for "changes nothing" checks.
+    pub(crate) async fn snapshot(&self) -> Snapshot {
+        let mut keys = std::collections::BTreeMap::new();
+        let mut conn = self.redis_conn().await;
+        let names: Vec<String> = redis::cmd("KEYS")
+            .arg("*")
+            .query_async(&mut conn)
+            .await
+            .expect("KEYS");
+        for key in names {
+            let kind: String = redis::cmd("TYPE")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .expect("TYPE");
+            let value = if kind == "stream" {
+                // A stream's DUMP carries its consumers' last-seen times, which a running
+                // worker's idle reads may bump (Redis 7.2+): compare the entries and each
+                // group's delivery state instead.
+                let entries = seckill_client::streams::read_stream(&mut conn, &key)
+                    .await
+                    .expect("XRANGE");
+                let groups: Vec<std::collections::HashMap<String, redis::Value>> =
+                    redis::cmd("XINFO")
+                        .arg("GROUPS")
+                        .arg(&key)
+                        .query_async(&mut conn)
+                        .await
+                        .expect("XINFO GROUPS");
+                let groups: Vec<String> = groups
+                    .iter()
+                    .map(|g| {
+                        ["name", "pending", "last-delivered-id", "entries-read"]
+                            .map(|f| format!("{f}={:?}", g.get(f)))
+                            .join(" ")
+                    })
+                    .collect();
+                format!("{entries:?} {groups:?}").into_bytes()
+            } else {
+                redis::cmd("DUMP")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .expect("DUMP")
+            };
+            keys.insert(key, value);
+        }
+        let db = self
+            .db_url
+            .as_deref()
+            .and_then(|u| u.rsplit('/').next())
+            .expect("app without MySQL")
+            .to_owned();
+        let tables = tokio::task::spawn_blocking(move || {
+            let server = seckill_testkit::mariadb::shared()?;
+            let mut tables = std::collections::BTreeMap::new();
+            let names = server.sql(&format!(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = '{db}'"
+            ))?;
+            for table in names.lines().map(str::trim).filter(|t| !t.is_empty()) {
+                let dump = server.sql(&format!("SELECT * FROM `{db}`.`{table}`"))?;
+                let mut rows: Vec<String> = dump.lines().map(str::to_owned).collect();
+                rows.sort();
+                tables.insert(table.to_owned(), rows);
             }
+            anyhow::Ok(tables)
+        })
+        .await
+        .expect("join")
+        .expect("MySQL rows");
+        assert!(tables.contains_key("orders"), "no tables: {tables:?}");
+        Snapshot { tables, keys }
+    }
+
+    /// Every entry of an activity's stream as (reservation id, user), in stream order.
+    pub(crate) async fn stream_entries(&self, activity: &str) -> Vec<(String, String)> {
+        let mut conn = self.redis_conn().await;
+        let key = format!("seckill:{{{activity}}}:stream");
+        seckill_client::streams::read_stream(&mut conn, &key)
+            .await
+            .expect("XRANGE")
+            .into_iter()
+            .map(|(id, fields)| {
+                let user = fields
+                    .iter()
+                    .find(|(k, _)| k.as_slice() == b"user")
+                    .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+                    .unwrap_or_default();
+                (id, user)
+            })
+            .collect()
+    }
+
+    /// Every order row as (activity, reservation id, user), sorted.
+    pub(crate) async fn orders(&self) -> Vec<(u64, String, String)> {
+        let mut rows: Vec<(u64, String, String)> =
+            sqlx::query_as("SELECT activity_id, reservation_id, user_id FROM orders")
+                .fetch_all(&self.pool().await)
+                .await
+                .expect("orders");
+        rows.sort();
+        rows
+    }
+
+    /// Waits until the worker's group has read and acknowledged every entry of every stream
+    /// (lag 0 and nothing pending), so MySQL holds everything it ever will; panics with the
+    /// last lag rows after `timeout`.
+    pub(crate) async fn wait_drained(&self, timeout: Duration) {
+        let mut conn = self.redis_conn().await;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let lags = seckill_client::lag::all_lags(&mut conn, "seckill-orders")
+                .await
+                .expect("lag");
+            if !lags.is_empty() && lags.iter().all(|l| l.lag == Some(0) && l.pending == 0) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the worker did not drain within {timeout:?}: {lags:?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        false
     }
 }

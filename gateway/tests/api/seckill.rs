@@ -4,7 +4,7 @@ use crate::helpers::{spawn_app, spawn_redis_only, spawn_with};
 use futures::StreamExt;
 use reqwest::StatusCode;
 use seckill_gateway::auth::Role;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reserve_succeeds_and_every_refusal_maps_to_its_code() {
@@ -42,10 +42,11 @@ async fn reserve_succeeds_and_every_refusal_maps_to_its_code() {
         );
         assert!(r.data().is_null());
     }
-    assert_eq!(
-        app.reserve(&u("u2"), "open", 1).await.status,
-        StatusCode::OK
-    );
+    let r2 = app.reserve(&u("u2"), "open", 1).await;
+    assert_eq!(r2.status, StatusCode::OK, "{}", r2.body);
+    let rid2 = r2.data()["reservation_id"]
+        .as_str()
+        .expect("reservation id");
     let r = app.reserve(&u("u4"), "open", 1).await;
     assert_eq!((r.status, r.error()), (StatusCode::CONFLICT, "SOLD_OUT"));
 
@@ -62,7 +63,21 @@ async fn reserve_succeeds_and_every_refusal_maps_to_its_code() {
         (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
     );
     assert_eq!(app.status("open").await["remaining"], "0");
-    assert_eq!(app.xlen("open").await, 2);
+    // The two successes, and nothing else, are in the stream under their own users.
+    assert_eq!(
+        app.stream_entries("open").await,
+        [
+            (rid.to_owned(), "u1".to_owned()),
+            (rid2.to_owned(), "u2".to_owned())
+        ]
+    );
+    for other in ["later", "over", "missing"] {
+        assert_eq!(
+            app.xlen(other).await,
+            0,
+            "a refusal wrote to {other}'s stream"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,27 +115,61 @@ async fn a_script_hammering_gets_429_but_a_fast_human_does_not() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sold_out_flag_short_circuits_then_expires_so_released_stock_sells() {
-    let app = spawn_with(false, |s| s.gateway.sold_out_ttl_ms = 400).await;
+    const TTL: Duration = Duration::from_millis(1_000);
+    let app = spawn_with(false, |s| {
+        s.gateway.sold_out_ttl_ms = TTL.as_millis() as u64
+    })
+    .await;
     app.preheat("so", &["STOCK", "1"]).await;
     let u = |n: &str| app.token(n, Role::User);
     let r = app.reserve(&u("a"), "so", 1).await;
     let rid = r.data()["reservation_id"].as_str().expect("rid").to_owned();
+    // The flag is set while b's request is in flight: not before `armed`, at the latest by
+    // `armed_by`.
+    let armed = Instant::now();
     assert_eq!(app.reserve(&u("b"), "so", 1).await.error(), "SOLD_OUT");
+    let armed_by = Instant::now();
     // Stock comes back behind the gateway's back (as the worker's sweeper would do it).
     app.redis(&["SECKILL.RELEASE", "so", &rid])
         .await
         .expect("release");
-    // Within the flag's lifetime the gateway still answers locally...
-    assert_eq!(app.reserve(&u("c"), "so", 1).await.error(), "SOLD_OUT");
+    assert_eq!(app.status("so").await["remaining"], "1");
+    // Within the flag's lifetime the gateway still answers locally, without asking Redis...
+    let r = app.reserve(&u("c"), "so", 1).await;
+    assert!(
+        armed.elapsed() < TTL,
+        "the machine is too slow to observe a {TTL:?} flag: {:?} passed",
+        armed.elapsed()
+    );
+    assert_eq!(r.error(), "SOLD_OUT", "{}", r.body);
     assert_eq!(
         app.status("so").await["remaining"],
         "1",
         "the flag must not touch Redis"
     );
-    // ...and after it the released unit is sold again: no undersell.
-    tokio::time::sleep(Duration::from_millis(450)).await;
-    let r = app.reserve(&u("c"), "so", 1).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // ...and once it expired the released unit is sold again: no undersell. Polled: every
+    // answer before that is the flag's (Redis still has the unit), and the sale comes no
+    // earlier than the flag's lifetime and not much later.
+    let deadline = armed_by + TTL + Duration::from_secs(3);
+    let sold_at = loop {
+        let r = app.reserve(&u("c"), "so", 1).await;
+        if r.status == StatusCode::OK {
+            break Instant::now();
+        }
+        assert_eq!(r.error(), "SOLD_OUT", "{}", r.body);
+        assert_eq!(app.status("so").await["remaining"], "1", "answered locally");
+        assert!(
+            Instant::now() < deadline,
+            "released stock still hidden {:?} after the flag was set (ttl {TTL:?})",
+            armed_by.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        sold_at >= armed + TTL,
+        "the flag expired after {:?}, before its ttl {TTL:?}",
+        sold_at - armed
+    );
     assert_eq!(app.status("so").await["remaining"], "0");
 }
 
@@ -146,46 +195,75 @@ async fn the_same_user_clicking_20_times_in_parallel_gets_one() {
         (st["remaining"].as_str(), st["buyers"].as_str()),
         ("9", "1")
     );
+    let won = replies
+        .iter()
+        .find(|r| r.status == StatusCode::OK)
+        .and_then(|r| r.data()["reservation_id"].as_str())
+        .expect("reservation id");
+    assert_eq!(
+        app.stream_entries("dup").await,
+        [(won.to_owned(), "clicker".to_owned())],
+        "one reservation, the one answered, in the stream"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_users_race_for_100_and_exactly_100_orders_exist() {
     let mut app = spawn_app().await;
     let activity = app.create_activity(100, "").await;
-    let tokens: Vec<String> = (0..2000)
-        .map(|i| app.token(&format!("racer{i}"), Role::User))
-        .collect();
-    let replies: Vec<_> = futures::stream::iter(tokens.iter())
-        .map(|t| app.reserve(t, &activity, 1))
+    let users: Vec<String> = (0..2000).map(|i| format!("racer{i}")).collect();
+    let tokens: Vec<String> = users.iter().map(|u| app.token(u, Role::User)).collect();
+    let (app_ref, act) = (&app, activity.as_str());
+    let replies: Vec<_> = futures::stream::iter(users.iter().zip(&tokens))
+        .map(|(u, t)| async move { (u.clone(), app_ref.reserve(t, act, 1).await) })
         .buffer_unordered(200)
         .collect()
         .await;
-    let won = replies
+    // What the gateway acknowledged: (activity, reservation id, user) of every 200.
+    let mut acknowledged: Vec<(u64, String, String)> = replies
         .iter()
-        .filter(|r| r.status == StatusCode::OK)
-        .count();
+        .filter(|(_, r)| r.status == StatusCode::OK)
+        .map(|(u, r)| {
+            let rid = r.data()["reservation_id"].as_str().expect("reservation id");
+            (
+                activity.parse().expect("numeric id"),
+                rid.to_owned(),
+                u.clone(),
+            )
+        })
+        .collect();
+    acknowledged.sort();
     let sold_out = replies
         .iter()
-        .filter(|r| (r.status, r.error()) == (StatusCode::CONFLICT, "SOLD_OUT"))
+        .filter(|(_, r)| (r.status, r.error()) == (StatusCode::CONFLICT, "SOLD_OUT"))
         .count();
-    assert_eq!(won, 100, "exactly the stock must be sold");
+    assert_eq!(acknowledged.len(), 100, "exactly the stock must be sold");
     assert_eq!(sold_out, 1900, "everyone else is told SOLD_OUT");
     let st = app.status(&activity).await;
     assert_eq!(
         (st["remaining"].as_str(), st["buyers"].as_str()),
         ("0", "100")
     );
-    assert_eq!(app.xlen(&activity).await, 100);
+    // Each acknowledged id is the stream entry of the user it was answered to.
+    let mut in_stream: Vec<(u64, String, String)> = app
+        .stream_entries(&activity)
+        .await
+        .into_iter()
+        .map(|(id, user)| (activity.parse().expect("numeric id"), id, user))
+        .collect();
+    in_stream.sort();
+    assert_eq!(
+        in_stream, acknowledged,
+        "the stream holds what was acknowledged"
+    );
 
-    // The worker turns the 100 reservations into exactly 100 orders.
+    // The worker turns exactly the acknowledged reservations into orders: once it has
+    // drained the stream (lag 0, nothing pending) MySQL holds that set, no row more or less.
     app.start_worker().await;
-    let sql = format!("SELECT COUNT(*) FROM orders WHERE activity_id = {activity}");
-    let done = app
-        .eventually(Duration::from_secs(30), || async {
-            app.count(&sql).await == 100
-        })
-        .await;
-    assert!(done, "orders: {}", app.count(&sql).await);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(app.count(&sql).await, 100, "no extra orders");
+    app.wait_drained(Duration::from_secs(60)).await;
+    assert_eq!(
+        app.orders().await,
+        acknowledged,
+        "orders in MySQL (activity, reservation id, user) != the acknowledged reservations"
+    );
 }
