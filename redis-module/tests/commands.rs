@@ -243,10 +243,16 @@ fn an_ended_activity_can_be_recreated_but_a_live_one_cannot() -> anyhow::Result<
     create(&mut con, "r", &["STOCK", "5"])?;
     let err = create(&mut con, "r", &["STOCK", "9"]).unwrap_err();
     assert_eq!(code(&err), "EXISTS");
-    let end = now_ms() + 300;
+    // Far enough ahead that the RESERVE below lands inside the window on a loaded machine;
+    // then poll until the window has closed instead of sleeping a fixed time.
+    let end = now_ms() + 2_000;
     create(&mut con, "e", &["STOCK", "5", "END", &end.to_string()])?;
     reserve(&mut con, "e", "u1", "1")?;
-    std::thread::sleep(std::time::Duration::from_millis(400));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while status(&mut con, "e")?["state"] != "ended" {
+        assert!(std::time::Instant::now() < deadline, "the window never ended");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     create(&mut con, "e", &["STOCK", "7"])?;
     let st = status(&mut con, "e")?;
     assert_eq!(

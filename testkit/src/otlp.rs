@@ -112,8 +112,8 @@ impl OtlpReceiver {
             .and_then(tokio::net::TcpListener::from_std)
             .expect("bind an OTLP receiver on 127.0.0.1:0");
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
-        let incoming = tonic::transport::server::TcpIncoming::from_listener(listener, true, None)
-            .expect("serve the OTLP receiver's listener");
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(
             tonic::transport::Server::builder()
