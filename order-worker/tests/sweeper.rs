@@ -12,6 +12,14 @@ use seckill_worker::sweeper;
 use std::time::{Duration, Instant};
 use support::*;
 
+/// Sweeper settings with passes of `n` orders.
+fn batch(n: u32) -> seckill_worker::config::SweeperSettings {
+    seckill_worker::config::SweeperSettings {
+        batch: n,
+        ..Default::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pay_and_expire_race() -> anyhow::Result<()> {
     let env = env().await?;
@@ -44,7 +52,7 @@ async fn pay_and_expire_race() -> anyhow::Result<()> {
             tasks.spawn(async move {
                 let until = Instant::now() + Duration::from_millis(600);
                 while Instant::now() < until {
-                    sweeper::sweep_once(&pool, &mut redis, 100, None).await?;
+                    sweeper::sweep_once(&pool, &mut redis, &batch(100), None).await?;
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 anyhow::Ok(0u64)
@@ -71,7 +79,7 @@ async fn pay_and_expire_race() -> anyhow::Result<()> {
             paid_wins += r??;
         }
         tokio::time::sleep(Duration::from_millis(350)).await;
-        sweeper::sweep_once(&env.pool, &mut conn, 1_000, None).await?;
+        sweeper::sweep_once(&env.pool, &mut conn, &batch(1_000), None).await?;
 
         let rows: Vec<(String, String, bool)> = sqlx::query_as(
             "SELECT reservation_id, CAST(status AS CHAR), released_at IS NOT NULL FROM orders \
@@ -131,8 +139,8 @@ async fn crash_between_update_and_release_is_repaired() -> anyhow::Result<()> {
     sqlx::query("UPDATE orders SET status = 'cancelled' WHERE user_id = 'a'")
         .execute(&env.pool)
         .await?;
-    let s1 = sweeper::sweep_once(&env.pool, &mut conn, 100, None).await?;
-    let s2 = sweeper::sweep_once(&env.pool, &mut conn, 100, None).await?;
+    let s1 = sweeper::sweep_once(&env.pool, &mut conn, &batch(100), None).await?;
+    let s2 = sweeper::sweep_once(&env.pool, &mut conn, &batch(100), None).await?;
     assert_eq!((s1.released, s2.released), (1, 0));
     let st = support::status(&mut conn, &act(1)).await?;
     assert_eq!(st["remaining"], 9);
