@@ -21,7 +21,7 @@ use chrono::NaiveDateTime;
 use redis::aio::ConnectionLike;
 use seckill_client::{sale, ClientError};
 use seckill_core::ActivityId;
-use sqlx::{MySql, MySqlConnection, MySqlPool, QueryBuilder, Row};
+use sqlx::{Connection, MySql, MySqlConnection, MySqlPool, QueryBuilder, Row};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
@@ -150,6 +150,11 @@ pub fn insert_statement<'a>(verb: &str, rows: &'a [(usize, NewOrder)]) -> QueryB
 /// with no such clash (a changed schema, an exhausted auto-increment, ...) is not the row's
 /// fault: the transaction is rolled back and [`DbError::Unexplained`] returned, so the
 /// caller retries instead of dead-lettering.
+///
+/// After a failure that is not about the rows' data the connection is closed, not returned
+/// to the pool: a session can keep what made it fail (MySQL fixes a session's database-level
+/// privileges when it selects its database, so an INSERT granted again reaches only new
+/// sessions), and the caller's retry must not run into it again.
 pub async fn insert_batch(
     pool: &MySqlPool,
     rows: &[(usize, NewOrder)],
@@ -157,7 +162,19 @@ pub async fn insert_batch(
     if rows.is_empty() {
         return Ok(Inserted::default());
     }
-    let mut tx = pool.begin().await?;
+    let mut conn = pool.acquire().await?;
+    let result = insert_batch_on(&mut conn, rows).await;
+    if result.as_ref().is_err_and(|e| !e.is_about_the_data()) {
+        let _ = conn.close().await;
+    }
+    result
+}
+
+async fn insert_batch_on(
+    conn: &mut MySqlConnection,
+    rows: &[(usize, NewOrder)],
+) -> Result<Inserted, DbError> {
+    let mut tx = conn.begin().await?;
     let mut inserted = 0;
     for chunk in rows.chunks(MAX_ROWS_PER_INSERT) {
         let mut q = insert_statement("INSERT IGNORE", chunk);
