@@ -89,11 +89,14 @@ impl DbError {
 /// - 1452 no referenced row (foreign key); 3819 (MySQL) / 4025 (MariaDB) CHECK failed;
 /// - unique-key clashes (1022, 1062, 1169, 1586, 1859) are [`DbError::Duplicate`].
 ///
-/// Under `INSERT IGNORE` (the worker's insert) every one of these is downgraded to a
-/// warning: values are clipped and rows that clash with a key, a foreign key or a CHECK are
-/// skipped. So the worker meets them as skipped rows, and it dead-letters a skipped row only
-/// when it can show the cause (`seckill_db::orders::insert_batch`); these codes matter for
-/// statements without `IGNORE`.
+/// Under `INSERT IGNORE` (the worker's insert) these are mostly downgraded to warnings:
+/// values are clipped, and rows that clash with a key, a foreign key or a CHECK are skipped
+/// (MariaDB still raises 4025 for a single-row insert). The worker checks every field of a
+/// row against the schema before inserting it, so none of these can be a planned row's
+/// fault: if the database raises one, or skips a row for one, its schema is not the one
+/// the worker was written for, and the worker retries instead of dead-lettering. It
+/// dead-letters only a row skipped because the user holds another live order, a cause it
+/// shows (`seckill_db::orders::insert_batch`).
 pub fn is_row_data_code(number: u16) -> bool {
     matches!(
         number,

@@ -4,13 +4,18 @@
 //! ([`crate::plan`]), its dead letters moved away (stock returned), its rows inserted with
 //! one multi-row insert in one transaction, and only then acked.
 //!
-//! The database being unwell never dead-letters anything (SPEC invariant 8): only a refusal
-//! that is provably about one row's data ([`DbError::is_about_the_data`], or a row
-//! `INSERT IGNORE` skipped because the user holds another live order) dead-letters that
-//! row. Every other failure — MySQL or Redis unreachable, a table missing, privileges
-//! revoked, a full disk, a read-only server, an unknown error, or the same refusal of every
-//! row of a batch — keeps the batch in hand and retries it with exponential backoff,
-//! forever, while `seckill_worker_database_failing` says so. Meanwhile the consumer keeps
+//! The database being unwell never dead-letters anything (SPEC invariant 8). The one
+//! refusal that is provably a row's own is the one `INSERT IGNORE` reports without failing
+//! the batch: the row skipped because the user already holds another live order in the
+//! activity (shown by that order, `seckill_db::orders::insert_batch`); that row is
+//! dead-lettered. Every field of a row was checked against the schema when it was planned
+//! ([`crate::plan`]), so a data error from the database ([`DbError::is_about_the_data`]:
+//! NULL, range, truncation, foreign key, CHECK) cannot be a planned row's fault: it means
+//! the schema is not the one the worker was written for, and is retried like everything
+//! else — MySQL or Redis unreachable, a table missing, privileges revoked, a full disk, a
+//! read-only server, rows skipped without a cause, unknown errors. The batch stays in
+//! hand and is retried whole with exponential backoff, forever, while
+//! `seckill_worker_database_failing` says so. Meanwhile the consumer keeps
 //! its entries' idle time low (`XCLAIM ... JUSTID`, which counts no delivery), so another
 //! consumer's `XAUTOCLAIM` cannot take them over and push their delivery count to the
 //! dead-letter limit during a long outage. On shutdown the batch in hand is finished (or,
@@ -18,13 +23,11 @@
 
 use crate::config::WorkerSettings;
 use crate::metrics::Metrics;
-use crate::plan::{
-    holds_stock, order_key, plan_batch, refused, DeadReason, OrderRow, RawEntry, Windows,
-};
+use crate::plan::{holds_stock, order_key, plan_batch, refused, DeadReason, RawEntry, Windows};
 use redis::aio::ConnectionManager;
 use seckill_client::{sale, streams, ClientError};
 use seckill_core::{ActivityId, Refusal};
-use seckill_db::orders::{self, Inserted, MAX_ROWS_PER_INSERT};
+use seckill_db::orders::{self, MAX_ROWS_PER_INSERT};
 use seckill_db::{activities, DbError, MySqlPool};
 use seckill_runtime::backoff::Backoff;
 use std::collections::HashSet;
@@ -42,30 +45,20 @@ pub(crate) enum ConsumeError {
     Db(#[from] DbError),
     #[error("SECKILL.RELEASE of a dead-lettered reservation failed: {0}")]
     Release(#[from] ClientError),
-    /// Every row of a batch of several, inserted one by one, was refused the same way: one
-    /// cause shared by every row is the database's (a column or constraint changed under the
-    /// worker), not that many bad rows.
-    #[error(
-        "all {rows} rows of the batch were refused the same way ({error}): \
-         a database problem, not {rows} bad rows"
-    )]
-    WholeBatchRefused { rows: usize, error: DbError },
 }
 
 impl ConsumeError {
     fn dependency(&self) -> &'static str {
         match self {
             ConsumeError::Redis(_) | ConsumeError::Release(_) => "redis",
-            ConsumeError::Db(_) | ConsumeError::WholeBatchRefused { .. } => "mysql",
+            ConsumeError::Db(_) => "mysql",
         }
     }
 
     /// The MySQL error code, when the database failed.
     fn db_code(&self) -> Option<String> {
         match self {
-            ConsumeError::Db(e) | ConsumeError::WholeBatchRefused { error: e, .. } => {
-                Some(e.code())
-            }
+            ConsumeError::Db(e) => Some(e.code()),
             ConsumeError::Redis(_) | ConsumeError::Release(_) => None,
         }
     }
@@ -440,7 +433,7 @@ impl Consumer {
         if !hand.committed {
             let rows = plan.rows;
             let started = Instant::now();
-            let (result, refused_rows) = insert_rows(&self.pool, &rows)
+            let result = orders::insert_batch(&self.pool, &rows)
                 .instrument(tracing::info_span!(
                     "mysql.insert_orders",
                     rows = rows.len()
@@ -455,8 +448,7 @@ impl Consumer {
             hand.outcome.inserted += result.inserted;
             hand.outcome.duplicates += result.duplicates;
             hand.committed = true;
-            let mut skipped = refused(result.skipped);
-            skipped.extend(refused_rows);
+            let skipped = refused(result.skipped);
             for (i, reason) in &skipped {
                 tracing::error!(reservation = %entries[*i].id, %reason, "order row refused; dead-lettering");
             }
@@ -574,69 +566,6 @@ async fn dead_letter(
         hand.released.insert(i);
     }
     Ok(())
-}
-
-/// Inserts the batch's rows. Only when the database refuses the statement for a row's data
-/// do the rows go in one by one, so that just the refused ones are dead-lettered; any
-/// other failure keeps the batch for a retry.
-async fn insert_rows(
-    pool: &MySqlPool,
-    rows: &[(usize, OrderRow)],
-) -> Result<(Inserted, Vec<(usize, DeadReason)>), ConsumeError> {
-    match orders::insert_batch(pool, rows).await {
-        Ok(r) => Ok((r, Vec::new())),
-        Err(e) if e.is_about_the_data() => {
-            tracing::warn!(error = %e, "batch refused for a row's data, inserting row by row to find it");
-            insert_one_by_one(pool, rows).await
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// One insert per row: the rows refused for their own data come back apart from the rows
-/// the inserts took. A batch of several whose every row is refused with the same error is
-/// the database's problem ([`ConsumeError::WholeBatchRefused`]): nothing is dead-lettered.
-async fn insert_one_by_one(
-    pool: &MySqlPool,
-    rows: &[(usize, OrderRow)],
-) -> Result<(Inserted, Vec<(usize, DeadReason)>), ConsumeError> {
-    let mut total = Inserted::default();
-    let mut refused: Vec<(usize, DbError)> = Vec::new();
-    for row in rows {
-        match orders::insert_batch(pool, std::slice::from_ref(row)).await {
-            Ok(r) => {
-                total.inserted += r.inserted;
-                total.duplicates += r.duplicates;
-                total.skipped.extend(r.skipped);
-            }
-            Err(e) if e.is_about_the_data() => refused.push((row.0, e)),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    if let Some(error) = same_refusal_of_all(rows.len(), &mut refused) {
-        return Err(ConsumeError::WholeBatchRefused {
-            rows: rows.len(),
-            error,
-        });
-    }
-    let refused = refused
-        .into_iter()
-        .map(|(i, e)| (i, DeadReason::Rejected(e.to_string())))
-        .collect();
-    Ok((total, refused))
-}
-
-/// When all of `rows` (more than one) were refused with one error code, that error: the
-/// cause is shared, so it is not any one row's.
-fn same_refusal_of_all(rows: usize, refused: &mut Vec<(usize, DbError)>) -> Option<DbError> {
-    if rows < 2 || refused.len() != rows {
-        return None;
-    }
-    let code = refused.first()?.1.code();
-    if !refused.iter().all(|(_, e)| e.code() == code) {
-        return None;
-    }
-    refused.drain(..).next().map(|(_, e)| e)
 }
 
 #[cfg(test)]

@@ -17,7 +17,9 @@ pub enum DeadReason {
     Malformed(String),
     /// Delivered more than the allowed number of times without being acked.
     TooManyDeliveries(u64),
-    /// The database refused the row (it is not a duplicate of the same reservation).
+    /// The database refused the row for its relation to other rows: the user already holds
+    /// another live order in the activity (`uk_orders_live_user`). The only refusal that is
+    /// provably a planned row's own; every other database failure is retried.
     Rejected(String),
 }
 

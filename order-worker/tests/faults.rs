@@ -1,7 +1,8 @@
 //! The database being unwell never turns an acknowledged reservation into a dead letter
 //! (SPEC invariants 3 and 8). During a 2,000-reservation sale the database fails for 4 s in
 //! a way that is not about any row's data — the orders table renamed away, the worker's
-//! INSERT privilege revoked, the tablespace full — and then heals; and, separately, MariaDB
+//! INSERT privilege revoked, the tablespace full, a CHECK constraint every new row fails —
+//! and then heals; and, separately, MariaDB
 //! is down for longer than `claim_idle_ms x max_deliveries` while two consumers could claim
 //! each other's entries. Each time: no dead letter, the set of (activity, reservation) in
 //! MySQL is exactly the set RESERVE acknowledged, and the audit is clean.
@@ -240,6 +241,37 @@ async fn insert_privilege_revoked_for_four_seconds() -> anyhow::Result<()> {
     assert_nothing_lost(&env, &sale).await?;
     db.sql(&format!("DROP USER '{user}'@'%'"))?;
     Ok(())
+}
+
+/// An operator adds a CHECK constraint that every new order violates (`reserved_at` before
+/// now) for 4 s. `INSERT IGNORE` skips such rows with a warning instead of failing: a skip
+/// that no other live order of the user explains is the database's doing, so the batch
+/// is retried, not dead-lettered as "the user already holds a live order".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_constraint_refusing_every_new_row_for_four_seconds() -> anyhow::Result<()> {
+    let env = env().await?;
+    let db = mariadb::shared()?;
+    let name = db_name(&env.db_url);
+    let sale = sale_through_fault(
+        &env,
+        env.settings(),
+        || {
+            let now = db.sql("SELECT NOW(3)")?;
+            db.sql(&format!(
+                "ALTER TABLE `{name}`.orders ADD CONSTRAINT frozen CHECK (reserved_at <= '{}')",
+                now.trim()
+            ))
+            .map(drop)
+        },
+        || {
+            db.sql(&format!(
+                "ALTER TABLE `{name}`.orders DROP CONSTRAINT frozen"
+            ))
+            .map(drop)
+        },
+    )
+    .await?;
+    assert_nothing_lost(&env, &sale).await
 }
 
 /// The orders table lives in a capped system tablespace (a private MariaDB with
