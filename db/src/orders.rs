@@ -396,13 +396,16 @@ pub struct DueRelease {
 }
 
 /// Cancelled or expired orders whose stock is not back yet and whose next attempt is due
-/// (`next_release_at` unset or passed), oldest first. Rows whose release keeps failing wait
-/// out their backoff ([`release_failed`]), so they cannot hide due rows behind them.
+/// (`next_release_at` unset or passed): rows never tried first, then by how often they
+/// failed, oldest first. Rows whose release keeps failing wait out their backoff
+/// ([`release_failed`]) and, when due, come after the fresh ones, so however many of them
+/// there are they cannot hide a new release behind them.
 pub async fn unreleased(pool: &MySqlPool, limit: u32) -> Result<Vec<DueRelease>, DbError> {
     let rows = sqlx::query(
         "SELECT id, activity_id, reservation_id, release_attempts FROM orders \
          WHERE status IN ('cancelled', 'expired') AND released_at IS NULL \
-         AND (next_release_at IS NULL OR next_release_at <= NOW(3)) ORDER BY id LIMIT ?",
+         AND (next_release_at IS NULL OR next_release_at <= NOW(3)) \
+         ORDER BY release_attempts, id LIMIT ?",
     )
     .bind(limit)
     .fetch_all(pool)
