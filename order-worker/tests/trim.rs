@@ -31,7 +31,7 @@ fn activity_memory(
     activity: u64,
 ) -> anyhow::Result<BTreeMap<&'static str, u64>> {
     let a = act(activity);
-    Ok([
+    [
         ("record", keys::meta(&a)),
         ("stream", keys::stream(&a)),
         ("buyers", keys::buyers(&a)),
@@ -39,7 +39,7 @@ fn activity_memory(
     ]
     .into_iter()
     .map(|(name, key)| Ok((name, memory_usage(con, &key)?)))
-    .collect::<anyhow::Result<_>>()?)
+    .collect()
 }
 
 /// DUMP of every key of an activity (a refused click must change none of them).
@@ -116,13 +116,13 @@ async fn final_reservations_are_trimmed_and_the_audit_stays_clean() -> anyhow::R
         .execute(&env.pool)
         .await?;
     }
-    for i in 60_000..62_000 {
+    for (i, rid) in acked.iter().enumerate().take(62_000).skip(60_000) {
         let (id, user) = (order(i), format!("u{i}"));
         anyhow::ensure!(orders::cancel(&env.pool, id, &user).await?);
         let unreleased = orders::Unreleased {
             id,
             activity_id: SALE,
-            reservation_id: acked[i].clone(),
+            reservation_id: rid.clone(),
         };
         let redis = conn.clone();
         orders::release(&env.pool, &unreleased, |a, rid| async move {
