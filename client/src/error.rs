@@ -1,7 +1,7 @@
 //! What a Redis call can end in, classified once: a refusal of the module (machine-readable
-//! code), an argument error, an activity that exists, or Redis being unreachable, slow or
-//! answering something unexpected. Callers map these to their own world (HTTP statuses,
-//! retries).
+//! code), an argument error, an activity that exists, Redis being full (`OOM` at
+//! `maxmemory`), or Redis being unreachable, slow or answering something unexpected. Callers
+//! map these to their own world (HTTP statuses, retries).
 
 use redis::RedisError;
 use seckill_core::Refusal;
@@ -18,6 +18,10 @@ pub enum ClientError {
     /// `EXISTS ...` from `SECKILL.CREATE`.
     #[error("{0}")]
     Exists(String),
+    /// `OOM ...`: Redis reached `maxmemory` (with `noeviction`) and refused a write before
+    /// changing anything. Retry after memory is freed (streams trimmed) or raised.
+    #[error("redis is out of memory: {0}")]
+    OutOfMemory(String),
     #[error("redis is unavailable: {0}")]
     Unavailable(String),
     #[error("redis did not answer within {0:?}")]
@@ -39,6 +43,7 @@ pub fn classify(e: &RedisError) -> ClientError {
         match code {
             "ERR" => return ClientError::Argument(detail),
             "EXISTS" => return ClientError::Exists(detail),
+            "OOM" => return ClientError::OutOfMemory(detail),
             _ => {}
         }
     }
@@ -100,6 +105,10 @@ mod tests {
         assert!(matches!(
             err("EXISTS activity '1' exists"),
             Some(ClientError::Exists(_))
+        ));
+        assert!(matches!(
+            err("OOM command not allowed when used memory > 'maxmemory'."),
+            Some(ClientError::OutOfMemory(m)) if m.contains("maxmemory")
         ));
         let io = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
         assert!(matches!(classify(&io), ClientError::Unavailable(_)));

@@ -131,3 +131,91 @@ pub async fn all_lags<C: ConnectionLike + Send>(
     }
     Ok(out)
 }
+
+/// Where a consumer group stands on one stream, for the trimmer and the audit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupMarks {
+    /// Every entry at or below this id was delivered to the group.
+    pub last_delivered: StreamId,
+    /// The smallest id still pending (delivered, not acked); `None` when nothing is.
+    pub first_pending: Option<StreamId>,
+}
+
+impl GroupMarks {
+    /// Every entry below this id was delivered and acked: below the first pending id and at
+    /// or below the last delivered one.
+    pub fn acked_below(&self) -> StreamId {
+        let delivered_below = self
+            .last_delivered
+            .next()
+            .unwrap_or(StreamId::new(u64::MAX, u64::MAX));
+        match self.first_pending {
+            Some(p) => p.min(delivered_below),
+            None => delivered_below,
+        }
+    }
+}
+
+/// The group's marks on `key`; `None` when the stream or the group does not exist.
+///
+/// The last delivered id is read before the pending list: entries delivered in between
+/// are above it, and an entry once acked never becomes pending again, so every entry at or
+/// below it that is not pending afterwards was acked.
+pub async fn group_marks<C: ConnectionLike + Send>(
+    conn: &mut C,
+    key: &str,
+    group: &str,
+) -> Result<Option<GroupMarks>, RedisError> {
+    let groups: Result<Value, RedisError> = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(key)
+        .query_async(conn)
+        .await;
+    let groups = match groups {
+        Err(e) if e.kind() == redis::ErrorKind::ResponseError && e.code() == Some("ERR") => {
+            // "no such key": no stream, no group.
+            return Ok(None);
+        }
+        other => other?,
+    };
+    let Some(last_delivered) = array(&groups).iter().map(flat_map).find_map(|g| {
+        (g.get("name").and_then(|v| text(v)).as_deref() == Some(group))
+            .then(|| id_of(g.get("last-delivered-id")))
+    }) else {
+        return Ok(None);
+    };
+    let summary: Value = redis::cmd("XPENDING")
+        .arg(key)
+        .arg(group)
+        .query_async(conn)
+        .await?;
+    let first_pending = array(&summary)
+        .get(1)
+        .and_then(text)
+        .and_then(|s| StreamId::parse(&s).ok());
+    Ok(Some(GroupMarks {
+        last_delivered,
+        first_pending,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acked_below_is_the_lower_of_both_marks() {
+        let id = StreamId::new;
+        let m = |ld, fp| GroupMarks {
+            last_delivered: ld,
+            first_pending: fp,
+        };
+        assert_eq!(m(id(10, 3), None).acked_below(), id(10, 4));
+        assert_eq!(m(id(10, 3), Some(id(7, 0))).acked_below(), id(7, 0));
+        assert_eq!(m(StreamId::ZERO, None).acked_below(), id(0, 1));
+        assert_eq!(
+            m(id(u64::MAX, u64::MAX), None).acked_below(),
+            id(u64::MAX, u64::MAX)
+        );
+    }
+}

@@ -139,6 +139,23 @@ pub async fn release<C: ConnectionLike + Send>(
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
+/// `SECKILL.TRIM <activity> <min-id>`: removes the stream entries below `min_id` (every one
+/// of them final in MySQL, the caller's promise) and their release markers, and moves the
+/// activity's trim point up to it. Returns the number of entries removed.
+pub async fn trim<C: ConnectionLike + Send>(
+    conn: &mut C,
+    activity: &ActivityId,
+    min_id: StreamId,
+) -> Result<u64, ClientError> {
+    let n: i64 = redis::cmd("SECKILL.TRIM")
+        .arg(activity.as_str())
+        .arg(min_id.to_string())
+        .query_async(conn)
+        .await
+        .map_err(|e| classify(&e))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
 /// The activity's status; `None` when Redis does not hold it (`NOACTIVITY`).
 pub async fn status<C: ConnectionLike + Send>(
     conn: &mut C,

@@ -4,7 +4,7 @@
 
 use redis::aio::ConnectionLike;
 use redis::{RedisError, Value};
-use seckill_core::{keys, ActivityId};
+use seckill_core::{keys, ActivityId, StreamId};
 use std::collections::HashMap;
 
 /// One entry as read from an activity's stream.
@@ -276,18 +276,154 @@ pub async fn ack<C: ConnectionLike + Send>(
     pipe.query_async::<()>(conn).await
 }
 
+/// Resets the idle time of entries this consumer holds, without counting a delivery
+/// (`XCLAIM <key> <group> <consumer> 0 <ids...> JUSTID`, one per stream, in one pipeline).
+///
+/// A consumer that keeps retrying a batch (the database is down) calls this more often than
+/// `claim_idle_ms`, so no other consumer's `XAUTOCLAIM` takes the entries over and raises
+/// their delivery count towards the dead-letter limit while the holder is alive. Entries
+/// already acked are not in the pending list and are left alone by Redis.
+pub async fn keep_pending<C: ConnectionLike + Send>(
+    conn: &mut C,
+    group: &str,
+    consumer: &str,
+    entries: &[RawEntry],
+) -> Result<(), RedisError> {
+    let mut by_stream: HashMap<&ActivityId, Vec<&str>> = HashMap::new();
+    for e in entries {
+        by_stream.entry(&e.activity).or_default().push(&e.id);
+    }
+    if by_stream.is_empty() {
+        return Ok(());
+    }
+    let mut pipe = redis::pipe();
+    for (activity, ids) in by_stream {
+        pipe.cmd("XCLAIM")
+            .arg(keys::stream(activity))
+            .arg(group)
+            .arg(consumer)
+            .arg(0)
+            .arg(ids)
+            .arg("JUSTID")
+            .ignore();
+    }
+    pipe.query_async::<()>(conn).await
+}
+
+/// Entries of `key` from `from` (inclusive) to `before` (exclusive), at most `count`.
+pub async fn range<C: ConnectionLike + Send>(
+    conn: &mut C,
+    key: &str,
+    from: StreamId,
+    before: StreamId,
+    count: usize,
+) -> Result<Vec<Entry>, RedisError> {
+    let Some(last) = before.prev() else {
+        return Ok(Vec::new());
+    };
+    if last < from {
+        return Ok(Vec::new());
+    }
+    redis::cmd("XRANGE")
+        .arg(key)
+        .arg(from.to_string())
+        .arg(last.to_string())
+        .arg("COUNT")
+        .arg(count.max(1))
+        .query_async(conn)
+        .await
+}
+
+/// Ids of every entry pending in `group` (delivered, not acked), in pages.
+pub async fn pending_ids<C: ConnectionLike + Send>(
+    conn: &mut C,
+    key: &str,
+    group: &str,
+) -> Result<Vec<String>, RedisError> {
+    let mut out = Vec::new();
+    let mut from = "-".to_string();
+    loop {
+        let page: Value = redis::cmd("XPENDING")
+            .arg(key)
+            .arg(group)
+            .arg(&from)
+            .arg("+")
+            .arg(10_000)
+            .query_async(conn)
+            .await?;
+        let ids: Vec<String> = array(&page)
+            .iter()
+            .filter_map(|p| array(p).first().and_then(text))
+            .collect();
+        let Some(last) = ids.last() else {
+            return Ok(out);
+        };
+        from = format!("({last}");
+        out.extend(ids);
+    }
+}
+
+/// One entry of an activity's dead-letter stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The reservation (stream entry) id that was dead-lettered.
+    pub reservation: String,
+    /// `malformed`, `deliveries`, `rejected`.
+    pub kind: String,
+    /// `released` when the worker returned the reservation's stock (`SECKILL.RELEASE`) before
+    /// acking it; `none` when the entry does not decode as a reservation (never written by
+    /// RESERVE, so it holds no stock); absent in dead letters of older workers.
+    pub stock: Option<String>,
+    /// The original entry's fields (`entry.<name>` without the prefix).
+    pub entry: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Every dead letter of `activity`.
+pub async fn dead_letters<C: ConnectionLike + Send>(
+    conn: &mut C,
+    activity: &ActivityId,
+) -> Result<Vec<DeadLetter>, RedisError> {
+    let raw = read_stream(conn, &keys::dead_letters(activity)).await?;
+    Ok(raw
+        .into_iter()
+        .filter_map(|(_, fields)| {
+            let mut d = DeadLetter {
+                reservation: String::new(),
+                kind: String::new(),
+                stock: None,
+                entry: Vec::new(),
+            };
+            for (k, v) in fields {
+                match k.as_slice() {
+                    b"reservation" => d.reservation = String::from_utf8_lossy(&v).into_owned(),
+                    b"kind" => d.kind = String::from_utf8_lossy(&v).into_owned(),
+                    b"stock" => d.stock = Some(String::from_utf8_lossy(&v).into_owned()),
+                    other => {
+                        if let Some(name) = other.strip_prefix(b"entry.") {
+                            d.entry.push((name.to_vec(), v));
+                        }
+                    }
+                }
+            }
+            (!d.reservation.is_empty()).then_some(d)
+        })
+        .collect())
+}
+
 /// Appends the entry and the reason to the activity's dead-letter stream. The caller acks the
 /// entry afterwards with the rest of its batch: acking in the same MULTI would ack it even
 /// when the XADD fails at run time (MULTI does not roll back), losing it. A crash between
 /// the two writes dead-letters the redelivered entry again (at least once, never lost).
 ///
-/// `kind` is a low-cardinality label (`malformed`, `rejected`, ...), `reason` the sentence.
+/// `kind` is a low-cardinality label (`malformed`, `rejected`, ...), `reason` the sentence,
+/// `stock` what happens to the reservation's stock (`released` before the ack, or `none`).
 pub async fn dead_letter<C: ConnectionLike + Send>(
     conn: &mut C,
     consumer: &str,
     entry: &RawEntry,
     kind: &str,
     reason: &str,
+    stock: &str,
 ) -> Result<(), RedisError> {
     let mut xadd = redis::cmd("XADD");
     xadd.arg(keys::dead_letters(&entry.activity))
@@ -298,6 +434,8 @@ pub async fn dead_letter<C: ConnectionLike + Send>(
         .arg(kind)
         .arg("reason")
         .arg(reason)
+        .arg("stock")
+        .arg(stock)
         .arg("deliveries")
         .arg(entry.deliveries)
         .arg("consumer")

@@ -1,6 +1,7 @@
-//! `seckill audit`: gathers both sides of an activity (Redis's record, buyers, stream,
-//! releases, dead letters and lag; MySQL's orders) and compares them with the pure
-//! `seckill_core::audit`.
+//! `seckill audit`: gathers both sides of an activity (Redis's record with its sale boundary
+//! and trim point, buyers, stream, release markers, dead letters, and the consumer group's
+//! last-delivered id and pending ids; MySQL's orders with their release state) and compares
+//! them with the pure `seckill_core::audit`.
 
 use crate::error::DbError;
 use redis::aio::ConnectionLike;
@@ -48,7 +49,8 @@ pub async fn audit_activity<C: ConnectionLike + Send>(
         .arg(keys::buyers(activity))
         .query_async(redis)
         .await?;
-    let reservations = streams::read_stream(redis, &keys::stream(activity))
+    let stream_key = keys::stream(activity);
+    let reservations = streams::read_stream(redis, &stream_key)
         .await?
         .into_iter()
         .map(|(rid, fields)| {
@@ -62,16 +64,25 @@ pub async fn audit_activity<C: ConnectionLike + Send>(
         .arg(keys::released(activity))
         .query_async(redis)
         .await?;
-    let dead = streams::read_stream(redis, &keys::dead_letters(activity))
+    // A dead letter holds stock when its original entry decodes as a reservation of this
+    // activity (RESERVE wrote it); a malformed one never did.
+    let dead = streams::dead_letters(redis, activity)
         .await?
         .into_iter()
-        .filter_map(|(_, f)| {
-            f.into_iter()
-                .find(|(k, _)| k == b"reservation")
-                .map(|(_, v)| String::from_utf8_lossy(&v).into_owned())
+        .map(|d| {
+            let holds = ReservationEntry::from_fields(d.entry.iter().map(|(k, v)| (k, v)))
+                .is_ok_and(|e| e.activity == *activity);
+            (d.reservation, holds)
         })
         .collect();
-    let lag = lag::stream_lag(redis, &keys::stream(activity), activity, group).await?;
+    let marks = lag::group_marks(redis, &stream_key, group).await?;
+    let pending = match marks {
+        Some(_) => streams::pending_ids(redis, &stream_key, group)
+            .await?
+            .into_iter()
+            .collect(),
+        None => Default::default(),
+    };
     let side = RedisSide {
         total: st.total,
         remaining: st.remaining,
@@ -79,11 +90,14 @@ pub async fn audit_activity<C: ConnectionLike + Send>(
         reservations,
         released: released.into_iter().collect(),
         dead,
-        in_flight: lag.in_flight(),
+        last_delivered: marks.map(|m| m.last_delivered),
+        pending,
+        trimmed_below: st.trimmed_below,
+        sale_from: st.sale_from,
     };
     let rows = sqlx::query(
-        "SELECT reservation_id, user_id, quantity, CAST(status AS CHAR), released_at IS NOT NULL \
-         FROM orders WHERE activity_id = ?",
+        "SELECT reservation_id, user_id, quantity, CAST(status AS CHAR), released_at IS NOT NULL, \
+         release_attempts, release_error FROM orders WHERE activity_id = ?",
     )
     .bind(id)
     .fetch_all(pool)
@@ -97,6 +111,8 @@ pub async fn audit_activity<C: ConnectionLike + Send>(
             quantity: u64::from(r.try_get::<u32, _>(2)?),
             status: Status::parse(&status).unwrap_or(Status::Pending),
             released_at_set: r.try_get::<i64, _>(4)? != 0,
+            release_attempts: r.try_get(5)?,
+            release_error: r.try_get(6)?,
         });
     }
     Ok(audit(&side, &orders))

@@ -21,8 +21,8 @@ use chrono::NaiveDateTime;
 use redis::aio::ConnectionLike;
 use seckill_client::{sale, ClientError};
 use seckill_core::ActivityId;
-use sqlx::{MySql, MySqlPool, QueryBuilder, Row};
-use std::collections::HashSet;
+use sqlx::{Connection, MySql, MySqlConnection, MySqlPool, QueryBuilder, Row};
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
 
@@ -117,7 +117,8 @@ pub struct Inserted {
     pub inserted: u64,
     /// Rows that were already there from an earlier delivery.
     pub duplicates: u64,
-    /// Rows skipped because of another unique key (index in the batch, reason).
+    /// Rows refused for their own data: the user already holds another live order in the
+    /// activity (index in the batch, reason naming that order's reservation).
     pub skipped: Vec<(usize, String)>,
 }
 
@@ -143,8 +144,17 @@ pub fn insert_statement<'a>(verb: &str, rows: &'a [(usize, NewOrder)]) -> QueryB
 
 /// Inserts `rows` (each with its index in the caller's batch) with one multi-row
 /// `INSERT IGNORE` per chunk, in one transaction. Rows already present for the same
-/// reservation are duplicates (a redelivery); rows skipped for any other reason are returned
-/// in `skipped`, found in the same transaction before it commits.
+/// reservation are duplicates (a redelivery). A row the insert skipped otherwise is
+/// returned in `skipped` only when the cause is shown, in the same transaction before it
+/// commits: another live order of the same user holds `uk_orders_live_user`. A row skipped
+/// with no such clash (a changed schema, an exhausted auto-increment, ...) is not the row's
+/// fault: the transaction is rolled back and [`DbError::Unexplained`] returned, so the
+/// caller retries instead of dead-lettering.
+///
+/// After a failure that is not about the rows' data the connection is closed, not returned
+/// to the pool: a session can keep what made it fail (MySQL fixes a session's database-level
+/// privileges when it selects its database, so an INSERT granted again reaches only new
+/// sessions), and the caller's retry must not run into it again.
 pub async fn insert_batch(
     pool: &MySqlPool,
     rows: &[(usize, NewOrder)],
@@ -152,7 +162,19 @@ pub async fn insert_batch(
     if rows.is_empty() {
         return Ok(Inserted::default());
     }
-    let mut tx = pool.begin().await?;
+    let mut conn = pool.acquire().await?;
+    let result = insert_batch_on(&mut conn, rows).await;
+    if result.as_ref().is_err_and(|e| !e.is_about_the_data()) {
+        let _ = conn.close().await;
+    }
+    result
+}
+
+async fn insert_batch_on(
+    conn: &mut MySqlConnection,
+    rows: &[(usize, NewOrder)],
+) -> Result<Inserted, DbError> {
+    let mut tx = conn.begin().await?;
     let mut inserted = 0;
     for chunk in rows.chunks(MAX_ROWS_PER_INSERT) {
         let mut q = insert_statement("INSERT IGNORE", chunk);
@@ -163,49 +185,124 @@ pub async fn insert_batch(
         ..Inserted::default()
     };
     if inserted < rows.len() as u64 {
-        let mut present = HashSet::new();
-        for chunk in rows.chunks(MAX_ROWS_PER_INSERT) {
-            let mut q: QueryBuilder<MySql> =
-                QueryBuilder::new("SELECT activity_id, reservation_id FROM orders WHERE ");
-            let mut sep = q.separated(" OR ");
-            for (_, r) in chunk {
-                sep.push("(activity_id = ")
-                    .push_bind_unseparated(r.activity_id)
-                    .push_unseparated(" AND reservation_id = ")
-                    .push_bind_unseparated(&r.reservation_id)
-                    .push_unseparated(")");
-            }
-            for row in q.build().fetch_all(&mut *tx).await? {
-                present.insert((row.try_get::<u64, _>(0)?, row.try_get::<String, _>(1)?));
-            }
+        let keys = rows
+            .iter()
+            .map(|(_, r)| (r.activity_id, r.reservation_id.as_str()));
+        let present = present_in(&mut tx, keys).await?;
+        let missing: Vec<&(usize, NewOrder)> = rows
+            .iter()
+            .filter(|(_, r)| !present.contains(&(r.activity_id, r.reservation_id.clone())))
+            .collect();
+        let holders = live_holders(&mut tx, &missing).await?;
+        let (skipped, unexplained) = skipped_rows(missing, &holders);
+        if let Some(first) = unexplained.first() {
+            tx.rollback().await?;
+            return Err(DbError::Unexplained(format!(
+                "INSERT IGNORE skipped {} of {} rows (e.g. reservation {} of activity {}) \
+                 although the user holds no other live order: the database, not the rows",
+                unexplained.len(),
+                rows.len(),
+                first.reservation_id,
+                first.activity_id
+            )));
         }
-        out.skipped = skipped_rows(rows, &present);
+        out.skipped = skipped;
         out.duplicates = rows.len() as u64 - inserted - out.skipped.len() as u64;
     }
     tx.commit().await?;
     Ok(out)
 }
 
-/// After an `INSERT IGNORE` that inserted fewer rows than it was given: the rows that are
-/// in the table now (`present`, as `(activity, reservation)`) were inserted or were already
-/// there from an earlier delivery; every other row was silently skipped by a *different*
-/// unique key (a second live order of the same user) and must not be lost quietly.
+/// Which of `(activity, reservation)` have an order row, through `conn`.
+async fn present_in<'a>(
+    conn: &mut MySqlConnection,
+    keys: impl Iterator<Item = (u64, &'a str)>,
+) -> Result<HashSet<(u64, String)>, DbError> {
+    let keys: Vec<(u64, &str)> = keys.collect();
+    let mut present = HashSet::new();
+    for chunk in keys.chunks(MAX_ROWS_PER_INSERT) {
+        let mut q: QueryBuilder<MySql> =
+            QueryBuilder::new("SELECT activity_id, reservation_id FROM orders WHERE ");
+        let mut sep = q.separated(" OR ");
+        for (activity, rid) in chunk {
+            sep.push("(activity_id = ")
+                .push_bind_unseparated(*activity)
+                .push_unseparated(" AND reservation_id = ")
+                .push_bind_unseparated(*rid)
+                .push_unseparated(")");
+        }
+        for row in q.build().fetch_all(&mut *conn).await? {
+            present.insert((row.try_get::<u64, _>(0)?, row.try_get::<String, _>(1)?));
+        }
+    }
+    Ok(present)
+}
+
+/// Which of `(activity, reservation)` already have an order row.
+pub async fn present(
+    pool: &MySqlPool,
+    keys: &[(u64, String)],
+) -> Result<HashSet<(u64, String)>, DbError> {
+    if keys.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let mut conn = pool.acquire().await?;
+    present_in(&mut conn, keys.iter().map(|(a, r)| (*a, r.as_str()))).await
+}
+
+/// The reservation of the live order holding `uk_orders_live_user` for each `(activity,
+/// user)` of `rows`.
+async fn live_holders(
+    conn: &mut MySqlConnection,
+    rows: &[&(usize, NewOrder)],
+) -> Result<HashMap<(u64, String), String>, DbError> {
+    let mut out = HashMap::new();
+    for chunk in rows.chunks(MAX_ROWS_PER_INSERT) {
+        let mut q: QueryBuilder<MySql> = QueryBuilder::new(
+            "SELECT activity_id, live_user_id, reservation_id FROM orders WHERE ",
+        );
+        let mut sep = q.separated(" OR ");
+        for (_, r) in chunk {
+            sep.push("(activity_id = ")
+                .push_bind_unseparated(r.activity_id)
+                .push_unseparated(" AND live_user_id = ")
+                .push_bind_unseparated(&r.user_id)
+                .push_unseparated(")");
+        }
+        for row in q.build().fetch_all(&mut *conn).await? {
+            out.insert(
+                (row.try_get::<u64, _>(0)?, row.try_get::<String, _>(1)?),
+                row.try_get::<String, _>(2)?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// After an `INSERT IGNORE` that inserted fewer rows than it was given, the rows `missing`
+/// from the table: each is refused for its own data when another live order of the same
+/// user holds the activity's `uk_orders_live_user` slot (`holders`: `(activity, user)` ->
+/// that order's reservation), and unexplained otherwise. Returns (refused with the reason,
+/// unexplained).
 pub fn skipped_rows<'a>(
-    rows: impl IntoIterator<Item = &'a (usize, NewOrder)>,
-    present: &HashSet<(u64, String)>,
-) -> Vec<(usize, String)> {
-    rows.into_iter()
-        .filter(|(_, r)| !present.contains(&(r.activity_id, r.reservation_id.clone())))
-        .map(|(i, r)| {
-            (
+    missing: impl IntoIterator<Item = &'a (usize, NewOrder)>,
+    holders: &HashMap<(u64, String), String>,
+) -> (Vec<(usize, String)>, Vec<&'a NewOrder>) {
+    let mut refused = Vec::new();
+    let mut unexplained = Vec::new();
+    for (i, r) in missing {
+        match holders.get(&(r.activity_id, r.user_id.clone())) {
+            Some(holder) if *holder != r.reservation_id => refused.push((
                 *i,
                 format!(
-                    "user '{}' already holds a live order in activity {}",
+                    "user '{}' already holds a live order in activity {} (reservation {holder})",
                     r.user_id, r.activity_id
                 ),
-            )
-        })
-        .collect()
+            )),
+            _ => unexplained.push(r),
+        }
+    }
+    (refused, unexplained)
 }
 
 /// Whether the statement lost a lock conflict (deadlock 1213, lock wait timeout 1205): InnoDB
@@ -290,33 +387,52 @@ pub struct Unreleased {
     pub reservation_id: String,
 }
 
-pub async fn unreleased(pool: &MySqlPool, limit: u32) -> Result<Vec<Unreleased>, DbError> {
+/// An unreleased order whose (next) release attempt is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueRelease {
+    pub order: Unreleased,
+    /// Failed `SECKILL.RELEASE` attempts so far.
+    pub attempts: u32,
+}
+
+/// Cancelled or expired orders whose stock is not back yet and whose next attempt is due
+/// (`next_release_at` unset or passed): rows never tried first, then by how often they
+/// failed, oldest first. Rows whose release keeps failing wait out their backoff
+/// ([`release_failed`]) and, when due, come after the fresh ones, so however many of them
+/// there are they cannot hide a new release behind them.
+pub async fn unreleased(pool: &MySqlPool, limit: u32) -> Result<Vec<DueRelease>, DbError> {
     let rows = sqlx::query(
-        "SELECT id, activity_id, reservation_id FROM orders \
-         WHERE status IN ('cancelled', 'expired') AND released_at IS NULL ORDER BY id LIMIT ?",
+        "SELECT id, activity_id, reservation_id, release_attempts FROM orders \
+         WHERE status IN ('cancelled', 'expired') AND released_at IS NULL \
+         AND (next_release_at IS NULL OR next_release_at <= NOW(3)) \
+         ORDER BY release_attempts, id LIMIT ?",
     )
     .bind(limit)
     .fetch_all(pool)
     .await?;
     rows.iter()
         .map(|r| {
-            Ok(Unreleased {
-                id: r.try_get(0)?,
-                activity_id: r.try_get(1)?,
-                reservation_id: r.try_get(2)?,
+            Ok(DueRelease {
+                order: Unreleased {
+                    id: r.try_get(0)?,
+                    activity_id: r.try_get(1)?,
+                    reservation_id: r.try_get(2)?,
+                },
+                attempts: r.try_get(3)?,
             })
         })
         .collect()
 }
 
-/// Records that the stock of these orders is back in Redis.
+/// Records that the stock of these orders is back in Redis (and clears any failure).
 pub async fn mark_released(pool: &MySqlPool, ids: &[u64]) -> Result<(), DbError> {
     if ids.is_empty() {
         return Ok(());
     }
     retry_conflicts(|| {
         let mut q = QueryBuilder::<MySql>::new(
-            "UPDATE orders SET released_at = NOW(3) WHERE released_at IS NULL AND id IN (",
+            "UPDATE orders SET released_at = NOW(3), release_attempts = 0, \
+             release_error = NULL, next_release_at = NULL WHERE released_at IS NULL AND id IN (",
         );
         let mut sep = q.separated(", ");
         for id in ids {
@@ -327,6 +443,97 @@ pub async fn mark_released(pool: &MySqlPool, ids: &[u64]) -> Result<(), DbError>
     })
     .await?;
     Ok(())
+}
+
+/// Longest `release_error` kept (the column's width).
+const RELEASE_ERROR_LEN: usize = 255;
+
+/// Records failed releases: `(order id, error, wait before the next attempt)`. Each row's
+/// `release_attempts` goes up by one and it is not due again before the wait is over.
+pub async fn release_failed(
+    pool: &MySqlPool,
+    failures: &[(u64, String, Duration)],
+) -> Result<(), DbError> {
+    // One statement per distinct (error, wait): usually a handful per pass.
+    let mut groups: HashMap<(String, u64), Vec<u64>> = HashMap::new();
+    for (id, error, wait) in failures {
+        let error: String = error.chars().take(RELEASE_ERROR_LEN).collect();
+        let micros = u64::try_from(wait.as_micros()).unwrap_or(u64::MAX);
+        groups.entry((error, micros)).or_default().push(*id);
+    }
+    for ((error, micros), ids) in &groups {
+        retry_conflicts(|| {
+            let mut q = QueryBuilder::<MySql>::new(
+                "UPDATE orders SET release_attempts = release_attempts + 1, release_error = ",
+            );
+            q.push_bind(error.as_str())
+                .push(", next_release_at = NOW(3) + INTERVAL ")
+                .push_bind(*micros)
+                .push(" MICROSECOND WHERE released_at IS NULL AND id IN (");
+            let mut sep = q.separated(", ");
+            for id in ids {
+                sep.push_bind(*id);
+            }
+            q.push(")");
+            async move { q.build().execute(pool).await }
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// Cancelled or expired orders whose release failed at least once and is still not done.
+pub async fn stuck_releases(pool: &MySqlPool) -> Result<u64, DbError> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM orders WHERE status IN ('cancelled', 'expired') \
+         AND released_at IS NULL AND release_attempts > 0",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Where an order stands, as the trimmer needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderState {
+    /// Pending or paid.
+    pub live: bool,
+    pub paid: bool,
+    /// `released_at` is set: `SECKILL.RELEASE` returned the stock.
+    pub released: bool,
+}
+
+/// The state of the orders of `reservations` in `activity` (absent ones are not in the map).
+pub async fn states(
+    pool: &MySqlPool,
+    activity: u64,
+    reservations: &[&str],
+) -> Result<HashMap<String, OrderState>, DbError> {
+    let mut out = HashMap::with_capacity(reservations.len());
+    for chunk in reservations.chunks(MAX_ROWS_PER_INSERT) {
+        let mut q: QueryBuilder<MySql> = QueryBuilder::new(
+            "SELECT reservation_id, CAST(status AS CHAR), released_at IS NOT NULL FROM orders \
+             WHERE activity_id = ",
+        );
+        q.push_bind(activity).push(" AND reservation_id IN (");
+        let mut sep = q.separated(", ");
+        for rid in chunk {
+            sep.push_bind(*rid);
+        }
+        q.push(")");
+        for row in q.build().fetch_all(pool).await? {
+            let status: String = row.try_get(1)?;
+            out.insert(
+                row.try_get::<String, _>(0)?,
+                OrderState {
+                    live: status == "pending" || status == "paid",
+                    paid: status == "paid",
+                    released: row.try_get::<i64, _>(2)? != 0,
+                },
+            );
+        }
+    }
+    Ok(out)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -114,7 +114,7 @@ impl From<ClientError> for ApiError {
             ClientError::Refused { refusal, message } => ApiError::refused(refusal, message),
             ClientError::Argument(m) => ApiError::InvalidArgument(m),
             ClientError::Exists(m) => ApiError::Conflict(m),
-            ClientError::Unavailable(_) | ClientError::Timeout(_) => {
+            ClientError::Unavailable(_) | ClientError::Timeout(_) | ClientError::OutOfMemory(_) => {
                 tracing::warn!(error = %e, "redis call failed");
                 ApiError::Unavailable("the sale backend is unavailable; try again".into())
             }
@@ -127,7 +127,7 @@ impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::Duplicate(_) => ApiError::Conflict("already exists".into()),
-            DbError::Timeout(_) | DbError::Transient(_) => {
+            DbError::Timeout(_) | DbError::Transient(_) | DbError::Unexplained(_) => {
                 tracing::warn!(error = %e, "mysql call failed");
                 ApiError::Unavailable("the database is unavailable; try again".into())
             }

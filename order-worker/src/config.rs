@@ -94,6 +94,15 @@ pub struct SweeperSettings {
     pub lock_name: String,
     /// Lease of the etcd leader; a crashed leader is replaced after at most this long.
     pub lease_secs: i64,
+    /// First wait before an order whose SECKILL.RELEASE failed is tried again; it doubles
+    /// with each failure up to `release_backoff_max_ms`.
+    pub release_backoff_initial_ms: u64,
+    pub release_backoff_max_ms: u64,
+    /// How often the leader trims every activity stream up to its final entries
+    /// (SECKILL.TRIM); 0 disables trimming.
+    pub trim_interval_ms: u64,
+    /// Most stream entries one trim pass checks per activity.
+    pub trim_scan_limit: usize,
 }
 
 impl Default for SweeperSettings {
@@ -104,6 +113,10 @@ impl Default for SweeperSettings {
             batch: 500,
             lock_name: "seckill-sweeper".into(),
             lease_secs: 10,
+            release_backoff_initial_ms: 1_000,
+            release_backoff_max_ms: 300_000,
+            trim_interval_ms: 10_000,
+            trim_scan_limit: 50_000,
         }
     }
 }

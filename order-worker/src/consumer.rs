@@ -1,22 +1,37 @@
 //! One consumer of the group: a loop around [`Consumer::try_process_batch`].
 //!
 //! A batch is read (claims of idle entries first, then new entries of every stream), planned
-//! ([`crate::plan`]), its dead letters moved away, its rows inserted with one multi-row insert
-//! in one transaction, and only then acked. While MySQL or Redis is unreachable the batch in
-//! hand is retried with exponential backoff; it is never dropped. On shutdown the batch in
-//! hand is finished (or, if the database stays down, left pending for another worker to
-//! claim).
+//! ([`crate::plan`]), its dead letters moved away (stock returned), its rows inserted with
+//! one multi-row insert in one transaction, and only then acked.
+//!
+//! The database being unwell never dead-letters anything (SPEC invariant 8). The one
+//! refusal that is provably a row's own is the one `INSERT IGNORE` reports without failing
+//! the batch: the row skipped because the user already holds another live order in the
+//! activity (shown by that order, `seckill_db::orders::insert_batch`); that row is
+//! dead-lettered. Every field of a row was checked against the schema when it was planned
+//! ([`crate::plan`]), so a data error from the database ([`DbError::is_about_the_data`]:
+//! NULL, range, truncation, foreign key, CHECK) cannot be a planned row's fault: it means
+//! the schema is not the one the worker was written for, and is retried like everything
+//! else — MySQL or Redis unreachable, a table missing, privileges revoked, a full disk, a
+//! read-only server, rows skipped without a cause, unknown errors. The batch stays in
+//! hand and is retried whole with exponential backoff, forever, while
+//! `seckill_worker_database_failing` says so. Meanwhile the consumer keeps
+//! its entries' idle time low (`XCLAIM ... JUSTID`, which counts no delivery), so another
+//! consumer's `XAUTOCLAIM` cannot take them over and push their delivery count to the
+//! dead-letter limit during a long outage. On shutdown the batch in hand is finished (or,
+//! if the database stays down, left pending for another worker to claim).
 
 use crate::config::WorkerSettings;
 use crate::metrics::Metrics;
-use crate::plan::{plan_batch, refused, DeadReason, OrderRow, RawEntry, Windows};
+use crate::plan::{holds_stock, order_key, plan_batch, refused, DeadReason, RawEntry, Windows};
 use redis::aio::ConnectionManager;
-use seckill_client::streams;
-use seckill_core::ActivityId;
-use seckill_db::orders::{self, Inserted, MAX_ROWS_PER_INSERT};
+use seckill_client::{sale, streams, ClientError};
+use seckill_core::{ActivityId, Refusal};
+use seckill_db::orders::{self, MAX_ROWS_PER_INSERT};
 use seckill_db::{activities, DbError, MySqlPool};
 use seckill_runtime::backoff::Backoff;
 use std::collections::HashSet;
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -28,13 +43,23 @@ pub(crate) enum ConsumeError {
     Redis(#[from] redis::RedisError),
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error("SECKILL.RELEASE of a dead-lettered reservation failed: {0}")]
+    Release(#[from] ClientError),
 }
 
 impl ConsumeError {
     fn dependency(&self) -> &'static str {
         match self {
-            ConsumeError::Redis(_) => "redis",
+            ConsumeError::Redis(_) | ConsumeError::Release(_) => "redis",
             ConsumeError::Db(_) => "mysql",
+        }
+    }
+
+    /// The MySQL error code, when the database failed.
+    fn db_code(&self) -> Option<String> {
+        match self {
+            ConsumeError::Db(e) => Some(e.code()),
+            ConsumeError::Redis(_) | ConsumeError::Release(_) => None,
         }
     }
 }
@@ -48,12 +73,18 @@ pub(crate) struct Outcome {
     pub dead: usize,
 }
 
-/// A batch read but not yet fully acked; kept across retries so nothing is read twice or
-/// dead-lettered twice.
+/// A batch read but not yet fully acked; kept across retries so nothing is read twice,
+/// dead-lettered twice or released twice.
 struct InHand {
-    entries: Vec<RawEntry>,
+    /// Shared with the keep-alive that refreshes their idle time while they are retried.
+    entries: Arc<[RawEntry]>,
+    /// Entries delivered too often whose order row exists (the commit happened, the acks
+    /// did not): done, acked without a dead letter. `None` until looked up.
+    already_orders: Option<HashSet<usize>>,
     /// Indexes already dead-lettered (acked with the rest of the batch).
     dead_done: HashSet<usize>,
+    /// Dead-lettered indexes whose stock was returned (or that hold none).
+    released: HashSet<usize>,
     /// Whether the rows are committed (only dead-lettering `refused` and the ack are left).
     committed: bool,
     /// Rows the committed insert refused (another live order of the user): they must reach
@@ -108,6 +139,9 @@ impl Consumer {
     /// Runs until `shutdown`, then finishes the batch in hand.
     pub(crate) async fn run(mut self, shutdown: CancellationToken) {
         let mut backoff: Backoff = self.settings.backoff();
+        // Whether this consumer counts in `database_failing` (its last attempt failed on
+        // MySQL and none has succeeded since).
+        let mut db_failing = false;
         tracing::info!(consumer = %self.name, group = %self.settings.group, "consumer started");
         loop {
             if shutdown.is_cancelled() && self.in_hand.is_none() {
@@ -132,12 +166,29 @@ impl Consumer {
             }
             drop(span);
             match result {
-                Ok(_) => backoff.reset(),
+                Ok(_) => {
+                    backoff.reset();
+                    if db_failing {
+                        db_failing = false;
+                        self.metrics.database_failing.dec();
+                        tracing::info!(consumer = %self.name, "mysql accepts the batches again");
+                    }
+                }
                 Err(e) => {
                     self.metrics
                         .retries_total
                         .with_label_values(&[e.dependency()])
                         .inc();
+                    if let Some(code) = e.db_code() {
+                        self.metrics
+                            .database_errors_total
+                            .with_label_values(&[&code])
+                            .inc();
+                        if !db_failing {
+                            db_failing = true;
+                            self.metrics.database_failing.inc();
+                        }
+                    }
                     let delay = backoff.next_delay(rand::random());
                     tracing::warn!(
                         consumer = %self.name, error = %e, attempt = backoff.attempts(),
@@ -149,14 +200,44 @@ impl Consumer {
                         tracing::warn!(consumer = %self.name, "giving up the batch in hand at shutdown; it stays pending for another worker");
                         break;
                     }
+                    // While it waits, the batch in hand stays this consumer's: its idle
+                    // time is refreshed so no XAUTOCLAIM takes it (and counts a delivery).
+                    let held = self.in_hand.as_ref().map(|h| Arc::clone(&h.entries));
+                    let mut keeper = self.redis.clone();
+                    let keep = async {
+                        match &held {
+                            Some(entries) => {
+                                keep_alive(
+                                    &mut keeper,
+                                    &self.settings.group,
+                                    &self.name,
+                                    entries,
+                                    self.keep_every(),
+                                    true,
+                                )
+                                .await
+                            }
+                            None => std::future::pending().await,
+                        }
+                    };
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
-                        _ = shutdown.cancelled(), if self.in_hand.is_none() => {}
+                        _ = shutdown.cancelled(), if held.is_none() => {}
+                        never = keep => match never {},
                     }
                 }
             }
         }
+        if db_failing {
+            self.metrics.database_failing.dec();
+        }
         tracing::info!(consumer = %self.name, "consumer stopped");
+    }
+
+    /// How often the idle time of a batch in hand is refreshed: well within
+    /// `claim_idle_ms`, even when one refresh comes late.
+    fn keep_every(&self) -> Duration {
+        Duration::from_millis((self.settings.claim_idle_ms / 4).max(10))
     }
 
     /// Discovers new streams (when due), then finishes the batch in hand or reads a new one
@@ -179,13 +260,30 @@ impl Consumer {
                     read: entries.len(),
                     ..Outcome::default()
                 },
-                entries,
+                entries: entries.into(),
+                already_orders: None,
                 dead_done: HashSet::new(),
+                released: HashSet::new(),
                 committed: false,
                 refused: Vec::new(),
             });
         }
-        self.process_in_hand().await
+        // A slow attempt (a hung database) must not let the entries go idle either.
+        let held = self.in_hand.as_ref().map(|h| Arc::clone(&h.entries));
+        let (group, name, every) = (
+            self.settings.group.clone(),
+            self.name.clone(),
+            self.keep_every(),
+        );
+        let mut keeper = self.redis.clone();
+        let work = self.process_in_hand();
+        match held {
+            None => work.await,
+            Some(entries) => tokio::select! {
+                r = work => r,
+                never = keep_alive(&mut keeper, &group, &name, &entries, every, false) => match never {},
+            },
+        }
     }
 
     async fn discover_if_due(&mut self) -> Result<(), ConsumeError> {
@@ -298,45 +396,61 @@ impl Consumer {
         let Some(hand) = self.in_hand.as_mut() else {
             return Ok(Outcome::default());
         };
-        let plan = plan_batch(&hand.entries, self.settings.max_deliveries, &self.windows);
+        let entries = Arc::clone(&hand.entries);
+        let plan = plan_batch(&entries, self.settings.max_deliveries, &self.windows);
+        if hand.already_orders.is_none() {
+            // An entry delivered too often may have become an order before the crashes that
+            // redelivered it (committed, never acked): it is done, not lost, and releasing
+            // its stock would take it from a live order. Looked up in MySQL, so a database
+            // that is down holds the batch rather than dead-lettering anything.
+            let keys: Vec<(usize, (u64, String))> = plan
+                .dead
+                .iter()
+                .filter(|(_, r)| matches!(r, DeadReason::TooManyDeliveries(_)))
+                .filter_map(|(i, _)| order_key(&entries[*i]).map(|k| (*i, k)))
+                .collect();
+            let lookup: Vec<(u64, String)> = keys.iter().map(|(_, k)| k.clone()).collect();
+            let found = orders::present(&self.pool, &lookup).await?;
+            let done: HashSet<usize> = keys
+                .into_iter()
+                .filter(|(_, k)| found.contains(k))
+                .map(|(i, _)| i)
+                .collect();
+            if !done.is_empty() {
+                tracing::info!(consumer = %self.name, entries = done.len(),
+                    "entries delivered too often are already orders; acking them");
+            }
+            self.metrics.duplicates_total.inc_by(done.len() as u64);
+            hand.outcome.duplicates += done.len() as u64;
+            hand.already_orders = Some(done);
+        }
         for (i, reason) in &plan.dead {
+            if hand.already_orders.as_ref().is_some_and(|d| d.contains(i)) {
+                continue;
+            }
             dead_letter(&mut self.redis, &self.name, &self.metrics, hand, *i, reason).await?;
         }
         if !hand.committed {
             let rows = plan.rows;
             let started = Instant::now();
-            let insert = async {
-                match orders::insert_batch(&self.pool, &rows).await {
-                    Err(e @ (DbError::Rejected(_) | DbError::Duplicate(_))) => {
-                        tracing::warn!(error = %e, "batch refused, inserting row by row to find the culprit");
-                        insert_one_by_one(&self.pool, &rows).await
-                    }
-                    other => other.map(|r| (r, Vec::new())),
-                }
-            };
-            let result = insert
+            let result = orders::insert_batch(&self.pool, &rows)
                 .instrument(tracing::info_span!(
                     "mysql.insert_orders",
                     rows = rows.len()
                 ))
-                .await;
-            let (result, refused_rows) = match result {
-                Ok((r, by_row)) => (r, by_row),
-                Err(e) => return Err(e.into()),
-            };
+                .await?;
             self.metrics
                 .commit_seconds
                 .observe(started.elapsed().as_secs_f64());
-            self.metrics.batch_size.observe(hand.entries.len() as f64);
+            self.metrics.batch_size.observe(entries.len() as f64);
             self.metrics.orders_inserted_total.inc_by(result.inserted);
             self.metrics.duplicates_total.inc_by(result.duplicates);
             hand.outcome.inserted += result.inserted;
             hand.outcome.duplicates += result.duplicates;
             hand.committed = true;
-            let mut skipped = refused(result.skipped);
-            skipped.extend(refused_rows);
+            let skipped = refused(result.skipped);
             for (i, reason) in &skipped {
-                tracing::error!(reservation = %hand.entries[*i].id, %reason, "order row refused; dead-lettering");
+                tracing::error!(reservation = %entries[*i].id, %reason, "order row refused; dead-lettering");
             }
             hand.refused = skipped;
         }
@@ -345,8 +459,8 @@ impl Consumer {
         for (i, reason) in hand.refused.clone() {
             dead_letter(&mut self.redis, &self.name, &self.metrics, hand, i, &reason).await?;
         }
-        // Every entry is now either an order row or a dead letter.
-        let to_ack: Vec<&RawEntry> = hand.entries.iter().collect();
+        // Every entry is now an order row or a dead letter whose stock is back.
+        let to_ack: Vec<&RawEntry> = entries.iter().collect();
         streams::ack(&mut self.redis, &self.settings.group, &to_ack)
             .instrument(tracing::info_span!("redis.xack", entries = to_ack.len()))
             .await?;
@@ -357,14 +471,46 @@ impl Consumer {
     }
 }
 
+/// Refreshes the idle time of `entries` (held by `consumer`) every `every`, forever, the
+/// first time at once when `at_once`. A failed refresh is logged and tried again: Redis
+/// being unreachable keeps every other consumer from claiming the entries too.
+async fn keep_alive(
+    conn: &mut ConnectionManager,
+    group: &str,
+    consumer: &str,
+    entries: &[RawEntry],
+    every: Duration,
+    at_once: bool,
+) -> Infallible {
+    if !at_once {
+        tokio::time::sleep(every).await;
+    }
+    loop {
+        match streams::keep_pending(conn, group, consumer, entries).await {
+            Ok(()) => tracing::debug!(consumer, entries = entries.len(), "batch in hand kept"),
+            Err(e) => {
+                tracing::warn!(consumer, error = %e, "could not refresh the batch in hand's idle time")
+            }
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// COUNT for one XREADGROUP over many streams, so that a batch holds about `batch_size`
 /// entries when `active` streams have data (COUNT applies to each stream).
 pub(crate) fn per_stream_count(batch_size: usize, active: usize) -> usize {
     (batch_size.clamp(1, MAX_ROWS_PER_INSERT) / active.max(1)).max(1)
 }
 
-/// Dead-letters entry `i` of the batch in hand, once: a batch retried after a failure skips
-/// the entries already moved.
+/// Dead-letters entry `i` of the batch in hand, once, then returns its stock, once: a
+/// batch retried after a failure skips the steps already done.
+///
+/// The stock goes back with `SECKILL.RELEASE` after the dead letter is written and before
+/// the entry is acked (with its batch): a dead-lettered reservation will never become an
+/// order, so it must not hold its units forever. A crash between the steps redelivers the
+/// entry and repeats them: the dead letter is written again (at least once), and RELEASE is
+/// idempotent (a second call returns 0). An entry that does not decode was never written
+/// by RESERVE and holds nothing to return. The dead letter's `stock` field says which.
 async fn dead_letter(
     redis: &mut ConnectionManager,
     consumer: &str,
@@ -373,43 +519,53 @@ async fn dead_letter(
     i: usize,
     reason: &DeadReason,
 ) -> Result<(), ConsumeError> {
-    if hand.dead_done.contains(&i) {
-        return Ok(());
+    let entries = Arc::clone(&hand.entries);
+    let entry = &entries[i];
+    let holds = holds_stock(entry);
+    if !hand.dead_done.contains(&i) {
+        let stock = if holds { "released" } else { "none" };
+        streams::dead_letter(
+            redis,
+            consumer,
+            entry,
+            reason.kind(),
+            &reason.to_string(),
+            stock,
+        )
+        .await?;
+        metrics
+            .dead_lettered_total
+            .with_label_values(&[reason.kind()])
+            .inc();
+        tracing::warn!(activity = %entry.activity, reservation = %entry.id, %reason, "entry dead-lettered");
+        hand.dead_done.insert(i);
+        hand.outcome.dead += 1;
     }
-    let entry = &hand.entries[i];
-    streams::dead_letter(redis, consumer, entry, reason.kind(), &reason.to_string()).await?;
-    metrics
-        .dead_lettered_total
-        .with_label_values(&[reason.kind()])
-        .inc();
-    tracing::warn!(activity = %entry.activity, reservation = %entry.id, %reason, "entry dead-lettered");
-    hand.dead_done.insert(i);
-    hand.outcome.dead += 1;
-    Ok(())
-}
-
-/// Fallback when the database refuses a whole batch: one insert per row, so only the rows it
-/// refuses are dead-lettered (returned apart from the rows the inserts skipped).
-async fn insert_one_by_one(
-    pool: &MySqlPool,
-    rows: &[(usize, OrderRow)],
-) -> Result<(Inserted, Vec<(usize, DeadReason)>), DbError> {
-    let mut total = Inserted::default();
-    let mut rejected = Vec::new();
-    for row in rows {
-        match orders::insert_batch(pool, std::slice::from_ref(row)).await {
-            Ok(r) => {
-                total.inserted += r.inserted;
-                total.duplicates += r.duplicates;
-                total.skipped.extend(r.skipped);
+    if holds && !hand.released.contains(&i) {
+        match sale::release(redis, &entry.activity, &entry.id).await {
+            Ok(qty) => {
+                metrics.dead_letter_releases_total.inc();
+                tracing::info!(activity = %entry.activity, reservation = %entry.id, qty,
+                    "stock of the dead-lettered reservation returned");
             }
-            Err(e @ (DbError::Rejected(_) | DbError::Duplicate(_))) => {
-                rejected.push((row.0, DeadReason::Rejected(e.to_string())))
+            // Nothing in Redis holds the stock any more: the activity is gone, or the entry
+            // was removed from its stream by hand.
+            Err(ClientError::Refused {
+                refusal: Refusal::NoActivity,
+                ..
+            }) => {
+                tracing::warn!(activity = %entry.activity, reservation = %entry.id,
+                    "activity gone from Redis: no stock to return for the dead letter");
             }
-            Err(e) => return Err(e),
+            Err(ClientError::Argument(m)) => {
+                tracing::warn!(activity = %entry.activity, reservation = %entry.id, error = %m,
+                    "reservation not releasable: no stock to return for the dead letter");
+            }
+            Err(e) => return Err(e.into()),
         }
+        hand.released.insert(i);
     }
-    Ok((total, rejected))
+    Ok(())
 }
 
 #[cfg(test)]

@@ -12,11 +12,12 @@
 use crate::config::{Settings, SweeperSettings};
 use crate::metrics::Metrics;
 use crate::sweeper::sweep_once;
+use crate::trim::trim_all;
 use redis::aio::ConnectionManager;
 use seckill_db::MySqlPool;
 use sqlx::{Connection, MySqlConnection, Row};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// Which election the sweeper uses (logged at startup, shown in the README).
@@ -43,6 +44,7 @@ pub(crate) async fn run_sweeper(
             lead_with_mysql(
                 settings.mysql.url.expose(),
                 &sw,
+                &settings.worker.group,
                 &pool,
                 redis.clone(),
                 &metrics,
@@ -53,6 +55,7 @@ pub(crate) async fn run_sweeper(
             lead_with_etcd(
                 &settings.etcd.endpoints,
                 &sw,
+                &settings.worker.group,
                 &pool,
                 redis.clone(),
                 &metrics,
@@ -79,9 +82,11 @@ pub(crate) async fn run_sweeper(
     }
 }
 
-/// Sweeps every `interval_ms` while `still_leader` holds and no shutdown came.
+/// Sweeps every `interval_ms`, and trims the streams every `trim_interval_ms`, while
+/// `still_leader` holds and no shutdown came.
 async fn sweep_while_leader(
     sw: &SweeperSettings,
+    group: &str,
     pool: &MySqlPool,
     mut redis: ConnectionManager,
     metrics: &Metrics,
@@ -89,10 +94,26 @@ async fn sweep_while_leader(
     lost: &CancellationToken,
 ) {
     metrics.sweeper_leader.set(1);
+    let mut last_trim: Option<Instant> = None;
     loop {
-        if let Err(e) = sweep_once(pool, &mut redis, sw.batch, Some(metrics)).await {
-            metrics.retries_total.with_label_values(&["mysql"]).inc();
+        if let Err(e) = sweep_once(pool, &mut redis, sw, Some(metrics)).await {
+            let dependency = match e {
+                crate::sweeper::SweepError::Db(_) => "mysql",
+                crate::sweeper::SweepError::Redis(_) => "redis",
+            };
+            metrics.retries_total.with_label_values(&[dependency]).inc();
             tracing::warn!(error = %e, "sweep pass failed");
+        }
+        let trim_due = sw.trim_interval_ms > 0
+            && last_trim.is_none_or(|t| t.elapsed() >= Duration::from_millis(sw.trim_interval_ms));
+        if trim_due {
+            last_trim = Some(Instant::now());
+            if let Err(e) =
+                trim_all(pool, &mut redis, group, sw.trim_scan_limit, Some(metrics)).await
+            {
+                metrics.trim_errors_total.inc();
+                tracing::warn!(error = %e, "trim pass failed");
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(sw.interval_ms)) => {}
@@ -106,6 +127,7 @@ async fn sweep_while_leader(
 async fn lead_with_mysql(
     url: &str,
     sw: &SweeperSettings,
+    group: &str,
     pool: &MySqlPool,
     redis: ConnectionManager,
     metrics: &Metrics,
@@ -158,7 +180,7 @@ async fn lead_with_mysql(
             let _ = conn.close().await;
         }
     };
-    let sweep = sweep_while_leader(sw, pool, redis, metrics, shutdown, &lost);
+    let sweep = sweep_while_leader(sw, group, pool, redis, metrics, shutdown, &lost);
     tokio::join!(watch, async {
         sweep.await;
         lost.cancel();
@@ -169,6 +191,7 @@ async fn lead_with_mysql(
 async fn lead_with_etcd(
     endpoints: &[String],
     sw: &SweeperSettings,
+    group: &str,
     pool: &MySqlPool,
     redis: ConnectionManager,
     metrics: &Metrics,
@@ -214,7 +237,7 @@ async fn lead_with_etcd(
             _ = lost.cancelled() => return Ok(()),
         }?;
         tracing::info!(election = "etcd election", name = %sw.lock_name, "this worker is the sweeper leader");
-        sweep_while_leader(sw, pool, redis, metrics, shutdown, &lost).await;
+        sweep_while_leader(sw, group, pool, redis, metrics, shutdown, &lost).await;
         if let Some(key) = campaign.leader() {
             let _ = election
                 .resign(Some(

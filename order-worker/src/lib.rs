@@ -4,12 +4,14 @@
 //! # Layout
 //! - Pure logic, tested alone:
 //!   - [`plan`]: an entry becomes an order row or a dead letter (with the reason).
+//!   - [`trim`]'s [`trim::is_final`] and [`trim::min_id`]: how far a stream may be trimmed.
 //! - I/O:
 //!   - [`consumer`]: the loop around `try_process_batch`; XACK only after COMMIT. Streams
 //!     are read and acked through `seckill_client::streams`, rows written by
 //!     `seckill_db::orders::insert_batch`.
 //!   - [`sweeper`], [`leader`]: payment timeout as a singleton (the state changes are
-//!     `seckill_db::orders`'s).
+//!     `seckill_db::orders`'s), with backoff for releases that keep failing; the same
+//!     leader trims the streams ([`trim`]).
 //!   - [`metrics`]: the worker's Prometheus registry (served by `seckill_runtime::metrics`).
 //! - [`config`]: the worker's settings (layered by `seckill_runtime::config`).
 //! - [`app`]: `Worker::build` + `run_until_stopped`; with `etcd.endpoints` set it also
@@ -23,6 +25,7 @@ mod leader;
 pub mod metrics;
 pub mod plan;
 pub mod sweeper;
+pub mod trim;
 
 pub use app::Worker;
 pub use config::Settings;

@@ -31,12 +31,27 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     /// Retries while MySQL or Redis was unreachable.
     pub retries_total: IntCounterVec,
+    /// Consumers of this process whose batch in hand is failing on MySQL right now (they
+    /// retry it with backoff, forever; nothing is dead-lettered for it).
+    pub database_failing: IntGauge,
+    /// Failed MySQL attempts of the consumers, by error code (`1146`, `1142`, `1114`,
+    /// `io`, `pool`, `timeout`, ...).
+    pub database_errors_total: IntCounterVec,
+    /// Dead-lettered reservations whose stock SECKILL.RELEASE returned before the ack.
+    pub dead_letter_releases_total: IntCounter,
     /// 1 while this process is the sweeper's leader.
     pub sweeper_leader: IntGauge,
     pub orders_expired_total: IntCounter,
     /// Orders whose stock SECKILL.RELEASE returned (expired or cancelled).
     pub orders_released_total: IntCounter,
     pub release_errors_total: IntCounter,
+    /// Cancelled/expired orders whose release failed and is not done yet (backing off);
+    /// set by the sweeper's leader.
+    pub stuck_releases: IntGauge,
+    /// Stream entries removed by SECKILL.TRIM (all final in MySQL).
+    pub stream_trimmed_total: IntCounter,
+    /// Trim passes over one activity that failed.
+    pub trim_errors_total: IntCounter,
 }
 
 impl Metrics {
@@ -89,6 +104,21 @@ impl Metrics {
                 Opts::new("retries_total", "Retries after a failure, by dependency"),
                 &["dependency"],
             )?,
+            database_failing: IntGauge::new(
+                "database_failing",
+                "Consumers whose batch is failing on MySQL right now (retried, never dead-lettered)",
+            )?,
+            database_errors_total: IntCounterVec::new(
+                Opts::new(
+                    "database_errors_total",
+                    "Failed MySQL attempts of the consumers, by error code",
+                ),
+                &["code"],
+            )?,
+            dead_letter_releases_total: IntCounter::new(
+                "dead_letter_releases_total",
+                "Dead-lettered reservations whose stock was returned with SECKILL.RELEASE",
+            )?,
             sweeper_leader: IntGauge::new("sweeper_leader", "1 while this process sweeps")?,
             orders_expired_total: IntCounter::new(
                 "orders_expired_total",
@@ -101,6 +131,18 @@ impl Metrics {
             release_errors_total: IntCounter::new(
                 "release_errors_total",
                 "SECKILL.RELEASE calls that failed",
+            )?,
+            stuck_releases: IntGauge::new(
+                "stuck_releases",
+                "Cancelled/expired orders whose stock release keeps failing (backing off)",
+            )?,
+            stream_trimmed_total: IntCounter::new(
+                "stream_trimmed_total",
+                "Stream entries removed by SECKILL.TRIM once final in MySQL",
+            )?,
+            trim_errors_total: IntCounter::new(
+                "trim_errors_total",
+                "Trim passes over one activity that failed",
             )?,
             registry,
         };
@@ -121,6 +163,12 @@ impl Metrics {
         r.register(Box::new(m.orders_expired_total.clone()))?;
         r.register(Box::new(m.orders_released_total.clone()))?;
         r.register(Box::new(m.release_errors_total.clone()))?;
+        r.register(Box::new(m.database_failing.clone()))?;
+        r.register(Box::new(m.database_errors_total.clone()))?;
+        r.register(Box::new(m.dead_letter_releases_total.clone()))?;
+        r.register(Box::new(m.stuck_releases.clone()))?;
+        r.register(Box::new(m.stream_trimmed_total.clone()))?;
+        r.register(Box::new(m.trim_errors_total.clone()))?;
         Ok(Arc::new(m))
     }
 

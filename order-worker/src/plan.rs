@@ -17,7 +17,9 @@ pub enum DeadReason {
     Malformed(String),
     /// Delivered more than the allowed number of times without being acked.
     TooManyDeliveries(u64),
-    /// The database refused the row (it is not a duplicate of the same reservation).
+    /// The database refused the row for its relation to other rows: the user already holds
+    /// another live order in the activity (`uk_orders_live_user`). The only refusal that is
+    /// provably a planned row's own; every other database failure is retried.
     Rejected(String),
 }
 
@@ -116,6 +118,22 @@ pub fn plan_entry(
     })
 }
 
+/// Whether a dead-lettered entry holds stock that must go back with `SECKILL.RELEASE`: it
+/// decodes as a reservation of its own stream's activity, so RESERVE wrote it and took its
+/// quantity, whatever kept it from becoming an order (delivered too often, refused, or an
+/// activity id MySQL cannot store). An entry that does not decode was never written by
+/// RESERVE (the module writes well-formed entries only): it holds nothing.
+pub fn holds_stock(entry: &RawEntry) -> bool {
+    ReservationEntry::from_fields(entry.fields.iter().map(|(k, v)| (k, v)))
+        .is_ok_and(|r| r.activity == entry.activity)
+}
+
+/// The `(activity, reservation)` key its order row would have, when the entry has one.
+pub fn order_key(entry: &RawEntry) -> Option<(u64, String)> {
+    let activity = entry.activity.as_str().parse().ok()?;
+    Some((activity, entry.id.clone()))
+}
+
 /// Plans a whole batch.
 pub fn plan_batch(entries: &[RawEntry], max_deliveries: u64, windows: &Windows) -> Plan {
     let mut plan = Plan::default();
@@ -141,15 +159,21 @@ pub fn refused(skipped: Vec<(usize, String)>) -> Vec<(usize, DeadReason)> {
 mod tests {
     use super::*;
     use seckill_core::ActivityId;
-    use std::collections::HashSet;
 
     /// The database's report of skipped rows (`seckill_db::orders::skipped_rows`), as the
-    /// consumer dead-letters them.
+    /// consumer dead-letters them, and the rows whose skip nothing explains.
     fn skipped_rows<'a>(
-        rows: impl IntoIterator<Item = &'a (usize, OrderRow)>,
-        present: &HashSet<(u64, String)>,
-    ) -> Vec<(usize, DeadReason)> {
-        refused(seckill_db::orders::skipped_rows(rows, present))
+        missing: impl IntoIterator<Item = &'a (usize, OrderRow)>,
+        holders: &HashMap<(u64, String), String>,
+    ) -> (Vec<(usize, DeadReason)>, Vec<String>) {
+        let (refused_rows, unexplained) = seckill_db::orders::skipped_rows(missing, holders);
+        (
+            refused(refused_rows),
+            unexplained
+                .into_iter()
+                .map(|r| r.reservation_id.clone())
+                .collect(),
+        )
     }
 
     fn raw(fields: &[(&str, &str)], deliveries: u64) -> RawEntry {
@@ -270,22 +294,60 @@ mod tests {
     }
 
     #[test]
-    fn rows_missing_after_insert_ignore_are_dead_lettered() {
-        let row = |rid: &str| OrderRow {
+    fn only_rows_skipped_for_another_live_order_are_dead_lettered() {
+        let row = |rid: &str, user: &str| OrderRow {
             activity_id: 7,
             reservation_id: rid.into(),
             product_id: String::new(),
-            user_id: "u".into(),
+            user_id: user.into(),
             quantity: 1,
             amount_cents: 0,
             reserved_at_ms: 0,
             expires_at_ms: 0,
         };
-        let rows = vec![(0, row("1-0")), (1, row("2-0")), (2, row("3-0"))];
-        let present: HashSet<_> = [(7, "1-0".to_string()), (7, "3-0".to_string())].into();
-        let skipped = skipped_rows(&rows, &present);
-        assert_eq!(skipped.len(), 1);
-        assert_eq!(skipped[0].0, 1);
-        assert_eq!(skipped[0].1.kind(), "rejected");
+        // Rows 1-0 and 3-0 made it; 2-0 (user b) and 4-0 (user d) are missing.
+        let rows = [
+            (0, row("1-0", "a")),
+            (1, row("2-0", "b")),
+            (2, row("3-0", "c")),
+            (3, row("4-0", "d")),
+            (4, row("5-0", "e")),
+        ];
+        let missing = [&rows[1], &rows[3], &rows[4]];
+        // b holds another live order; d's live slot is held by this very reservation (so
+        // the skip is not explained by it); nobody holds e's.
+        let holders: HashMap<(u64, String), String> = [
+            ((7, "b".to_string()), "0-9".to_string()),
+            ((7, "d".to_string()), "4-0".to_string()),
+        ]
+        .into();
+        let (dead, unexplained) = skipped_rows(missing, &holders);
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].0, 1);
+        assert_eq!(dead[0].1.kind(), "rejected");
+        assert!(dead[0].1.to_string().contains("0-9"), "{}", dead[0].1);
+        assert_eq!(unexplained, ["4-0", "5-0"]);
+    }
+
+    #[test]
+    fn only_entries_that_decode_hold_stock() {
+        assert!(holds_stock(&raw(GOOD, 9)));
+        assert!(!holds_stock(&raw(&[("junk", "1")], 1)));
+        let mut other = raw(GOOD, 1);
+        other.activity = ActivityId::parse("8").unwrap();
+        assert!(
+            !holds_stock(&other),
+            "an entry of another activity's stream"
+        );
+        // An activity MySQL cannot store still took stock in Redis.
+        let mut named = raw(GOOD, 1);
+        named.activity = ActivityId::parse("flash").unwrap();
+        named.fields[0].1 = b"flash".to_vec();
+        assert!(holds_stock(&named));
+        assert_eq!(order_key(&named), None);
+        assert_eq!(
+            order_key(&raw(GOOD, 1)),
+            Some((7, "1700000000000-0".into()))
+        );
     }
 }

@@ -78,6 +78,12 @@ async fn poison_entry_is_dead_lettered_and_the_rest_flows() -> anyhow::Result<()
     assert_eq!(field("kind").as_deref(), Some("malformed"));
     assert!(field("reason").unwrap_or_default().contains("malformed"));
     assert_eq!(field("entry.user").as_deref(), Some("not a user"));
+    // Never written by RESERVE: it held no stock, so none is returned for it.
+    assert_eq!(field("stock").as_deref(), Some("none"));
+    assert_eq!(support::status(&mut conn, &act(5)).await?["remaining"], 80);
+    let report =
+        seckill_db::audit::audit_activity(&mut conn, &env.pool, &act(5), "seckill-orders").await?;
+    assert!(report.is_clean(), "{:?}", report.drift);
     stop.cancel();
     h.await??;
     Ok(())
@@ -104,13 +110,20 @@ async fn live_user_conflict_is_dead_lettered_not_swallowed() -> anyhow::Result<(
     .await?;
     let (stop, h) = env.spawn_worker(env.settings()).await?;
     env.wait_drained(3, Duration::from_secs(30)).await?;
-    let dead =
-        seckill_client::streams::read_stream(&mut conn, &keys::dead_letters(&act(9))).await?;
+    let dead = seckill_client::streams::dead_letters(&mut conn, &act(9)).await?;
     assert_eq!(dead.len(), 1);
-    assert!(dead[0]
-        .1
-        .iter()
-        .any(|(k, v)| k == b"kind" && v == b"rejected"));
+    assert_eq!(dead[0].kind, "rejected");
+    // It will never be an order, so its unit went back (before the ack) and `dup` may buy
+    // again; the dead letter says so.
+    assert_eq!(dead[0].stock.as_deref(), Some("released"));
+    let st = support::status(&mut conn, &act(9)).await?;
+    assert_eq!((st["remaining"], st["buyers"]), (98, 2));
+    let released: bool = redis::cmd("HEXISTS")
+        .arg(keys::released(&act(9)))
+        .arg(&dead[0].reservation)
+        .query_async(&mut conn)
+        .await?;
+    assert!(released);
     stop.cancel();
     h.await??;
     Ok(())
@@ -224,14 +237,76 @@ async fn entry_delivered_too_often_is_dead_lettered() -> anyhow::Result<()> {
         .await?;
     let (stop, h) = env.spawn_worker(env.settings()).await?;
     env.wait_drained(1, Duration::from_secs(30)).await?;
-    let dead =
-        seckill_client::streams::read_stream(&mut conn, &keys::dead_letters(&act(3))).await?;
+    let dead = seckill_client::streams::dead_letters(&mut conn, &act(3)).await?;
     assert_eq!(dead.len(), 1);
-    assert!(dead[0]
-        .1
-        .iter()
-        .any(|(k, v)| k == b"kind" && v == b"deliveries"));
+    assert_eq!(dead[0].kind, "deliveries");
     assert_eq!(order_ids(&env.pool).await?, vec![(3, rids[1].clone())]);
+    // Its stock is back: 100 - 2 reserved + 1 released.
+    assert_eq!(dead[0].stock.as_deref(), Some("released"));
+    assert_eq!(support::status(&mut conn, &act(3)).await?["remaining"], 99);
+    let report =
+        seckill_db::audit::audit_activity(&mut conn, &env.pool, &act(3), "seckill-orders").await?;
+    assert!(report.is_clean(), "{:?}", report.drift);
+    stop.cancel();
+    h.await??;
+    Ok(())
+}
+
+/// An entry delivered too often whose order row was committed before the crashes (commit,
+/// then no ack) is done, not lost: it is acked without a dead letter, and its stock is not
+/// released from under the live order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entry_delivered_too_often_but_already_an_order_is_just_acked() -> anyhow::Result<()> {
+    let env = env().await?;
+    let mut conn = env.conn().await?;
+    create_activity(&mut conn, 4, 100).await?;
+    let key = keys::stream(&act(4));
+    redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&key)
+        .arg("seckill-orders")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async::<()>(&mut conn)
+        .await?;
+    let rids = reserve_many(&mut conn, 4, ["x".to_string()]).await?;
+    redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("seckill-orders")
+        .arg("ghost")
+        .arg("STREAMS")
+        .arg(&key)
+        .arg(">")
+        .query_async::<redis::Value>(&mut conn)
+        .await?;
+    redis::cmd("XCLAIM")
+        .arg(&key)
+        .arg("seckill-orders")
+        .arg("ghost")
+        .arg(0)
+        .arg(&rids[0])
+        .arg("RETRYCOUNT")
+        .arg(10)
+        .query_async::<redis::Value>(&mut conn)
+        .await?;
+    // The ghost had committed the order before it kept crashing.
+    sqlx::query(
+        "INSERT INTO orders (reservation_id, activity_id, product_id, user_id, quantity, \
+         amount_cents, reserved_at, expires_at) VALUES (?, 4, 'p1', 'x', 1, 100, NOW(3), \
+         NOW(3) + INTERVAL 15 MINUTE)",
+    )
+    .bind(&rids[0])
+    .execute(&env.pool)
+    .await?;
+    let (stop, h) = env.spawn_worker(env.settings()).await?;
+    env.wait_drained(1, Duration::from_secs(30)).await?;
+    assert!(seckill_client::streams::dead_letters(&mut conn, &act(4))
+        .await?
+        .is_empty());
+    assert_eq!(support::status(&mut conn, &act(4)).await?["remaining"], 99);
+    let report =
+        seckill_db::audit::audit_activity(&mut conn, &env.pool, &act(4), "seckill-orders").await?;
+    assert!(report.is_clean(), "{:?}", report.drift);
     stop.cancel();
     h.await??;
     Ok(())
@@ -257,6 +332,28 @@ async fn migrations_up_down_up() -> anyhow::Result<()> {
         tables().await?,
         ["activities", "orders", "products", "users"]
     );
+    let backoff_columns = || async {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() \
+             AND table_name = 'orders' AND column_name IN \
+             ('release_attempts', 'release_error', 'next_release_at')",
+        )
+        .fetch_one(&pool)
+        .await?;
+        anyhow::Ok(n)
+    };
+    assert_eq!(backoff_columns().await?, 3);
+    // Down one step: the release backoff columns go, the orders table stays.
+    let last = seckill_db::pool::MIGRATOR
+        .iter()
+        .map(|m| m.version)
+        .filter(|v| *v < 20261201000001)
+        .max()
+        .unwrap_or(0);
+    seckill_db::pool::rollback(&pool, last).await?;
+    assert_eq!(backoff_columns().await?, 0);
+    seckill_db::pool::migrate(&pool).await?;
+    assert_eq!(backoff_columns().await?, 3);
     seckill_db::pool::rollback(&pool, 0).await?;
     assert!(tables().await?.is_empty());
     seckill_db::pool::migrate(&pool).await?;

@@ -23,20 +23,32 @@ pub struct MariaDb {
     dir: tempfile::TempDir,
     /// `None` while stopped by [`MariaDb::stop`].
     guard: Option<ChildGuard>,
+    /// Server options given to [`MariaDb::start_with_args`] (also used at bootstrap).
+    extra_args: Vec<String>,
 }
 
 impl MariaDb {
     /// Initialises a data directory and starts the server.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with_args(&[])
+    }
+
+    /// Like [`MariaDb::start`], with extra `mariadbd` options, which the bootstrap gets too
+    /// (options that shape the data files, e.g. a capped system tablespace with
+    /// `--innodb-file-per-table=0 --innodb-data-file-path=ibdata1:12M:autoextend:max:32M`,
+    /// must be the same from the start).
+    pub fn start_with_args(extra: &[&str]) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("seckill-mariadb-")
             .tempdir()
             .context("Failed to create a temp dir for MariaDB")?;
-        install(&dir.path().join("data"))?;
+        let extra_args: Vec<String> = extra.iter().map(|a| (*a).to_owned()).collect();
+        install(&dir.path().join("data"), &extra_args)?;
         let mut db = Self {
             port: 0,
             dir,
             guard: None,
+            extra_args,
         };
         // A port that was free can be taken before mariadbd binds it (other tests pick ports
         // too): the server then exits, and starts again on another port.
@@ -128,6 +140,7 @@ impl MariaDb {
                 "--character-set-server=utf8mb4",
                 "--collation-server=utf8mb4_general_ci",
             ])
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -169,7 +182,7 @@ impl MariaDb {
 
 /// Writes the system tables, retrying once into a clean directory: under heavy load the
 /// bootstrap server occasionally fails for reasons its log does not explain.
-fn install(datadir: &Path) -> anyhow::Result<()> {
+fn install(datadir: &Path, extra: &[String]) -> anyhow::Result<()> {
     let mut last = String::new();
     for _ in 0..3 {
         let _ = std::fs::remove_dir_all(datadir);
@@ -183,6 +196,7 @@ fn install(datadir: &Path) -> anyhow::Result<()> {
                 "--skip-test-db",
                 "--user=root",
             ])
+            .args(extra)
             .stdin(Stdio::null())
             .output()
             .context("Failed to run mariadb-install-db (install mariadb-server)")?;

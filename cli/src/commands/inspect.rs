@@ -52,6 +52,13 @@ pub(crate) async fn audit(s: &Settings, activity: &str) -> anyhow::Result<ExitCo
         report.live_quantity,
         report.in_flight
     );
+    if report.trimmed_below != seckill_core::StreamId::ZERO {
+        println!(
+            "stream trimmed below {} (those reservations were final: their orders are checked, \
+             their entries are gone by design)",
+            report.trimmed_below
+        );
+    }
     if report.is_clean() {
         println!("OK: Redis and MySQL agree");
         return Ok(ExitCode::SUCCESS);
