@@ -250,7 +250,10 @@ fn an_ended_activity_can_be_recreated_but_a_live_one_cannot() -> anyhow::Result<
     reserve(&mut con, "e", "u1", "1")?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while status(&mut con, "e")?["state"] != "ended" {
-        assert!(std::time::Instant::now() < deadline, "the window never ended");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the window never ended"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     create(&mut con, "e", &["STOCK", "7"])?;
