@@ -19,10 +19,20 @@ pub struct SeckillClient {
 }
 
 impl SeckillClient {
-    /// Connects (bounded by a few `timeout`s); reconnects happen in the background later.
+    /// Connects to `url` (bounded by a few `timeout`s); reconnects happen in the background
+    /// later. Errors never quote the URL (it may hold a password).
     pub async fn connect(url: &str, timeout: Duration) -> Result<Self, ClientError> {
         let client = redis::Client::open(url)
             .map_err(|e| ClientError::Unavailable(format!("invalid redis URL: {e}")))?;
+        Self::connect_with(client, timeout).await
+    }
+
+    /// Connects with a client built elsewhere (with an ACL user and TLS files:
+    /// `seckill_runtime::RedisSettings::client`).
+    pub async fn connect_with(
+        client: redis::Client,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(timeout)
             .set_response_timeout(timeout)

@@ -11,6 +11,7 @@ use redis::aio::ConnectionManager;
 use seckill_client::{lag, sale};
 use seckill_core::ActivityId;
 use seckill_db::{pool, MySqlPool};
+use seckill_runtime::config::connect_error;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,17 +31,18 @@ pub struct Worker {
 
 impl Worker {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let redis = redis::Client::open(settings.redis.url.as_str())
-            .with_context(|| format!("Invalid redis.url '{}'", settings.redis.url))?;
+        // As the `worker` ACL user (redis.users.worker, else redis.username); URLs only ever
+        // reach logs and errors redacted.
+        let redis = settings.redis.client("worker")?;
         let shared_redis = ConnectionManager::new(redis.clone())
             .await
-            .context("Failed to connect to Redis")?;
-        let pool = pool::connect_lazy(
-            settings.mysql.url.expose(),
+            .map_err(|e| connect_error(e, "Redis", &settings.redis.redacted_url(), "redis.tls"))?;
+        // The application user (rows only); connects on first use.
+        let pool = pool::connect_lazy_with(
+            settings.mysql.connect_options()?,
             settings.mysql.max_connections,
             settings.mysql.acquire_timeout(),
-        )
-        .context("Invalid mysql.url")?;
+        );
         let metrics = Metrics::new().context("Failed to register metrics")?;
         let listener = if settings.worker.metrics_addr.is_empty() {
             None
@@ -86,7 +88,9 @@ impl Worker {
         for n in 0..w.consumers.max(1) {
             let conn = ConnectionManager::new(self.redis.clone())
                 .await
-                .context("Failed to connect to Redis")?;
+                .map_err(|e| {
+                    connect_error(e, "Redis", &self.settings.redis.redacted_url(), "redis.tls")
+                })?;
             let c = Consumer::new(
                 conn,
                 self.pool.clone(),
@@ -125,7 +129,7 @@ impl Worker {
                 env!("CARGO_PKG_VERSION"),
             );
             tasks.spawn(seckill_runtime::etcd::members::register(
-                self.settings.etcd.endpoints.clone(),
+                self.settings.etcd.clone(),
                 member,
                 self.settings.etcd.member_ttl(),
                 shutdown.clone(),

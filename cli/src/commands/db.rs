@@ -1,12 +1,13 @@
 //! `seckill db migrate | rollback`.
 
-use super::pool;
+use super::migrator;
 use crate::settings::Settings;
 use anyhow::Context;
 use std::process::ExitCode;
 
 pub(crate) async fn run(s: &Settings, rollback: bool) -> anyhow::Result<ExitCode> {
-    let pool = pool(s).await?;
+    // As the schema owner: the application user may not create or alter tables.
+    let pool = migrator(s).await?;
     if rollback {
         seckill_db::pool::rollback(&pool, 0)
             .await
