@@ -4,6 +4,8 @@
 # bench/module.sh, bench/gateway.sh and bench/stack.sh.
 #
 # Paths     STACK_ROOT (the repository), STACK_REDIS_CONF (its redis.conf),
+#           STACK_REDIS_USERS (redis-users.conf: the ACL users, rendered with passwords by
+#           scripts/redis-users.sh and passed to redis_cmd as `--include FILE`),
 #           seckill_bin_dir: $SECKILL_BIN_DIR, else $CARGO_TARGET_DIR/release, else
 #           target/release (always absolute)
 # Ports     free_port, port_in_use PORT, wait_for_port SECONDS PORT
@@ -32,6 +34,8 @@
 
 STACK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 STACK_REDIS_CONF=$STACK_ROOT/redis.conf
+# shellcheck disable=SC2034 # read by the scripts that source this file
+STACK_REDIS_USERS=$STACK_ROOT/redis-users.conf
 SPAWNED_PIDS=()
 SPAWNED_NAMES=()
 SPAWNED_PID=""
