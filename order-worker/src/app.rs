@@ -34,7 +34,7 @@ impl Worker {
         // As the `worker` ACL user (redis.users.worker, else redis.username); URLs only ever
         // reach logs and errors redacted.
         let redis = settings.redis.client("worker")?;
-        let shared_redis = ConnectionManager::new(redis.clone())
+        let shared_redis = manager(redis.clone())
             .await
             .map_err(|e| connect_error(e, "Redis", &settings.redis.redacted_url(), "redis.tls"))?;
         // The application user (rows only); connects on first use.
@@ -86,11 +86,9 @@ impl Worker {
         };
         let mut tasks = tokio::task::JoinSet::new();
         for n in 0..w.consumers.max(1) {
-            let conn = ConnectionManager::new(self.redis.clone())
-                .await
-                .map_err(|e| {
-                    connect_error(e, "Redis", &self.settings.redis.redacted_url(), "redis.tls")
-                })?;
+            let conn = manager(self.redis.clone()).await.map_err(|e| {
+                connect_error(e, "Redis", &self.settings.redis.redacted_url(), "redis.tls")
+            })?;
             let c = Consumer::new(
                 conn,
                 self.pool.clone(),
@@ -153,6 +151,18 @@ impl Worker {
         self.pool.close().await;
         Ok(())
     }
+}
+
+/// A reconnecting connection whose attempts give up within seconds (redis-rs's default
+/// waits 1 s, then 60 s between its six attempts: a wrong password or a server that is down
+/// at startup kept the worker silent for minutes). Reconnections after an outage use the
+/// same bounds; the consumers retry with their own backoff on top.
+async fn manager(client: redis::Client) -> redis::RedisResult<ConnectionManager> {
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_secs(5))
+        .set_number_of_retries(3)
+        .set_max_delay(2_000);
+    ConnectionManager::new_with_config(client, config).await
 }
 
 /// `/health`: the worker is healthy when it can reach both Redis and MySQL (each answers a
