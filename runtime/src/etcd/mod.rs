@@ -33,10 +33,14 @@ pub async fn connect(settings: &EtcdSettings) -> anyhow::Result<etcd_client::Cli
     if let Some(tls) = tls_options(settings)? {
         options = options.with_tls(tls);
     }
-    let connected = tokio::time::timeout(
-        CALL_TIMEOUT,
-        etcd_client::Client::connect(&settings.endpoints, Some(options)),
-    )
+    // The client connects lazily: one cheap call (Maintenance.Status) makes a refused
+    // certificate or an unreachable endpoint an error of `connect`, named as such, rather
+    // than of whatever call comes first.
+    let connected = tokio::time::timeout(CALL_TIMEOUT, async {
+        let mut client = etcd_client::Client::connect(&settings.endpoints, Some(options)).await?;
+        client.status().await?;
+        Ok::<_, etcd_client::Error>(client)
+    })
     .await;
     let error = match connected {
         Ok(Ok(client)) => return Ok(client),
