@@ -612,6 +612,19 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API fixes the error type
+    fn the_shipped_config_file_reads_into_the_shared_sections() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/config.yaml");
+        let s: Sample = load(Some(&file), Flags { redis: None }).expect("configs/config.yaml");
+        assert_eq!(s.redis.url, RedisSettings::default().url);
+        assert!(s.redis.username.is_empty() && s.redis.users.is_empty());
+        assert!(s.redis.tls.is_empty() && s.mysql.tls.is_empty());
+        assert!(s.mysql.migrate_url.is_empty());
+        assert!(s.redis.client("gateway").is_ok());
+        assert!(s.mysql.connect_options().is_ok() && s.mysql.migrate_options().is_ok());
+    }
+
+    #[test]
     fn urls_are_redacted_in_every_shape() {
         for (url, shown) in [
             ("redis://127.0.0.1:6379/", "redis://127.0.0.1:6379/"),
