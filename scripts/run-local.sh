@@ -545,7 +545,7 @@ cmd_db_init() {
   local url re user pass host port db
   url=$(mysql_url)
   re='^mysql://([^:@/]+)(:([^@]*))?@([^:/?]+)(:([0-9]+))?/([A-Za-z0-9_]+)'
-  [[ $url =~ $re ]] || die "cannot read '$url' as mysql://user[:password]@host[:port]/database"
+  [[ $url =~ $re ]] || die "cannot read '$(redact_url "$url")' as mysql://user[:password]@host[:port]/database"
   user=${BASH_REMATCH[1]} pass=${BASH_REMATCH[3]} host=${BASH_REMATCH[4]}
   port=${BASH_REMATCH[6]:-3306} db=${BASH_REMATCH[7]}
   MYSQL_PWD=$pass mariadb --no-defaults -h "$host" -P "$port" -u "$user" --connect-timeout=5 \
@@ -560,9 +560,11 @@ cli_for_db() {
   [ -x "$RELEASE_DIR/seckill" ] || die "$RELEASE_DIR/seckill is missing: cargo build --release -p seckill-cli"
 }
 
+# The URL goes through the environment (a flag would show its password in `ps`); the CLI
+# migrates as mysql.migrate_url when one is configured (.state/stack.yaml), else as it.
 cmd_db_migrate() {
   cli_for_db
-  seckill_cli --mysql-url "$(mysql_url)" db migrate
+  SECKILL_MYSQL__URL=$(mysql_url) seckill_cli db migrate
 }
 
 cmd_db_rollback() {
@@ -570,11 +572,11 @@ cmd_db_rollback() {
   local url
   url=$(mysql_url)
   if [ "${SECKILL_CONFIRM:-}" != yes ]; then
-    [ -t 0 ] || die "db-rollback drops every table of $url; set SECKILL_CONFIRM=yes to go ahead"
-    read -r -p "Revert every migration of ${url%%\?*} (all tables and data are dropped)? [y/N] " ok
+    [ -t 0 ] || die "db-rollback drops every table of $(redact_url "$url"); set SECKILL_CONFIRM=yes to go ahead"
+    read -r -p "Revert every migration of $(redact_url "${url%%\?*}") (all tables and data are dropped)? [y/N] " ok
     [[ $ok == [yY]* ]] || die "cancelled"
   fi
-  seckill_cli --mysql-url "$url" db rollback
+  SECKILL_MYSQL__URL=$url seckill_cli db rollback
 }
 
 case ${1:-run} in
