@@ -1,6 +1,6 @@
 //! The connection pool and the one migrator (`migrations/` at the repository root, embedded).
 //!
-//! Two MySQL users (README, "Least privilege"): the processes' pools connect as the
+//! Two MySQL users (README, "Security"): the processes' pools connect as the
 //! application user, which may only read and write rows; migrations run as the schema owner,
 //! on a pool of their own ([`migrator`]). Binaries build both options from their settings
 //! (`seckill_runtime::MysqlSettings::connect_options` / `migrate_options`, which add the

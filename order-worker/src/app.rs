@@ -154,8 +154,8 @@ impl Worker {
 }
 
 /// A reconnecting connection whose attempts give up within seconds (redis-rs's default
-/// waits 1 s, then 60 s between its six attempts: a wrong password or a server that is down
-/// at startup kept the worker silent for minutes). Reconnections after an outage use the
+/// waits up to a minute between each of its six attempts: a wrong password or a server that
+/// is down at startup kept the worker silent for minutes). Reconnections after an outage use the
 /// same bounds; the consumers retry with their own backoff on top.
 async fn manager(client: redis::Client) -> redis::RedisResult<ConnectionManager> {
     let config = redis::aio::ConnectionManagerConfig::new()
