@@ -65,10 +65,14 @@ ENTRYPOINT ["tini", "--", "seckill-worker"]
 FROM redis:${REDIS_VERSION}-${DEBIAN} AS redis
 COPY --from=build /out/libseckill_module.so /usr/local/lib/redis/modules/libseckill_module.so
 COPY redis.conf /usr/local/etc/redis/redis.conf
+# The ACL users (no passwords inside) and the script that renders them with the passwords
+# of SECKILL_REDIS_<USER>_PASSWORD at start (hashes only, mode 600, owned by redis).
+COPY redis-users.conf /usr/local/etc/redis/users.conf
+COPY scripts/redis-users.sh /usr/local/bin/seckill-redis-users
 EXPOSE 6379
-HEALTHCHECK --interval=5s --timeout=3s --retries=5 CMD redis-cli ping | grep -q PONG
+# Alive when it answers, logged in or not (the `default` user is off outside dev mode).
+HEALTHCHECK --interval=5s --timeout=3s --retries=5 CMD redis-cli ping | grep -qE 'PONG|NOAUTH'
 # redis.conf binds 127.0.0.1 for the local stack; in a container the network is the
-# boundary, so listen on all interfaces (docker-compose.prod.yml adds a password).
-CMD ["redis-server", "/usr/local/etc/redis/redis.conf", \
-     "--bind", "0.0.0.0", "--protected-mode", "no", "--dir", "/data", \
-     "--loadmodule", "/usr/local/lib/redis/modules/libseckill_module.so"]
+# boundary, so listen on all interfaces. SECKILL_REDIS_MODE=dev (docker-compose.yml) leaves
+# the `default` user open; the default, prod, turns it off and requires every password.
+CMD ["sh", "-c", "seckill-redis-users /usr/local/etc/redis/users.conf /tmp/users.conf \"${SECKILL_REDIS_MODE:-prod}\" && if [ \"$(id -u)\" = 0 ]; then chown redis:redis /tmp/users.conf; fi && exec docker-entrypoint.sh redis-server /usr/local/etc/redis/redis.conf --bind 0.0.0.0 --protected-mode no --dir /data --include /tmp/users.conf --loadmodule /usr/local/lib/redis/modules/libseckill_module.so"]

@@ -24,7 +24,9 @@
 #   SECKILL_ETCD_PEER_PORT [2380] SECKILL_GATEWAY_PORT [8080] SECKILL_WORKER_METRICS_PORT [9101]
 #   SECKILL_STATE_DIR [.state]   where data, logs, sockets and the honcho venv live
 #   SECKILL_DEV [1]              1: dev mode (admin/admin, demo users and activity, built-in
-#                                JWT key); 0: nothing seeded, SECKILL_AUTH__JWT_SECRET required
+#                                JWT key, Redis's `default` user left open for redis-cli);
+#                                0: nothing seeded, SECKILL_AUTH__JWT_SECRET required, Redis's
+#                                `default` user off (redis-cli as seckill-admin, see the banner)
 #   SECKILL_DEMO_STOCK [100]     stock of the demo activity created on the first run
 #   SECKILL_SKIP_SETUP=1         do not run scripts/setup.sh (packages already installed)
 #   SECKILL_SKIP_BUILD=1         do not run cargo build (use the binaries already built)
@@ -32,7 +34,13 @@
 #                                seckill-gateway, seckill-worker and libseckill_module.so are
 #   SECKILL_STARTUP_TIMEOUT [120] seconds to wait for each server to come up
 # The binaries also read configs/config.yaml; this script overrides the addresses with
-# SECKILL_<SECTION>__<KEY> variables so they point at the servers it started.
+# SECKILL_<SECTION>__<KEY> variables so they point at the servers it started, and writes
+# .state/stack.yaml (addresses, each binary's Redis ACL user, the MySQL application and
+# schema-owner URLs) for the binaries and the CLI run next to it.
+# Least privilege: the gateway, the worker and the CLI log in to Redis as their own ACL
+# users (redis-users.conf) and to MariaDB as the application user (rows only); migrations
+# run as the schema owner (scripts/mysql-users.sh). Their passwords are random per stack,
+# generated on the first run into .state/secrets/ (mode 600) and never printed.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -64,6 +72,10 @@ ETCD_URL=http://127.0.0.1:$ETCD_PORT
 DEMO_USERS=(alice bob carol)
 DEMO_PASSWORD=demo-password
 
+# The MariaDB accounts (scripts/mysql-users.sh).
+MYSQL_APP_USER=seckill_app
+MYSQL_MIGRATE_USER=seckill_migrate
+
 say() { echo "run-local: $*" >&2; }
 die() {
   echo "run-local: error: $*" >&2
@@ -79,7 +91,9 @@ export_stack_env() {
   export SECKILL_ETCD_PORT=$ETCD_PORT SECKILL_ETCD_PEER_PORT=$ETCD_PEER_PORT
   export SECKILL_GATEWAY_PORT=$GATEWAY_PORT SECKILL_WORKER_METRICS_PORT=$WORKER_METRICS_PORT
   export SECKILL_REDIS__URL="redis://127.0.0.1:$REDIS_PORT/"
-  export SECKILL_MYSQL__URL="mysql://root@127.0.0.1:$MYSQL_PORT/seckill"
+  # The application user; the schema owner's URL is in stack.yaml only (migrations).
+  SECKILL_MYSQL__URL=$(mysql_stack_url "$MYSQL_APP_USER" mysql-app)
+  export SECKILL_MYSQL__URL
   export SECKILL_ETCD__ENDPOINTS="[http://127.0.0.1:$ETCD_PORT]"
   export SECKILL_GATEWAY__LISTEN="127.0.0.1:$GATEWAY_PORT"
   export SECKILL_WORKER__METRICS_ADDR="127.0.0.1:$WORKER_METRICS_PORT"
@@ -94,6 +108,50 @@ export_stack_env() {
     export SECKILL_GATEWAY__DEV_MODE=false
   fi
 }
+
+# The password NAME of this stack (.state/secrets/NAME): random on the first run (24 bytes,
+# hex: URL-safe), kept with mode 600 so later runs and the CLI find it. Never printed.
+stack_secret() {
+  local dir=$STATE/secrets file=$STATE/secrets/$1
+  if [ ! -s "$file" ]; then
+    (umask 077 && mkdir -p "$dir" &&
+      od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$file.partial" && mv "$file.partial" "$file")
+  fi
+  cat "$file"
+}
+
+# mysql_stack_url USER SECRET: the URL of USER (password: secret SECRET) on this stack.
+mysql_stack_url() { echo "mysql://$1:$(stack_secret "$2")@127.0.0.1:$MYSQL_PORT/seckill"; }
+
+# The Redis ACL users (redis-users.conf) with this stack's passwords, as the file
+# redis-server includes. Dev mode leaves the `default` user open (loopback only).
+write_redis_users() {
+  local mode=prod
+  [ "$DEV" = 1 ] && mode=dev
+  SECKILL_REDIS_GATEWAY_PASSWORD=$(stack_secret redis-gateway) \
+    SECKILL_REDIS_WORKER_PASSWORD=$(stack_secret redis-worker) \
+    SECKILL_REDIS_CLI_PASSWORD=$(stack_secret redis-cli) \
+    SECKILL_REDIS_EXPORTER_PASSWORD=$(stack_secret redis-exporter) \
+    SECKILL_REDIS_ADMIN_PASSWORD=$(stack_secret redis-admin) \
+    sh "$ROOT/scripts/redis-users.sh" "$STACK_REDIS_USERS" "$STATE/redis-users.conf" "$mode"
+}
+
+# Whether this stack's Redis leaves the `default` user open (dev mode), read from the users
+# file it was started with (so `health` from another shell knows too).
+redis_default_open() { grep -q '^user default on' "$STATE/redis-users.conf" 2>/dev/null; }
+
+# redis-cli on this stack: as `default` in dev mode, else as seckill-admin (password from
+# the environment, never on the command line).
+rcli() {
+  if redis_default_open; then
+    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"
+  else
+    REDISCLI_AUTH=$(stack_secret redis-admin) redis-cli --user seckill-admin \
+      -h 127.0.0.1 -p "$REDIS_PORT" "$@"
+  fi
+}
+
+redis_ready() { [ "$(rcli ping 2>/dev/null)" = PONG ]; }
 
 # The dev-mode JWT key of this stack: random on the first run, kept in the state directory
 # (mode 600) so tokens and the CLI keep working across runs.
@@ -118,8 +176,17 @@ write_stack_file() {
     umask 077
     {
       echo "# Written by scripts/run-local.sh for the stack it runs; rewritten on every run."
-      echo "redis: {url: '$SECKILL_REDIS__URL'}"
-      echo "mysql: {url: '$SECKILL_MYSQL__URL'}"
+      echo "# Holds this stack's passwords (from .state/secrets/): keep it private."
+      echo "redis:"
+      echo "  url: '$SECKILL_REDIS__URL'"
+      echo "  # Each binary logs in as its own ACL user (redis-users.conf)."
+      echo "  users:"
+      echo "    gateway: {username: seckill-gateway, password: '$(stack_secret redis-gateway)'}"
+      echo "    worker: {username: seckill-worker, password: '$(stack_secret redis-worker)'}"
+      echo "    cli: {username: seckill-cli, password: '$(stack_secret redis-cli)'}"
+      echo "mysql:"
+      echo "  url: '$SECKILL_MYSQL__URL'"
+      echo "  migrate_url: '$(mysql_stack_url "$MYSQL_MIGRATE_USER" mysql-migrate)'"
       echo "etcd: {endpoints: ['$ETCD_URL']}"
       echo "gateway: {listen: '$SECKILL_GATEWAY__LISTEN'}"
       echo "worker: {metrics_addr: '$SECKILL_WORKER__METRICS_ADDR'}"
@@ -204,15 +271,19 @@ seckill_cli() { "$RELEASE_DIR/seckill" "$@"; }
 # Schema and demo data, before the gateway and the worker start. Idempotent: a second run
 # finds the database, the applied migrations and the demo activity in place.
 bootstrap_db() {
-  mariadb --defaults-file="$STATE/my.cnf" -e \
-    'CREATE DATABASE IF NOT EXISTS seckill CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci'
+  # The database and its two users (as root over the stack's my.cnf), then the schema as
+  # its owner (mysql.migrate_url in stack.yaml).
+  SECKILL_MYSQL_APP_USER=$MYSQL_APP_USER SECKILL_MYSQL_MIGRATE_USER=$MYSQL_MIGRATE_USER \
+    SECKILL_MYSQL_APP_PASSWORD=$(stack_secret mysql-app) \
+    SECKILL_MYSQL_MIGRATE_PASSWORD=$(stack_secret mysql-migrate) \
+    sh "$ROOT/scripts/mysql-users.sh" sql | mariadb --defaults-file="$STATE/my.cnf"
   seckill_cli db migrate
   [ "$DEV" = 1 ] || return 0
   local file=$STATE/demo-activity id=""
   [ -s "$file" ] && id=$(cat "$file")
   # Reuse the demo activity when Redis still knows it (AOF in .state/redis); a wiped Redis
   # or database gets a fresh one.
-  if [ -n "$id" ] && redis-cli -h 127.0.0.1 -p "$REDIS_PORT" SECKILL.STATUS "$id" 2>&1 | grep -q '^total$'; then
+  if [ -n "$id" ] && rcli SECKILL.STATUS "$id" 2>&1 | grep -q '^total$'; then
     echo "demo activity $id reused"
     return 0
   fi
@@ -233,7 +304,7 @@ cmd_proc() {
   case $name in
   redis)
     redis_cmd "$REDIS_PORT" "$STATE/redis" "$RELEASE_DIR/libseckill_module.so" \
-      --pidfile "$STATE/run/redis.pid"
+      --pidfile "$STATE/run/redis.pid" --include "$STATE/redis-users.conf"
     cmd=("${REDIS_CMD[@]}")
     ;;
   mysql) cmd=(mariadbd --defaults-file="$STATE/my.cnf") ;;
@@ -242,7 +313,7 @@ cmd_proc() {
     cmd=("${ETCD_CMD[@]}")
     ;;
   gateway)
-    await "redis-server on 127.0.0.1:$REDIS_PORT" redis redis_up "$REDIS_PORT"
+    await "redis-server on 127.0.0.1:$REDIS_PORT" redis redis_ready
     await "MariaDB on 127.0.0.1:$MYSQL_PORT" mysql mariadb_up "$STATE/my.cnf"
     await "etcd on 127.0.0.1:$ETCD_PORT" etcd etcd_up "$ETCD_PORT"
     bootstrap_db 2>&1 | tee -a "$log"
@@ -276,6 +347,15 @@ seed_demo_users() {
   done
 }
 
+# How to open redis-cli on this stack (the admin password is read from its file, not shown).
+redis_cli_hint() {
+  if redis_default_open; then
+    echo "redis-cli -p $REDIS_PORT"
+  else
+    echo "REDISCLI_AUTH=\$(cat $STATE/secrets/redis-admin) redis-cli --user seckill-admin -p $REDIS_PORT"
+  fi
+}
+
 banner() {
   local activity="" product=1 remaining="?" json
   [ -s "$STATE/demo-activity" ] && activity=$(cat "$STATE/demo-activity")
@@ -291,10 +371,11 @@ banner() {
    API            $GATEWAY_URL/api/v1/activities
    health         $GATEWAY_URL/health          (make health)
    metrics        $GATEWAY_URL/metrics   $WORKER_METRICS_URL
-   Redis          redis-cli -p $REDIS_PORT        e.g. SECKILL.STATUS ${activity:-<id>}
+   Redis          $(redis_cli_hint)        e.g. SECKILL.STATUS ${activity:-<id>}
    MariaDB        mariadb --defaults-file=$STATE/my.cnf seckill
    etcd           $ETCD_URL
    logs           $STATE/logs/*.log   (make logs)
+   passwords      $STATE/secrets/ (per stack; the binaries read $STATE/stack.yaml)
 EOF
   if [ "$DEV" = 1 ]; then
     cat <<EOF
@@ -336,6 +417,7 @@ cmd_run() {
   check_ports_free
   export_stack_env
   write_stack_file
+  write_redis_users
 
   say "starting redis, mysql, etcd, gateway, worker (honcho -f Procfile); Ctrl-C stops them"
   say "each process writes to $STATE/logs/<name>.log; follow them all with 'make logs'"
@@ -390,7 +472,7 @@ cmd_health() {
     fi
   }
   metrics_ok() { curl -fsS --max-time 3 "$1" | grep -c '^seckill_' | sed 's/$/ seckill_* samples/'; }
-  redis_ping() { [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping)" = PONG ] && echo PONG; }
+  redis_ping() { [ "$(rcli ping)" = PONG ] && echo PONG; }
   check "gateway" curl -fsS --max-time 3 "$GATEWAY_URL/health"
   check "gateway metrics" metrics_ok "$GATEWAY_URL/metrics"
   check "worker metrics" metrics_ok "$WORKER_METRICS_URL"
@@ -463,7 +545,7 @@ cmd_db_init() {
   local url re user pass host port db
   url=$(mysql_url)
   re='^mysql://([^:@/]+)(:([^@]*))?@([^:/?]+)(:([0-9]+))?/([A-Za-z0-9_]+)'
-  [[ $url =~ $re ]] || die "cannot read '$url' as mysql://user[:password]@host[:port]/database"
+  [[ $url =~ $re ]] || die "cannot read '$(redact_url "$url")' as mysql://user[:password]@host[:port]/database"
   user=${BASH_REMATCH[1]} pass=${BASH_REMATCH[3]} host=${BASH_REMATCH[4]}
   port=${BASH_REMATCH[6]:-3306} db=${BASH_REMATCH[7]}
   MYSQL_PWD=$pass mariadb --no-defaults -h "$host" -P "$port" -u "$user" --connect-timeout=5 \
@@ -478,9 +560,11 @@ cli_for_db() {
   [ -x "$RELEASE_DIR/seckill" ] || die "$RELEASE_DIR/seckill is missing: cargo build --release -p seckill-cli"
 }
 
+# The URL goes through the environment (a flag would show its password in `ps`); the CLI
+# migrates as mysql.migrate_url when one is configured (.state/stack.yaml), else as it.
 cmd_db_migrate() {
   cli_for_db
-  seckill_cli --mysql-url "$(mysql_url)" db migrate
+  SECKILL_MYSQL__URL=$(mysql_url) seckill_cli db migrate
 }
 
 cmd_db_rollback() {
@@ -488,11 +572,11 @@ cmd_db_rollback() {
   local url
   url=$(mysql_url)
   if [ "${SECKILL_CONFIRM:-}" != yes ]; then
-    [ -t 0 ] || die "db-rollback drops every table of $url; set SECKILL_CONFIRM=yes to go ahead"
-    read -r -p "Revert every migration of ${url%%\?*} (all tables and data are dropped)? [y/N] " ok
+    [ -t 0 ] || die "db-rollback drops every table of $(redact_url "$url"); set SECKILL_CONFIRM=yes to go ahead"
+    read -r -p "Revert every migration of $(redact_url "${url%%\?*}") (all tables and data are dropped)? [y/N] " ok
     [[ $ok == [yY]* ]] || die "cancelled"
   fi
-  seckill_cli --mysql-url "$url" db rollback
+  SECKILL_MYSQL__URL=$url seckill_cli db rollback
 }
 
 case ${1:-run} in

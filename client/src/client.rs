@@ -19,10 +19,34 @@ pub struct SeckillClient {
 }
 
 impl SeckillClient {
-    /// Connects (bounded by a few `timeout`s); reconnects happen in the background later.
+    /// Connects to `url` (bounded by a few `timeout`s); reconnects happen in the background
+    /// later. Errors never quote the URL (it may hold a password).
     pub async fn connect(url: &str, timeout: Duration) -> Result<Self, ClientError> {
         let client = redis::Client::open(url)
             .map_err(|e| ClientError::Unavailable(format!("invalid redis URL: {e}")))?;
+        Self::connect_with(client, timeout).await
+    }
+
+    /// Connects with a client built elsewhere (with an ACL user and TLS files:
+    /// `seckill_runtime::RedisSettings::client`).
+    ///
+    /// One plain connection attempt comes first, so a refused login or certificate is
+    /// reported as such (the connection manager's retries would end in a bare timeout); it
+    /// is dropped once it succeeded.
+    pub async fn connect_with(
+        client: redis::Client,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
+        let probe = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(timeout * 4)
+            .set_response_timeout(timeout * 4);
+        tokio::time::timeout(
+            timeout * 4,
+            client.get_multiplexed_async_connection_with_config(&probe),
+        )
+        .await
+        .map_err(|_| ClientError::Timeout(timeout * 4))?
+        .map_err(|e| ClientError::Unavailable(e.to_string()))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(timeout)
             .set_response_timeout(timeout)

@@ -1,4 +1,10 @@
 //! The connection pool and the one migrator (`migrations/` at the repository root, embedded).
+//!
+//! Two MySQL users (README, "Security"): the processes' pools connect as the
+//! application user, which may only read and write rows; migrations run as the schema owner,
+//! on a pool of their own ([`migrator`]). Binaries build both options from their settings
+//! (`seckill_runtime::MysqlSettings::connect_options` / `migrate_options`, which add the
+//! TLS files); TLS itself is sqlx's rustls (`ssl-mode`, CA, client certificate).
 
 use crate::error::DbError;
 use sqlx::migrate::{MigrateError, Migrator};
@@ -18,10 +24,24 @@ pub fn connect_lazy(
     acquire_timeout: Duration,
 ) -> Result<MySqlPool, DbError> {
     let options = MySqlConnectOptions::from_str(url).map_err(DbError::Rejected)?;
-    Ok(MySqlPoolOptions::new()
+    Ok(connect_lazy_with(options, max_connections, acquire_timeout))
+}
+
+/// [`connect_lazy`] with options built elsewhere (user, TLS files).
+pub fn connect_lazy_with(
+    options: MySqlConnectOptions,
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> MySqlPool {
+    MySqlPoolOptions::new()
         .max_connections(max_connections.max(1))
         .acquire_timeout(acquire_timeout)
-        .connect_lazy_with(options))
+        .connect_lazy_with(options)
+}
+
+/// A one-connection pool for [`migrate`] / [`rollback`], as the schema owner.
+pub fn migrator(options: MySqlConnectOptions, acquire_timeout: Duration) -> MySqlPool {
+    connect_lazy_with(options, 1, acquire_timeout)
 }
 
 /// One round trip (`SELECT 1`): whether the database answers.

@@ -1,5 +1,8 @@
 //! `docker-compose.yml` and `docker-compose.prod.yml`, checked by `docker-compose config`
-//! (no Docker engine needed), and the Dockerfile targets they build.
+//! (no Docker engine needed), and the Dockerfile targets they build. Least privilege: each
+//! service gets only its own credentials (Redis ACL user, MySQL application user or schema
+//! owner), and the Redis image's start command, run here with the image's paths mapped to
+//! the repository, renders the ACL users and starts redis-server with them.
 
 mod support;
 
@@ -14,8 +17,13 @@ const COMPOSE: &str = "the Debian package `docker-compose` (or `pip install dock
 /// Secrets the production override must demand.
 const PROD_SECRETS: &[&str] = &[
     "SECKILL_AUTH__JWT_SECRET",
-    "SECKILL_MYSQL_PASSWORD",
-    "SECKILL_REDIS_PASSWORD",
+    "SECKILL_MYSQL_APP_PASSWORD",
+    "SECKILL_MYSQL_MIGRATE_PASSWORD",
+    "SECKILL_REDIS_GATEWAY_PASSWORD",
+    "SECKILL_REDIS_WORKER_PASSWORD",
+    "SECKILL_REDIS_CLI_PASSWORD",
+    "SECKILL_REDIS_EXPORTER_PASSWORD",
+    "SECKILL_REDIS_ADMIN_PASSWORD",
     "MYSQL_ROOT_PASSWORD",
     "GRAFANA_ADMIN_PASSWORD",
 ];
@@ -138,6 +146,25 @@ fn compose_file_is_valid_and_complete() {
     // Redis runs the image with the module, and the config loads it.
     assert_eq!(c["services"]["redis"]["build"]["target"], "redis");
     assert_redis_loads_the_module(&c);
+    // Least privilege in dev too: own Redis users, the MySQL application user, the schema
+    // owner for migrations only (and the dev-mode gateway, which migrates at startup).
+    let var = |svc: &str, k: &str| {
+        env_of(&c["services"][svc])
+            .into_iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v)
+            .unwrap_or_default()
+    };
+    for (svc, user) in [("gateway", "seckill-gateway"), ("worker", "seckill-worker")] {
+        assert_eq!(var(svc, "SECKILL_REDIS__USERNAME"), user);
+        assert!(var(svc, "SECKILL_MYSQL__URL").starts_with("mysql://seckill_app:"));
+    }
+    assert!(var("migrate", "SECKILL_MYSQL__MIGRATE_URL").starts_with("mysql://seckill_migrate:"));
+    assert_eq!(var("worker", "SECKILL_MYSQL__MIGRATE_URL"), "");
+    assert_eq!(var("redis", "SECKILL_REDIS_MODE"), "dev");
+    assert_eq!(var("redis-exporter", "REDIS_USER"), "seckill-exporter");
+    assert_only_own_secrets(&c);
+    assert_mysql_creates_the_users(&c);
     // Both processes export their spans to the compose Jaeger (OTLP/gRPC on 4317).
     for s in ["gateway", "worker"] {
         let env = env_of(&c["services"][s]);
@@ -197,49 +224,75 @@ fn prod_override_has_no_default_secrets_and_bounded_services() {
             .unwrap_or_else(|| panic!("{svc} has no {k}"))
     };
     // Each secret reaches exactly the places that need it, under its own name.
-    let (jwt, redis_pw, mysql_pw) = (
+    let (jwt, app_pw, owner_pw) = (
         secret("SECKILL_AUTH__JWT_SECRET"),
-        secret("SECKILL_REDIS_PASSWORD"),
-        secret("SECKILL_MYSQL_PASSWORD"),
+        secret("SECKILL_MYSQL_APP_PASSWORD"),
+        secret("SECKILL_MYSQL_MIGRATE_PASSWORD"),
     );
+    let app_url = format!("mysql://seckill_app:{app_pw}@mysql:3306/seckill");
+    let owner_url = format!("mysql://seckill_migrate:{owner_pw}@mysql:3306/seckill");
     for s in ["gateway", "worker", "migrate"] {
         assert_eq!(var(s, "SECKILL_AUTH__JWT_SECRET"), jwt, "{s}");
-        assert_eq!(
-            var(s, "SECKILL_REDIS__URL"),
-            format!("redis://:{redis_pw}@redis:6379/"),
-            "{s} must authenticate to Redis"
-        );
+        assert_eq!(var(s, "SECKILL_REDIS__URL"), "redis://redis:6379/", "{s}");
         assert_eq!(
             var(s, "SECKILL_MYSQL__URL"),
-            format!("mysql://seckill:{mysql_pw}@mysql:3306/seckill"),
-            "{s}"
+            app_url,
+            "{s}: the application user"
         );
     }
+    // The schema owner's password goes to `migrate` only.
+    assert_eq!(var("migrate", "SECKILL_MYSQL__MIGRATE_URL"), owner_url);
+    assert_eq!(var("gateway", "SECKILL_MYSQL__MIGRATE_URL"), "");
+    // Each binary logs in to Redis as its own ACL user, with its own password only.
+    for (s, user) in [("gateway", "seckill-gateway"), ("worker", "seckill-worker")] {
+        assert_eq!(var(s, "SECKILL_REDIS__USERNAME"), user);
+        let pw = secret(&format!(
+            "SECKILL_REDIS_{}_PASSWORD",
+            s.to_ascii_uppercase()
+        ));
+        assert_eq!(var(s, "SECKILL_REDIS__PASSWORD"), pw, "{s}");
+    }
+    assert_only_own_secrets(&c);
     assert_eq!(var("gateway", "SECKILL_GATEWAY__DEV_MODE"), "false");
-    assert_eq!(var("mysql", "MYSQL_PASSWORD"), mysql_pw);
     assert_eq!(
         var("mysql", "MYSQL_ROOT_PASSWORD"),
         secret("MYSQL_ROOT_PASSWORD")
     );
+    assert_eq!(var("mysql", "SECKILL_MYSQL_APP_PASSWORD"), app_pw);
+    assert_eq!(var("mysql", "SECKILL_MYSQL_MIGRATE_PASSWORD"), owner_pw);
     assert_eq!(
         var("grafana", "GF_SECURITY_ADMIN_PASSWORD"),
         secret("GRAFANA_ADMIN_PASSWORD")
     );
-    // Redis requires the password (written to a config include, not the command line), and
-    // its exporter and healthcheck use it.
-    assert_eq!(var("redis", "SECKILL_REDIS_PASSWORD"), redis_pw);
-    let command = serde_yaml::to_string(&c["services"]["redis"]["command"]).unwrap();
-    assert!(
-        command.contains("requirepass") && command.contains("--include /tmp/auth.conf"),
-        "redis must require the password: {command}"
-    );
-    assert!(
-        !command.contains(&redis_pw),
-        "the password is on the command line"
-    );
+    // Redis renders its ACL users (prod: `default` off) from these passwords, in the
+    // image's start command (no `command` override, no password on any command line);
+    // its healthcheck and the exporter log in as the exporter.
+    assert_eq!(var("redis", "SECKILL_REDIS_MODE"), "prod");
+    for user in ["GATEWAY", "WORKER", "CLI", "EXPORTER", "ADMIN"] {
+        let k = format!("SECKILL_REDIS_{user}_PASSWORD");
+        assert_eq!(var("redis", &k), secret(&k));
+    }
+    assert!(c["services"]["redis"]["command"].is_null());
     let health = serde_yaml::to_string(&c["services"]["redis"]["healthcheck"]["test"]).unwrap();
-    assert!(health.contains("REDISCLI_AUTH"), "{health}");
-    assert_eq!(var("redis-exporter", "REDIS_PASSWORD"), redis_pw);
+    assert!(
+        health.contains("REDISCLI_AUTH") && health.contains("--user seckill-exporter"),
+        "{health}"
+    );
+    assert_eq!(var("redis-exporter", "REDIS_USER"), "seckill-exporter");
+    assert_eq!(
+        var("redis-exporter", "REDIS_PASSWORD"),
+        secret("SECKILL_REDIS_EXPORTER_PASSWORD")
+    );
+    assert_mysql_creates_the_users(&c);
+    for (name, svc) in c["services"].as_mapping().unwrap() {
+        let command = serde_yaml::to_string(&svc["command"]).unwrap();
+        for (k, v) in prod_env() {
+            assert!(
+                !command.contains(&v),
+                "{k} is on the command line of {name:?}: {command}"
+            );
+        }
+    }
     assert_redis_loads_the_module(&c);
     for s in LONG_RUNNING {
         let svc = &c["services"][*s];
@@ -253,6 +306,71 @@ fn prod_override_has_no_default_secrets_and_bounded_services() {
             "{s} needs cpu and memory limits"
         );
     }
+}
+
+/// The Redis and MySQL passwords of one service are in no other's environment (the redis and
+/// mysql containers, which create the users, excepted), and the exporter's password only
+/// where the exporter logs in. A dev-mode gateway migrates at startup: it may hold the
+/// schema owner's password, in dev mode only.
+fn assert_only_own_secrets(c: &Yaml) {
+    let env = |svc: &str| env_of(&c["services"][svc]);
+    let value = |svc: &str, k: &str| {
+        env(svc)
+            .into_iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| panic!("{svc} has no {k}"))
+    };
+    let passwords = [
+        ("gateway", value("redis", "SECKILL_REDIS_GATEWAY_PASSWORD")),
+        ("worker", value("redis", "SECKILL_REDIS_WORKER_PASSWORD")),
+        ("cli", value("redis", "SECKILL_REDIS_CLI_PASSWORD")),
+        (
+            "exporter",
+            value("redis", "SECKILL_REDIS_EXPORTER_PASSWORD"),
+        ),
+        ("admin", value("redis", "SECKILL_REDIS_ADMIN_PASSWORD")),
+        ("migrate", value("mysql", "SECKILL_MYSQL_MIGRATE_PASSWORD")),
+    ];
+    let dev_gateway = value("gateway", "SECKILL_GATEWAY__DEV_MODE") == "true";
+    for (name, svc) in c["services"].as_mapping().unwrap() {
+        let name = name.as_str().unwrap_or("");
+        if ["redis", "mysql"].contains(&name) {
+            continue;
+        }
+        let text = serde_yaml::to_string(svc).unwrap();
+        for (owner, pw) in &passwords {
+            let allowed = match *owner {
+                "migrate" => name == "migrate" || (dev_gateway && name == "gateway"),
+                "gateway" | "worker" => name == *owner,
+                "exporter" => name == "redis-exporter",
+                _ => false,
+            };
+            assert!(
+                allowed || !text.contains(pw.as_str()),
+                "the {owner} password is in the environment of {name}"
+            );
+        }
+    }
+}
+
+/// The mysql container runs scripts/mysql-users.sh on its first start (mounted into the
+/// image's init directory), with the passwords it needs.
+fn assert_mysql_creates_the_users(c: &Yaml) {
+    let volumes = serde_yaml::to_string(&c["services"]["mysql"]["volumes"]).unwrap();
+    assert!(
+        volumes.contains("scripts/mysql-users.sh")
+            && volumes.contains("/docker-entrypoint-initdb.d/"),
+        "mysql does not create the seckill users: {volumes}"
+    );
+    let health = serde_yaml::to_string(&c["services"]["mysql"]["healthcheck"]["test"]).unwrap();
+    assert!(health.contains("-u seckill_app"), "{health}");
+    assert!(
+        std::fs::metadata(root().join("scripts/mysql-users.sh"))
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
+            .unwrap_or(false),
+        "scripts/mysql-users.sh must be executable (the image sources it otherwise)"
+    );
 }
 
 /// The Dockerfile's `redis` stage puts the module at a path, and whatever command the
@@ -339,5 +457,131 @@ fn dockerfile_has_the_targets_compose_builds() {
             ignore.lines().any(|l| l.trim() == p),
             ".dockerignore lacks {p}"
         );
+    }
+}
+
+/// The `redis` image's start command, run here with the image's paths mapped to the
+/// repository's files (no Docker engine): it renders `redis-users.conf` with the passwords
+/// of the environment and starts redis-server with them. In prod mode a client that does
+/// not log in is refused and each user gets its own commands; no password is on the command
+/// line or in the rendered file (hashes only, mode 600). In dev mode `default` stays open.
+#[test]
+fn the_redis_image_starts_with_the_acl_users() {
+    let df = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    let stage = df
+        .split("\nFROM ")
+        .find(|s| {
+            s.lines()
+                .next()
+                .is_some_and(|l| l.trim_end().ends_with("AS redis"))
+        })
+        .expect("Dockerfile has a redis stage");
+    for copy in [
+        "COPY redis-users.conf /usr/local/etc/redis/users.conf",
+        "COPY scripts/redis-users.sh /usr/local/bin/seckill-redis-users",
+        "COPY redis.conf /usr/local/etc/redis/redis.conf",
+    ] {
+        assert!(stage.contains(copy), "the redis stage lacks `{copy}`");
+    }
+    let cmd_json = stage
+        .lines()
+        .find_map(|l| l.strip_prefix("CMD "))
+        .expect("the redis stage has a CMD");
+    let cmd: Vec<String> = serde_json::from_str(cmd_json).expect("CMD in exec form");
+    assert_eq!(&cmd[..2], ["sh", "-c"], "{cmd:?}");
+    let module = bin_dir().join("libseckill_module.so");
+    assert!(module.exists(), "build the module first");
+    for mode in ["prod", "dev"] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let port = seckill_testkit::free_port();
+        let users = dir.path().join("users.conf");
+        let script = cmd[2]
+            .replace(
+                "seckill-redis-users",
+                &format!("sh {}", root().join("scripts/redis-users.sh").display()),
+            )
+            .replace(
+                "/usr/local/etc/redis/users.conf",
+                &root().join("redis-users.conf").display().to_string(),
+            )
+            .replace(
+                "/usr/local/etc/redis/redis.conf",
+                &root().join("redis.conf").display().to_string(),
+            )
+            .replace("/tmp/users.conf", &users.display().to_string())
+            .replace(" /data ", &format!(" {} ", data.display()))
+            .replace(
+                "/usr/local/lib/redis/modules/libseckill_module.so",
+                &module.display().to_string(),
+            )
+            .replace("chown redis:redis", "chown \"$(id -u):$(id -g)\"")
+            .replace("docker-entrypoint.sh redis-server", "redis-server")
+            .replace(
+                "--bind 0.0.0.0",
+                &format!("--bind 127.0.0.1 --port {port} --appendonly no --save ''"),
+            );
+        let passwords: Vec<(String, String)> = ["GATEWAY", "WORKER", "CLI", "EXPORTER", "ADMIN"]
+            .iter()
+            .map(|u| {
+                (
+                    format!("SECKILL_REDIS_{u}_PASSWORD"),
+                    format!("image-test-{}-{port}", u.to_lowercase()),
+                )
+            })
+            .collect();
+        let mut sh = Command::new("sh");
+        sh.args(["-c", &script])
+            .env("SECKILL_REDIS_MODE", mode)
+            .envs(passwords.iter().map(|(k, v)| (k, v)))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let child = Guard(sh.spawn().unwrap());
+        let redis_cli = |args: &[&str], auth: Option<(&str, &str)>| {
+            let mut c = Command::new("redis-cli");
+            c.args(["-h", "127.0.0.1", "-p", &port.to_string()]);
+            if let Some((user, pw)) = auth {
+                c.args(["--user", user, "--no-auth-warning"])
+                    .env("REDISCLI_AUTH", pw);
+            }
+            String::from_utf8_lossy(&run(c.args(args), Duration::from_secs(10)).stdout).into_owned()
+        };
+        wait_for(
+            "redis-server from the image's command",
+            Duration::from_secs(20),
+            || {
+                let r = redis_cli(&["PING"], None);
+                (r.contains("PONG") || r.contains("NOAUTH")).then_some(())
+            },
+        );
+        let gateway = ("seckill-gateway", passwords[0].1.as_str());
+        let anonymous = redis_cli(&["PING"], None);
+        if mode == "prod" {
+            assert!(anonymous.contains("NOAUTH"), "{mode}: {anonymous}");
+        } else {
+            assert!(anonymous.contains("PONG"), "{mode}: {anonymous}");
+        }
+        assert!(
+            redis_cli(&["SECKILL.STATUS", "1"], Some(gateway)).contains("NOACTIVITY"),
+            "{mode}: the gateway's user cannot run SECKILL.STATUS"
+        );
+        assert!(redis_cli(&["FLUSHALL"], Some(gateway)).contains("NOPERM"));
+        // `exec`: the shell became redis-server; its command line and the rendered file
+        // hold no password.
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.0.id()))
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .unwrap_or_default();
+        assert!(cmdline.contains("redis-server"), "{cmdline}");
+        let rendered = std::fs::read_to_string(&users).unwrap();
+        let file_mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&users).unwrap().permissions(),
+        );
+        assert_eq!(file_mode & 0o777, 0o600);
+        for (k, v) in &passwords {
+            assert!(!cmdline.contains(v), "{k} on redis-server's command line");
+            assert!(!rendered.contains(v), "{k} in the rendered users file");
+        }
+        drop(child);
     }
 }

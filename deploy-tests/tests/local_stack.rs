@@ -5,6 +5,11 @@
 //! After each stop no process of the stack is left. Each process writes its output to its own
 //! file in `.state/logs/` (the console carries the banner and one line per process, never an
 //! access-log line), and `make logs` follows those files.
+//!
+//! Least privilege: the stack's binaries log in as their own Redis ACL users and as the
+//! MariaDB application user, whose passwords are generated per stack into
+//! `.state/secrets/` (mode 600); that user cannot drop or delete, the gateway's Redis user
+//! cannot flush or reconfigure, and no password appears in any log or on the console.
 
 mod support;
 
@@ -526,6 +531,8 @@ fn run_local_serves_a_sale_and_stops_without_leftovers() {
         "make logs did not show the processes' logs:\n{follow}"
     );
 
+    assert_least_privilege(&state, &ports, &stack.log());
+
     // SIGTERM to run-local.sh alone (as `kill` or `timeout` would): everything stops.
     let code = stack.stop("TERM", false);
     assert_eq!(code, 0, "exit status after SIGTERM:\n{}", stack.tail());
@@ -564,6 +571,122 @@ fn run_local_serves_a_sale_and_stops_without_leftovers() {
     let code = stack.stop("INT", true);
     assert_eq!(code, 0, "exit status after Ctrl-C:\n{}", stack.tail());
     stack.assert_nothing_left(&ports);
+}
+
+/// The stack runs with least privilege, with passwords of its own that never reach a log.
+fn assert_least_privilege(state: &Path, ports: &Ports, console: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let secrets = state.join("secrets");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&secrets), 0o700, "{}", secrets.display());
+    let secret = |name: &str| {
+        let file = secrets.join(name);
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+        let s = std::fs::read_to_string(&file).unwrap().trim().to_owned();
+        assert!(s.len() >= 32, "{} is too short", file.display());
+        s
+    };
+    // The binaries are configured with the application user and their own Redis users.
+    let stack_yaml = std::fs::read_to_string(state.join("stack.yaml")).unwrap();
+    let app = secret("mysql-app");
+    assert!(
+        stack_yaml.contains(&format!(
+            "url: 'mysql://seckill_app:{app}@127.0.0.1:{}/seckill'",
+            ports.mysql
+        )),
+        "stack.yaml does not point the binaries at the application user"
+    );
+    assert!(stack_yaml.contains("migrate_url: 'mysql://seckill_migrate:"));
+    assert!(!stack_yaml.contains("mysql://root"), "root in stack.yaml");
+    for user in ["gateway", "worker", "cli"] {
+        assert!(
+            stack_yaml.contains(&format!(
+                "{user}: {{username: seckill-{user}, password: '{}'}}",
+                secret(&format!("redis-{user}"))
+            )),
+            "stack.yaml lacks the Redis user of the {user}"
+        );
+    }
+    // The application user reads and writes rows, nothing more.
+    let as_app = |query: &str| {
+        run(
+            Command::new("mariadb")
+                .args([
+                    "--no-defaults",
+                    "-h",
+                    "127.0.0.1",
+                    "-u",
+                    "seckill_app",
+                    "-N",
+                    "-B",
+                ])
+                .arg(format!("--port={}", ports.mysql))
+                .env("MYSQL_PWD", &app)
+                .args(["seckill", "-e", query]),
+            Duration::from_secs(30),
+        )
+    };
+    let before = sql(state, "SELECT COUNT(*) FROM orders");
+    for refused in [
+        "DROP TABLE orders",
+        "DELETE FROM orders",
+        "ALTER TABLE orders ADD COLUMN x INT",
+        "CREATE TABLE x (y INT)",
+    ] {
+        let out = as_app(refused);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("denied"),
+            "the application user could run {refused}: {err}"
+        );
+    }
+    let out = as_app("SELECT COUNT(*) FROM orders");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), before);
+    // The gateway's Redis user cannot flush, reconfigure, script or replay.
+    let gateway_pw = secret("redis-gateway");
+    for refused in [
+        &["FLUSHALL"][..],
+        &["CONFIG", "GET", "maxmemory"],
+        &["EVAL", "return 1", "0"],
+        &["SECKILL.APPLY", "1", "1-1", "u", "1", "1", "1", "1"],
+    ] {
+        let out = run(
+            Command::new("redis-cli")
+                .args(["-h", "127.0.0.1", "-p", &ports.redis.to_string()])
+                .args(["--user", "seckill-gateway", "--no-auth-warning"])
+                .env("REDISCLI_AUTH", &gateway_pw)
+                .args(refused),
+            Duration::from_secs(10),
+        );
+        let reply = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            reply.contains("NOPERM"),
+            "seckill-gateway ran {refused:?}: {reply}"
+        );
+    }
+    // No password in any log or on the console.
+    let mut texts = vec![("console".to_owned(), console.to_owned())];
+    for e in std::fs::read_dir(state.join("logs")).unwrap().flatten() {
+        texts.push((
+            e.path().display().to_string(),
+            std::fs::read_to_string(e.path()).unwrap_or_default(),
+        ));
+    }
+    for e in std::fs::read_dir(&secrets).unwrap().flatten() {
+        let pw = std::fs::read_to_string(e.path()).unwrap().trim().to_owned();
+        for (name, text) in &texts {
+            assert!(
+                !text.contains(&pw),
+                "the password in {} appears in {name}",
+                e.path().display()
+            );
+        }
+    }
 }
 
 /// The shell scripts (the local stack, its shared library, the benchmarks) are checked by

@@ -179,7 +179,7 @@ pub(crate) async fn follow(state: State, shutdown: CancellationToken) {
         }
     };
     tracing::info!(prefix = PREFIX, "following runtime settings in etcd");
-    watch_prefix(etcd.endpoints.clone(), PREFIX.into(), on_change, shutdown).await;
+    watch_prefix(etcd.clone(), PREFIX.into(), on_change, shutdown).await;
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use crate::state::{AppState, State};
 use crate::store::Store;
 use anyhow::Context;
 use seckill_db::{pool, users, MySqlPool};
+use seckill_runtime::config::{connect_error, explain};
 use seckill_runtime::Member;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -32,23 +33,34 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.validate()?;
         let metrics = Arc::new(Metrics::new().context("Failed to register metrics")?);
-        let store = Store::connect(
-            &settings.redis.url,
-            settings.redis_timeout(),
-            metrics.clone(),
-        )
-        .await
-        .context("Failed to connect to Redis")?;
-        let db = pool::connect_lazy(
-            settings.mysql.url.expose(),
+        // As the `gateway` ACL user (redis.users.gateway, else redis.username); URLs only
+        // ever reach logs and errors redacted.
+        let redis = settings.redis.client("gateway")?;
+        let store = Store::connect(redis, settings.redis_timeout(), metrics.clone())
+            .await
+            .map_err(|e| connect_error(e, "Redis", &settings.redis.redacted_url(), "redis.tls"))?;
+        // The application user: rows only. Migrations run as the schema owner
+        // (mysql.migrate_url), on a pool of their own that is closed afterwards.
+        let db = pool::connect_lazy_with(
+            settings.mysql.connect_options()?,
             settings.mysql.max_connections,
             settings.mysql_timeout(),
-        )
-        .context("Invalid mysql.url")?;
+        );
         if settings.gateway.run_migrations || settings.gateway.dev_mode {
-            pool::migrate(&db)
-                .await
-                .context("Failed to apply migrations")?;
+            let migrator =
+                pool::migrator(settings.mysql.migrate_options()?, settings.mysql_timeout());
+            let applied = pool::migrate(&migrator).await;
+            migrator.close().await;
+            applied.map_err(|e| {
+                explain(
+                    e,
+                    format!(
+                        "Failed to apply migrations (as {})",
+                        settings.mysql.redacted_migrate_url()
+                    ),
+                    "mysql.tls",
+                )
+            })?;
         }
         if settings.gateway.dev_mode {
             seed_dev_admin(&db).await?;
@@ -102,7 +114,7 @@ impl Application {
             let member =
                 Member::this_process("gateway", self.addr.to_string(), env!("CARGO_PKG_VERSION"));
             tokio::spawn(seckill_runtime::etcd::members::register(
-                etcd.endpoints.clone(),
+                etcd.clone(),
                 member,
                 etcd.member_ttl(),
                 stop.clone(),

@@ -20,12 +20,12 @@ pub(crate) struct Store {
 impl Store {
     /// Connects; reconnects happen in the background later.
     pub(crate) async fn connect(
-        url: &str,
+        redis: redis::Client,
         timeout: Duration,
         metrics: Arc<Metrics>,
     ) -> Result<Self, ClientError> {
         Ok(Self {
-            client: SeckillClient::connect(url, timeout).await?,
+            client: SeckillClient::connect_with(redis, timeout).await?,
             metrics,
         })
     }

@@ -11,6 +11,7 @@ use redis::aio::ConnectionManager;
 use seckill_client::{lag, sale};
 use seckill_core::ActivityId;
 use seckill_db::{pool, MySqlPool};
+use seckill_runtime::config::connect_error;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,17 +31,18 @@ pub struct Worker {
 
 impl Worker {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let redis = redis::Client::open(settings.redis.url.as_str())
-            .with_context(|| format!("Invalid redis.url '{}'", settings.redis.url))?;
-        let shared_redis = ConnectionManager::new(redis.clone())
+        // As the `worker` ACL user (redis.users.worker, else redis.username); URLs only ever
+        // reach logs and errors redacted.
+        let redis = settings.redis.client("worker")?;
+        let shared_redis = manager(redis.clone())
             .await
-            .context("Failed to connect to Redis")?;
-        let pool = pool::connect_lazy(
-            settings.mysql.url.expose(),
+            .map_err(|e| connect_error(e, "Redis", &settings.redis.redacted_url(), "redis.tls"))?;
+        // The application user (rows only); connects on first use.
+        let pool = pool::connect_lazy_with(
+            settings.mysql.connect_options()?,
             settings.mysql.max_connections,
             settings.mysql.acquire_timeout(),
-        )
-        .context("Invalid mysql.url")?;
+        );
         let metrics = Metrics::new().context("Failed to register metrics")?;
         let listener = if settings.worker.metrics_addr.is_empty() {
             None
@@ -84,9 +86,9 @@ impl Worker {
         };
         let mut tasks = tokio::task::JoinSet::new();
         for n in 0..w.consumers.max(1) {
-            let conn = ConnectionManager::new(self.redis.clone())
-                .await
-                .context("Failed to connect to Redis")?;
+            let conn = manager(self.redis.clone()).await.map_err(|e| {
+                connect_error(e, "Redis", &self.settings.redis.redacted_url(), "redis.tls")
+            })?;
             let c = Consumer::new(
                 conn,
                 self.pool.clone(),
@@ -125,7 +127,7 @@ impl Worker {
                 env!("CARGO_PKG_VERSION"),
             );
             tasks.spawn(seckill_runtime::etcd::members::register(
-                self.settings.etcd.endpoints.clone(),
+                self.settings.etcd.clone(),
                 member,
                 self.settings.etcd.member_ttl(),
                 shutdown.clone(),
@@ -149,6 +151,18 @@ impl Worker {
         self.pool.close().await;
         Ok(())
     }
+}
+
+/// A reconnecting connection whose attempts give up within seconds (redis-rs's default
+/// waits up to a minute between each of its six attempts: a wrong password or a server that
+/// is down at startup kept the worker silent for minutes). Reconnections after an outage use the
+/// same bounds; the consumers retry with their own backoff on top.
+async fn manager(client: redis::Client) -> redis::RedisResult<ConnectionManager> {
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_secs(5))
+        .set_number_of_retries(3)
+        .set_max_delay(2_000);
+    ConnectionManager::new_with_config(client, config).await
 }
 
 /// `/health`: the worker is healthy when it can reach both Redis and MySQL (each answers a

@@ -9,12 +9,13 @@
 //! Leadership can briefly overlap (a partitioned leader may finish its pass): the sweeper is
 //! safe under that, since every change is conditional and RELEASE is idempotent.
 
-use crate::config::{Settings, SweeperSettings};
+use crate::config::{EtcdSettings, MysqlSettings, Settings, SweeperSettings};
 use crate::metrics::Metrics;
 use crate::sweeper::sweep_once;
 use crate::trim::trim_all;
 use redis::aio::ConnectionManager;
 use seckill_db::MySqlPool;
+use seckill_runtime::config::connect_error;
 use sqlx::{Connection, MySqlConnection, Row};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,7 +43,7 @@ pub(crate) async fn run_sweeper(
     while !shutdown.is_cancelled() {
         let r = if settings.etcd.endpoints.is_empty() {
             lead_with_mysql(
-                settings.mysql.url.expose(),
+                &settings.mysql,
                 &sw,
                 &settings.worker.group,
                 &pool,
@@ -53,7 +54,7 @@ pub(crate) async fn run_sweeper(
             .await
         } else {
             lead_with_etcd(
-                &settings.etcd.endpoints,
+                &settings.etcd,
                 &sw,
                 &settings.worker.group,
                 &pool,
@@ -125,7 +126,7 @@ async fn sweep_while_leader(
 }
 
 async fn lead_with_mysql(
-    url: &str,
+    mysql: &MysqlSettings,
     sw: &SweeperSettings,
     group: &str,
     pool: &MySqlPool,
@@ -134,9 +135,11 @@ async fn lead_with_mysql(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
-    let mut conn = MySqlConnection::connect(url)
+    // Its own connection (the lock lives and dies with it), as the application user.
+    let mut conn = MySqlConnection::connect_with(&mysql.connect_options()?)
         .await
-        .context("Failed to connect to MySQL for the sweeper lock")?;
+        .map_err(|e| connect_error(e, "MySQL", &mysql.redacted_url(), "mysql.tls"))
+        .context("Failed to open the sweeper lock's connection")?;
     loop {
         let got: Option<i64> = sqlx::query("SELECT GET_LOCK(?, 0)")
             .bind(&sw.lock_name)
@@ -189,7 +192,7 @@ async fn lead_with_mysql(
 }
 
 async fn lead_with_etcd(
-    endpoints: &[String],
+    etcd: &EtcdSettings,
     sw: &SweeperSettings,
     group: &str,
     pool: &MySqlPool,
@@ -198,9 +201,10 @@ async fn lead_with_etcd(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
-    let mut client = etcd_client::Client::connect(endpoints, None)
+    // Deadlines, keep-alives and TLS as every etcd client of the runtime.
+    let mut client = seckill_runtime::etcd::connect(etcd)
         .await
-        .context("Failed to connect to etcd")?;
+        .context("Failed to connect to etcd for the sweeper election")?;
     let ttl = sw.lease_secs.max(2);
     let lease = client.lease_grant(ttl, None).await?.id();
     let (mut keeper, mut responses) = client.lease_keep_alive(lease).await?;

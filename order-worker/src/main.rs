@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use seckill_db::pool;
+use seckill_runtime::config::explain;
 use seckill_worker::{config, init_tracing_with, Worker};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -93,18 +94,34 @@ async fn main() -> anyhow::Result<()> {
     // Held until main returns: dropping it flushes buffered log lines and spans.
     let _logs = init_tracing_with(cli.log_json, &settings.telemetry)?;
     if cli.migrate || cli.rollback {
-        let pool = pool::connect_lazy(
-            settings.mysql.url.expose(),
-            1,
+        // As the schema owner (mysql.migrate_url, else mysql.url).
+        let pool = pool::migrator(
+            settings.mysql.migrate_options()?,
             std::time::Duration::from_secs(10),
-        )?;
+        );
         if cli.migrate {
-            pool::migrate(&pool).await.context("Failed to migrate")?;
+            pool::migrate(&pool).await.map_err(|e| {
+                explain(
+                    e,
+                    format!(
+                        "Failed to migrate (as {})",
+                        settings.mysql.redacted_migrate_url()
+                    ),
+                    "mysql.tls",
+                )
+            })?;
             tracing::info!("migrations applied");
         } else {
-            pool::rollback(&pool, 0)
-                .await
-                .context("Failed to roll back")?;
+            pool::rollback(&pool, 0).await.map_err(|e| {
+                explain(
+                    e,
+                    format!(
+                        "Failed to roll back (as {})",
+                        settings.mysql.redacted_migrate_url()
+                    ),
+                    "mysql.tls",
+                )
+            })?;
             tracing::info!("migrations reverted");
         }
         return Ok(());

@@ -8,8 +8,11 @@
 //!
 //! # Layout
 //! - [`config`]: the layered loader (defaults, `configs/config.yaml`, `SECKILL_*` environment,
-//!   flags), [`config::Secret`], and the sections every binary shares (`redis`, `mysql`,
-//!   `etcd`, `telemetry`).
+//!   flags), [`config::Secret`], [`config::redact_url`] (the only form of a server URL that
+//!   reaches a log or an error), and the sections every binary shares (`redis`, `mysql`,
+//!   `etcd`, `telemetry`), which build the Redis client (ACL user per binary, `rediss://`
+//!   with CA and client certificate) and the MySQL connect options (TLS files) of every
+//!   binary.
 //! - [`telemetry`]: [`telemetry::init_logging`], the one subscriber set-up of every binary
 //!   (log layer, plus the OpenTelemetry layer exporting spans over OTLP/gRPC when
 //!   `telemetry.otlp_endpoint` is set).
@@ -17,8 +20,9 @@
 //!   `/metrics` + `/health` endpoint of processes that serve no other HTTP.
 //! - [`shutdown`]: SIGINT/SIGTERM as a future, or fanned out through a `CancellationToken`.
 //! - [`backoff`]: the retry pause of every loop that waits for a dependency.
-//! - [`etcd`]: [`etcd::members`] (the service registry under leases) and [`etcd::watch`]
-//!   (mirroring a prefix, for runtime settings).
+//! - [`etcd`]: [`etcd::connect`] (deadlines, keep-alives, TLS for `https://` endpoints),
+//!   [`etcd::members`] (the service registry under leases) and [`etcd::watch`] (mirroring a
+//!   prefix, for runtime settings).
 
 pub mod backoff;
 pub mod config;
@@ -27,5 +31,8 @@ pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;
 
-pub use config::{EtcdSettings, MysqlSettings, RedisSettings, Secret, TelemetrySettings};
+pub use config::{
+    redact_url, EtcdSettings, MysqlSettings, RedisSettings, RedisUser, Secret, TelemetrySettings,
+    TlsFiles,
+};
 pub use etcd::members::Member;

@@ -16,10 +16,14 @@ const IDLE: Duration = Duration::from_secs(60);
 async fn an_idle_watch_is_never_interrupted_and_still_sees_changes() -> anyhow::Result<()> {
     let etcd = tokio::task::spawn_blocking(Etcd::start).await??;
     let endpoints = vec![etcd.endpoint()];
+    let settings = seckill_runtime::EtcdSettings {
+        endpoints: endpoints.clone(),
+        ..Default::default()
+    };
     let seen: Arc<Mutex<Vec<Mirror>>> = Arc::default();
     let stop = CancellationToken::new();
     let task = tokio::spawn(watch_prefix(
-        endpoints.clone(),
+        settings,
         "/seckill/config/".into(),
         {
             let seen = seen.clone();

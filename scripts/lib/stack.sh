@@ -4,10 +4,14 @@
 # bench/module.sh, bench/gateway.sh and bench/stack.sh.
 #
 # Paths     STACK_ROOT (the repository), STACK_REDIS_CONF (its redis.conf),
+#           STACK_REDIS_USERS (redis-users.conf: the ACL users, rendered with passwords by
+#           scripts/redis-users.sh and passed to redis_cmd as `--include FILE`),
 #           seckill_bin_dir: $SECKILL_BIN_DIR, else $CARGO_TARGET_DIR/release, else
 #           target/release (always absolute)
 # Ports     free_port, port_in_use PORT, wait_for_port SECONDS PORT
 # Waiting   wait_until SECONDS COMMAND...: polls COMMAND every 0.2 s; status 1 on timeout
+# Secrets   redact_url URL: URL with its password replaced by *** (for messages; anything
+#           that is not scheme://... becomes *** whole)
 # Redis     redis_cmd PORT DIR MODULE [ARG...]: sets REDIS_CMD to redis-server with the
 #           repository's redis.conf (AOF, appendfsync always: what ships), the module, on
 #           127.0.0.1:PORT with its data in DIR; ARGs are extra overrides (--appendonly no ...)
@@ -32,6 +36,8 @@
 
 STACK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 STACK_REDIS_CONF=$STACK_ROOT/redis.conf
+# shellcheck disable=SC2034 # read by the scripts that source this file
+STACK_REDIS_USERS=$STACK_ROOT/redis-users.conf
 SPAWNED_PIDS=()
 SPAWNED_NAMES=()
 SPAWNED_PID=""
@@ -62,6 +68,13 @@ wait_until() { # SECONDS COMMAND...
 }
 
 wait_for_port() { wait_until "$1" port_in_use "$2"; } # SECONDS PORT
+
+redact_url() { # URL
+  case $1 in
+  *://*) printf '%s\n' "$1" | sed -E 's#^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):[^?]*@#\1:***@#' ;;
+  *) echo '***' ;;
+  esac
+}
 
 # ---------------------------------------------------------------------------- redis
 

@@ -11,6 +11,8 @@
 //! - [`mariadb`]: a private `mariadbd` (fresh database per test, stop/start for outages).
 //! - [`etcd`]: a private single-member etcd.
 //! - [`otlp`]: an OTLP/gRPC trace receiver recording the spans it is sent.
+//! - [`tls`]: a CA made by the test, with server and client certificates (TLS to Redis,
+//!   MariaDB and etcd: `RedisOptions::tls`, MariaDB's `--ssl-*` options, `Etcd::start_tls`).
 
 pub mod etcd;
 pub mod mariadb;
@@ -18,10 +20,12 @@ pub mod otlp;
 pub mod ports;
 pub mod process;
 pub mod redis;
+pub mod tls;
 
-pub use self::redis::{module_path, RedisOptions, RedisServer};
+pub use self::redis::{module_path, RedisOptions, RedisServer, RedisTls};
 pub use etcd::Etcd;
 pub use mariadb::MariaDb;
 pub use otlp::{OtlpReceiver, SeenSpan};
 pub use ports::free_port;
 pub use process::{bin_path, ChildGuard};
+pub use tls::TestPki;

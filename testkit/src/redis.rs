@@ -1,6 +1,6 @@
 //! A private `redis-server` with the seckill module loaded.
 
-use crate::ports::{retry_on_free_port, wait_for_listener};
+use crate::ports::{free_port, retry_on_free_port, wait_for_listener};
 use crate::process::ChildGuard;
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
@@ -41,11 +41,34 @@ pub struct RedisOptions {
     pub cluster: bool,
     /// Load no module (for baselines).
     pub without_module: bool,
+    /// Extra redis-server arguments, e.g. `--include <ACL users file>`.
+    pub args: Vec<String>,
+    /// The ACL user (name, password) the harness itself logs in as (readiness, [`client`],
+    /// [`cli`]) when the `default` user is off.
+    ///
+    /// [`client`]: RedisServer::client
+    /// [`cli`]: RedisServer::cli
+    pub admin: Option<(String, String)>,
+    /// Also serve TLS, on [`RedisServer::tls_port`] (the plain port stays, for the harness).
+    pub tls: Option<RedisTls>,
+}
+
+/// TLS files of a test redis-server (see [`crate::tls::TestPki`]).
+#[derive(Debug, Clone)]
+pub struct RedisTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// CA of the client certificates.
+    pub ca: PathBuf,
+    /// Refuse clients without a certificate signed by `ca` (`tls-auth-clients yes`).
+    pub require_client_cert: bool,
 }
 
 /// A running `redis-server`; killed and its directory removed on drop.
 pub struct RedisServer {
     pub port: u16,
+    /// The TLS port, when [`RedisOptions::tls`] was given.
+    pub tls_port: Option<u16>,
     dir: tempfile::TempDir,
     options: RedisOptions,
     guard: ChildGuard,
@@ -63,27 +86,37 @@ impl RedisServer {
             .context("Failed to create a temp dir for redis-server")?;
         // A port that was free can be taken before redis-server binds it (other tests pick
         // ports too), so a failed start is retried on a new port.
-        let (port, guard) = retry_on_free_port("redis-server", |port| {
-            spawn(dir.path(), port, &options).map(|guard| (port, guard))
+        let (port, (tls_port, guard)) = retry_on_free_port("redis-server", |port| {
+            let tls_port = options.tls.as_ref().map(|_| free_port());
+            spawn(dir.path(), port, tls_port, &options).map(|guard| (port, (tls_port, guard)))
         })?;
         Ok(Self {
             port,
+            tls_port,
             dir,
             options,
             guard,
         })
     }
 
+    /// `redis://127.0.0.1:PORT/`: the plain port, no credentials.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// `rediss://127.0.0.1:TLS_PORT/`, when the server serves TLS.
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls_port.map(|p| format!("rediss://127.0.0.1:{p}/"))
     }
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
 
+    /// A client on the plain port, as the harness's user ([`RedisOptions::admin`]).
     pub fn client(&self) -> anyhow::Result<redis::Client> {
-        redis::Client::open(self.url()).context("Failed to build a redis client")
+        redis::Client::open(admin_url(self.port, &self.options))
+            .context("Failed to build a redis client")
     }
 
     pub fn connection(&self) -> anyhow::Result<redis::Connection> {
@@ -100,14 +133,20 @@ impl RedisServer {
     /// Starts the server again on the same port and directory (it reloads RDB/AOF).
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.guard.kill();
-        self.guard = spawn(self.dir.path(), self.port, &self.options)?;
+        self.guard = spawn(self.dir.path(), self.port, self.tls_port, &self.options)?;
         Ok(())
     }
 
     /// Runs `redis-cli` against this server and returns its stdout.
     pub fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
-        let out = Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+        let mut cmd = Command::new("redis-cli");
+        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        if let Some((user, password)) = &self.options.admin {
+            // The password through the environment, never on the command line.
+            cmd.args(["--user", user, "--no-auth-warning"])
+                .env("REDISCLI_AUTH", password);
+        }
+        let out = cmd
             .args(args)
             .output()
             .context("Failed to run redis-cli (install redis-tools)")?;
@@ -115,7 +154,20 @@ impl RedisServer {
     }
 }
 
-fn spawn(dir: &Path, port: u16, options: &RedisOptions) -> anyhow::Result<ChildGuard> {
+/// The harness's URL: the plain port, as [`RedisOptions::admin`] when set.
+fn admin_url(port: u16, options: &RedisOptions) -> String {
+    match &options.admin {
+        Some((user, password)) => format!("redis://{user}:{password}@127.0.0.1:{port}/"),
+        None => format!("redis://127.0.0.1:{port}/"),
+    }
+}
+
+fn spawn(
+    dir: &Path,
+    port: u16,
+    tls_port: Option<u16>,
+    options: &RedisOptions,
+) -> anyhow::Result<ChildGuard> {
     let mut cmd = Command::new("redis-server");
     cmd.arg("--port")
         .arg(port.to_string())
@@ -139,24 +191,45 @@ fn spawn(dir: &Path, port: u16, options: &RedisOptions) -> anyhow::Result<ChildG
         cmd.args(["--cluster-enabled", "yes", "--cluster-config-file"])
             .arg(dir.join("nodes.conf"));
     }
+    if let (Some(tls), Some(tls_port)) = (&options.tls, tls_port) {
+        cmd.args(["--tls-port", &tls_port.to_string()])
+            .arg("--tls-cert-file")
+            .arg(&tls.cert)
+            .arg("--tls-key-file")
+            .arg(&tls.key)
+            .arg("--tls-ca-cert-file")
+            .arg(&tls.ca)
+            .args([
+                "--tls-auth-clients",
+                if tls.require_client_cert { "yes" } else { "no" },
+            ]);
+    }
+    cmd.args(&options.args);
     let child = cmd
         .spawn()
         .context("Failed to start redis-server (is it installed? run scripts/setup.sh)")?;
     let mut guard = ChildGuard::new(child);
     // Our redis-server itself must listen: another test's server on the same port answers
     // PING too.
-    if let Err(e) = wait_for_listener(&mut guard, port, Duration::from_secs(10)) {
+    let listening =
+        wait_for_listener(&mut guard, port, Duration::from_secs(10)).and_then(
+            |()| match tls_port {
+                Some(p) => wait_for_listener(&mut guard, p, Duration::from_secs(10)),
+                None => Ok(()),
+            },
+        );
+    if let Err(e) = listening {
         let log = std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default();
         guard.kill();
         bail!("redis-server did not start on port {port}: {e}; its log:\n{log}");
     }
-    wait_until_loaded(port)?;
+    wait_until_loaded(&admin_url(port, options), port)?;
     Ok(guard)
 }
 
 /// Waits until the server answers PING (it answers LOADING while it replays RDB/AOF).
-fn wait_until_loaded(port: u16) -> anyhow::Result<()> {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
+fn wait_until_loaded(url: &str, port: u16) -> anyhow::Result<()> {
+    let client = redis::Client::open(url)?;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut last = String::new();
     while std::time::Instant::now() < deadline {

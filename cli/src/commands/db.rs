@@ -1,21 +1,23 @@
 //! `seckill db migrate | rollback`.
 
-use super::pool;
+use super::migrator;
 use crate::settings::Settings;
-use anyhow::Context;
+use seckill_runtime::config::explain;
 use std::process::ExitCode;
 
 pub(crate) async fn run(s: &Settings, rollback: bool) -> anyhow::Result<ExitCode> {
-    let pool = pool(s).await?;
+    // As the schema owner: the application user may not create or alter tables.
+    let pool = migrator(s).await?;
+    let owner = s.mysql.redacted_migrate_url();
     if rollback {
         seckill_db::pool::rollback(&pool, 0)
             .await
-            .context("Failed to roll back")?;
+            .map_err(|e| explain(e, format!("Failed to roll back (as {owner})"), "mysql.tls"))?;
         eprintln!("migrations reverted");
     } else {
         seckill_db::pool::migrate(&pool)
             .await
-            .context("Failed to migrate")?;
+            .map_err(|e| explain(e, format!("Failed to migrate (as {owner})"), "mysql.tls"))?;
         eprintln!("migrations applied");
     }
     Ok(ExitCode::SUCCESS)

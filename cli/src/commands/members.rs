@@ -13,9 +13,14 @@ pub(crate) async fn list(s: &Settings) -> anyhow::Result<ExitCode> {
              (or SECKILL_ETCD__ENDPOINTS='[http://127.0.0.1:2379]')"
         );
     }
-    let members = seckill_runtime::etcd::members::list(&s.etcd.endpoints)
+    let members = seckill_runtime::etcd::members::list(&s.etcd)
         .await
-        .with_context(|| format!("Failed to read members from etcd {:?}", s.etcd.endpoints))?;
+        .with_context(|| {
+            format!(
+                "Failed to read members from etcd {}",
+                s.etcd.redacted_endpoints()
+            )
+        })?;
     print!("{}", table(&members));
     if members.is_empty() {
         eprintln!("no live members");

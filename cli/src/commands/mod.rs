@@ -1,5 +1,9 @@
 //! One module per group of subcommands; each command returns the process exit code, with
 //! results on stdout and everything else on stderr. Errors carry context.
+//!
+//! Connections are built here, once: MySQL as the application user ([`pool`]) or, for
+//! `db migrate|rollback`, as the schema owner ([`migrator`]); Redis as the `cli` ACL user
+//! ([`redis`]). Errors name the server by its redacted URL, never with its password.
 
 pub(crate) mod activity;
 pub(crate) mod db;
@@ -8,24 +12,46 @@ pub(crate) mod members;
 pub(crate) mod users;
 
 use crate::settings::Settings;
-use anyhow::Context;
 use seckill_db::{pool, MySqlPool};
+use seckill_runtime::config::connect_error;
 use std::time::Duration;
 
-/// A pool on `mysql.url`, checked with one query so a wrong address fails here, clearly.
+/// How long the CLI waits for a server to accept it.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A pool on `mysql.url` (the application user), checked with one query so a wrong address,
+/// password or certificate fails here, clearly.
 pub(crate) async fn pool(s: &Settings) -> anyhow::Result<MySqlPool> {
-    let pool = pool::connect_lazy(s.mysql.url.expose(), 4, Duration::from_secs(10))?;
-    sqlx::query("SELECT 1")
-        .execute(&pool)
-        .await
-        .context("Failed to connect to MySQL")?;
-    Ok(pool)
+    let pool = pool::connect_lazy_with(s.mysql.connect_options()?, 4, CONNECT_TIMEOUT);
+    checked(pool, &s.mysql.redacted_url()).await
 }
 
+/// A one-connection pool as the schema owner (`mysql.migrate_url`, else `mysql.url`), checked
+/// the same way.
+pub(crate) async fn migrator(s: &Settings) -> anyhow::Result<MySqlPool> {
+    let pool = pool::migrator(s.mysql.migrate_options()?, CONNECT_TIMEOUT);
+    checked(pool, &s.mysql.redacted_migrate_url()).await
+}
+
+async fn checked(pool: MySqlPool, shown: &str) -> anyhow::Result<MySqlPool> {
+    match pool::ping(&pool).await {
+        Ok(()) => Ok(pool),
+        Err(e) => Err(connect_error(e, "MySQL", shown, "mysql.tls")),
+    }
+}
+
+/// A connection as the `cli` ACL user (`redis.users.cli`, else `redis.username`).
 pub(crate) async fn redis(s: &Settings) -> anyhow::Result<redis::aio::MultiplexedConnection> {
-    redis::Client::open(s.redis.url.as_str())
-        .context("Invalid redis.url")?
-        .get_multiplexed_async_connection()
-        .await
-        .context("Failed to connect to Redis")
+    let shown = s.redis.redacted_url();
+    let client = s.redis.client("cli")?;
+    match tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection()).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(connect_error(e, "Redis", &shown, "redis.tls")),
+        Err(_) => Err(connect_error(
+            anyhow::anyhow!("no answer within {CONNECT_TIMEOUT:?}"),
+            "Redis",
+            &shown,
+            "redis.tls",
+        )),
+    }
 }

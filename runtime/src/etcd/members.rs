@@ -8,6 +8,7 @@
 
 use super::{connect, timed};
 use crate::backoff::Backoff;
+use crate::config::EtcdSettings;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -64,12 +65,12 @@ pub fn hostname() -> String {
 /// Keeps `member` registered until `shutdown`, then deletes its key. Never fails: errors are
 /// logged and retried with backoff. Spawn it; it completes shortly after `shutdown` fires.
 pub async fn register(
-    endpoints: Vec<String>,
+    etcd: EtcdSettings,
     member: Member,
     ttl_secs: i64,
     shutdown: CancellationToken,
 ) {
-    if endpoints.is_empty() {
+    if !etcd.enabled() {
         return;
     }
     let key = member.key();
@@ -84,7 +85,7 @@ pub async fn register(
     let mut backoff = Backoff::default();
     while !shutdown.is_cancelled() {
         let started = std::time::Instant::now();
-        match hold(&endpoints, &key, &value, ttl_secs, &shutdown).await {
+        match hold(&etcd, &key, &value, ttl_secs, &shutdown).await {
             Ok(()) => return,
             Err(e) => {
                 // A registration that held for a while retries fast again.
@@ -108,13 +109,13 @@ pub async fn register(
 /// One registration: lease, put, keep-alive until shutdown (Ok, key deleted) or until the
 /// lease or the connection is lost (Err).
 async fn hold(
-    endpoints: &[String],
+    etcd: &EtcdSettings,
     key: &str,
     value: &str,
     ttl_secs: i64,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut client = connect(endpoints).await?;
+    let mut client = connect(etcd).await?;
     let lease = timed("lease grant", client.lease_grant(ttl_secs, None))
         .await?
         .id();
@@ -159,8 +160,8 @@ async fn hold(
 
 /// Every live member, sorted by kind then id. Values that are not member records are
 /// skipped with a warning.
-pub async fn list(endpoints: &[String]) -> anyhow::Result<Vec<Member>> {
-    let mut client = connect(endpoints).await?;
+pub async fn list(etcd: &EtcdSettings) -> anyhow::Result<Vec<Member>> {
+    let mut client = connect(etcd).await?;
     let resp = timed(
         "get",
         client.get(PREFIX, Some(etcd_client::GetOptions::new().with_prefix())),

@@ -4,6 +4,7 @@
 pub mod members;
 pub mod watch;
 
+use crate::config::{connect_error, EtcdSettings};
 use std::time::Duration;
 
 /// How long one etcd call may take before the loop treats etcd as unreachable.
@@ -15,24 +16,71 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 /// interval used before; 10 s stays above that floor.
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 
-/// A client whose connection attempts and dead connections are detected within seconds, so
-/// background loops notice an outage instead of hanging on a half-open socket.
-pub async fn connect(endpoints: &[String]) -> Result<etcd_client::Client, etcd_client::Error> {
-    let options = etcd_client::ConnectOptions::new()
+/// A client of `settings.endpoints` whose connection attempts and dead connections are
+/// detected within seconds, so background loops notice an outage instead of hanging on a
+/// half-open socket. `https://` endpoints use TLS: the server's certificate is checked
+/// against `etcd.tls.ca_file` (else the system's trust store), and `cert_file`/`key_file`
+/// are sent when the server asks for a client certificate.
+///
+/// Errors name the endpoints (redacted) and, for a certificate that is not trusted, the
+/// setting that decides trust.
+pub async fn connect(settings: &EtcdSettings) -> anyhow::Result<etcd_client::Client> {
+    let shown = settings.redacted_endpoints();
+    let mut options = etcd_client::ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(2))
         .with_keep_alive(KEEP_ALIVE_INTERVAL, Duration::from_secs(5))
         .with_keep_alive_while_idle(true);
-    match tokio::time::timeout(
-        CALL_TIMEOUT,
-        etcd_client::Client::connect(endpoints, Some(options)),
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(_) => Err(etcd_client::Error::InvalidArgs(
-            "timed out connecting to etcd".into(),
-        )),
+    if let Some(tls) = tls_options(settings)? {
+        options = options.with_tls(tls);
     }
+    // The client connects lazily: one cheap call (Maintenance.Status) makes a refused
+    // certificate or an unreachable endpoint an error of `connect`, named as such, rather
+    // than of whatever call comes first.
+    let connected = tokio::time::timeout(CALL_TIMEOUT, async {
+        let mut client = etcd_client::Client::connect(&settings.endpoints, Some(options)).await?;
+        client.status().await?;
+        Ok::<_, etcd_client::Error>(client)
+    })
+    .await;
+    let error = match connected {
+        Ok(Ok(client)) => return Ok(client),
+        Ok(Err(e)) => anyhow::Error::new(e),
+        Err(_) => anyhow::anyhow!("timed out after {CALL_TIMEOUT:?}"),
+    };
+    Err(connect_error(error, "etcd", &shown, "etcd.tls"))
+}
+
+/// TLS options for `https://` endpoints; `None` for `http://` ones. Mixing both, or TLS
+/// files with `http://` endpoints, is a configuration error (the files would be ignored).
+fn tls_options(settings: &EtcdSettings) -> anyhow::Result<Option<etcd_client::TlsOptions>> {
+    let https = settings
+        .endpoints
+        .iter()
+        .filter(|e| e.starts_with("https://"))
+        .count();
+    if https == 0 {
+        anyhow::ensure!(
+            settings.tls.is_empty(),
+            "etcd.tls is set but etcd.endpoints {} are not https://",
+            settings.redacted_endpoints()
+        );
+        return Ok(None);
+    }
+    anyhow::ensure!(
+        https == settings.endpoints.len(),
+        "etcd.endpoints {} mix https:// and plain endpoints",
+        settings.redacted_endpoints()
+    );
+    let pem = settings.tls.load("etcd.tls")?;
+    let mut tls = etcd_client::TlsOptions::new();
+    tls = match pem.ca {
+        Some(ca) => tls.ca_certificate(etcd_client::Certificate::from_pem(ca)),
+        None => tls.with_native_roots(),
+    };
+    if let Some((cert, key)) = pem.identity {
+        tls = tls.identity(etcd_client::Identity::from_pem(cert, key));
+    }
+    Ok(Some(tls))
 }
 
 /// Runs one etcd call with [`CALL_TIMEOUT`].

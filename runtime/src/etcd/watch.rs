@@ -7,6 +7,7 @@
 
 use super::{connect, timed};
 use crate::backoff::Backoff;
+use crate::config::EtcdSettings;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -17,19 +18,19 @@ pub type Mirror = BTreeMap<String, String>;
 /// Follows `prefix` until `shutdown`, calling `on_change` with the full mirror after the
 /// first read and after every change. Never fails.
 pub async fn watch_prefix(
-    endpoints: Vec<String>,
+    etcd: EtcdSettings,
     prefix: String,
     mut on_change: impl FnMut(&Mirror) + Send,
     shutdown: CancellationToken,
 ) {
-    if endpoints.is_empty() {
+    if !etcd.enabled() {
         return;
     }
     let mut backoff = Backoff::default();
     while !shutdown.is_cancelled() {
         let started = std::time::Instant::now();
         let r = tokio::select! {
-            r = follow(&endpoints, &prefix, &mut on_change) => r,
+            r = follow(&etcd, &prefix, &mut on_change) => r,
             _ = shutdown.cancelled() => return,
         };
         if started.elapsed() > Duration::from_secs(30) {
@@ -49,11 +50,11 @@ pub async fn watch_prefix(
 }
 
 async fn follow(
-    endpoints: &[String],
+    etcd: &EtcdSettings,
     prefix: &str,
     on_change: &mut (impl FnMut(&Mirror) + Send),
 ) -> anyhow::Result<()> {
-    let mut client = connect(endpoints).await?;
+    let mut client = connect(etcd).await?;
     let resp = timed(
         "get",
         client.get(prefix, Some(etcd_client::GetOptions::new().with_prefix())),
