@@ -106,13 +106,13 @@ stack_down() {
 # Host, port, user, password and database of a mysql:// URL.
 parse_mysql_url() {
   local re='^mysql://([^:@/]+)(:([^@]*))?@([^:/?]+)(:([0-9]+))?/([A-Za-z0-9_]+)'
-  [[ $1 =~ $re ]] || stack_die "cannot read '$1' as mysql://user[:password]@host[:port]/database"
+  [[ $1 =~ $re ]] || stack_die "cannot read '$(redact_url "$1")' as mysql://user[:password]@host[:port]/database"
   MYSQL_USER=${BASH_REMATCH[1]} MYSQL_PASS=${BASH_REMATCH[3]} MYSQL_HOST=${BASH_REMATCH[4]}
   MYSQL_PORT=${BASH_REMATCH[6]:-3306} MYSQL_DB=${BASH_REMATCH[7]}
 }
 parse_redis_url() {
   local re='^redis://([^:/]+)(:([0-9]+))?'
-  [[ $1 =~ $re ]] || stack_die "cannot read '$1' as redis://host[:port]/"
+  [[ $1 =~ $re ]] || stack_die "cannot read '$(redact_url "$1")' as redis://host[:port]/"
   REDIS_HOST=${BASH_REMATCH[1]} REDIS_PORT=${BASH_REMATCH[3]:-6379}
 }
 
