@@ -110,6 +110,9 @@ pub(crate) async fn spawn_with(with_db: bool, tweak: impl FnOnce(&mut Settings))
     settings.rate_limit.per_ip_per_second = 1_000_000;
     settings.rate_limit.per_ip_burst = 1_000_000;
     tweak(&mut settings);
+    if let Some(url) = &db_url {
+        seed_admin(url, settings.gateway.dev_mode).await;
+    }
     let app = Application::build(settings).await.expect("gateway builds");
     let addr = app.local_addr();
     let state = app.state();
@@ -132,6 +135,23 @@ pub(crate) async fn spawn_with(with_db: bool, tweak: impl FnOnce(&mut Settings))
         stop: Some(tx),
         worker: None,
     }
+}
+
+/// `admin_token()` is user 1 with the admin role; admin routes check the role in the
+/// database, so user 1 must exist as an admin (dev mode seeds `admin` as user 1 itself).
+async fn seed_admin(url: &str, dev_mode: bool) {
+    if dev_mode {
+        return;
+    }
+    let pool = sqlx::MySqlPool::connect(url).await.expect("mysql");
+    seckill_db::pool::migrate(&pool).await.expect("migrations");
+    sqlx::query(
+        "INSERT IGNORE INTO users (id, username, password_hash, role) \
+         VALUES (1, 'test-admin', 'not-a-hash', 'admin')",
+    )
+    .execute(&pool)
+    .await
+    .expect("seed the test admin");
 }
 
 impl TestApp {
