@@ -26,6 +26,8 @@ pub(crate) async fn register(body: Bytes, s: State) -> Result<Response, Infallib
         let password = creds.password.clone();
         let hash = s
             .passwords
+            .slot()
+            .await?
             .run(move || auth::hash_password(&password))
             .await?
             .map_err(|e| ApiError::internal(anyhow::anyhow!("Failed to hash a password: {e}")))?;
@@ -56,10 +58,11 @@ pub(crate) async fn login(body: Bytes, s: State) -> Result<Response, Infallible>
         if !s.limits.allow_auth_name(&creds.username) {
             return Err(ApiError::RateLimited);
         }
+        // The slot first: a flood is refused before it queues on the database pool.
+        let slot = s.passwords.slot().await?;
         let user = sql(&s, users::by_name(&s.db, &creds.username)).await?;
         let password = creds.password;
-        let checked = s
-            .passwords
+        let checked = slot
             .run(move || match user {
                 Some(u) if auth::verify_password(&password, &u.password_hash) => Some(u),
                 Some(_) => None,
