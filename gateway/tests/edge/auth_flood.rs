@@ -142,12 +142,27 @@ async fn a_login_flood_is_bounded_and_the_sale_goes_on() {
         let mut slow: Vec<_> = timed
             .iter()
             .filter(|(_, l)| *l > Duration::from_millis(20))
-            .map(|(at, l)| (at.saturating_duration_since(started).as_millis(), l.as_millis()))
+            .map(|(at, l)| {
+                (
+                    at.saturating_duration_since(started).as_millis(),
+                    l.as_millis(),
+                )
+            })
             .collect();
         slow.sort();
         eprintln!("slow reservations (ms since the flood began, ms): {slow:?}");
-        let m = client.get(format!("{base}/metrics")).send().await.expect("metrics").text().await.unwrap_or_default();
-        for l in m.lines().filter(|l| l.contains("route=\"seckill\"") && l.contains("duration")) {
+        let m = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .unwrap_or_default();
+        for l in m
+            .lines()
+            .filter(|l| l.contains("route=\"seckill\"") && l.contains("duration"))
+        {
             eprintln!("{l}");
         }
     }
@@ -169,9 +184,14 @@ async fn a_login_flood_is_bounded_and_the_sale_goes_on() {
     );
     let refused = replies
         .iter()
-        .filter(|(s, _)| *s == StatusCode::SERVICE_UNAVAILABLE || *s == StatusCode::TOO_MANY_REQUESTS)
+        .filter(|(s, _)| {
+            *s == StatusCode::SERVICE_UNAVAILABLE || *s == StatusCode::TOO_MANY_REQUESTS
+        })
         .count();
-    assert!(refused > LOGINS / 2, "the excess must be refused: {by_status:?}");
+    assert!(
+        refused > LOGINS / 2,
+        "the excess must be refused: {by_status:?}"
+    );
     assert!(
         replies
             .iter()
@@ -179,10 +199,19 @@ async fn a_login_flood_is_bounded_and_the_sale_goes_on() {
         "every refusal says when to retry: {by_status:?}"
     );
     assert!(
-        replies.iter().all(|(s, _)| matches!(s.as_u16(), 401 | 429 | 503)),
+        replies
+            .iter()
+            .all(|(s, _)| matches!(s.as_u16(), 401 | 429 | 503)),
         "{by_status:?}"
     );
     assert!(peak_mib < RSS_BOUND_MIB, "peak RSS {peak_mib} MiB");
-    assert!(latencies.len() >= 50, "too few reservations measured: {}", latencies.len());
-    assert!(p99 < Duration::from_millis(50), "sale p99 {p99:?} during the flood");
+    assert!(
+        latencies.len() >= 50,
+        "too few reservations measured: {}",
+        latencies.len()
+    );
+    assert!(
+        p99 < Duration::from_millis(50),
+        "sale p99 {p99:?} during the flood"
+    );
 }

@@ -60,7 +60,10 @@ async fn slow_header_clients_are_cut_off_and_the_sale_goes_on() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     eprintln!("slowest reservation among the slow clients: {worst:?}");
-    assert!(worst < Duration::from_secs(1), "the sale stalled: {worst:?}");
+    assert!(
+        worst < Duration::from_secs(1),
+        "the sale stalled: {worst:?}"
+    );
 
     let mut lived = Vec::new();
     for s in slow {
@@ -70,7 +73,10 @@ async fn slow_header_clients_are_cut_off_and_the_sale_goes_on() {
     assert_eq!(open, 0, "{open} slow clients were never cut off");
     let longest = lived.iter().flatten().max().copied().unwrap_or_default();
     eprintln!("slow clients cut off after at most {longest:?}");
-    assert!(longest < Duration::from_secs(6), "header timeout 2 s, cut off after {longest:?}");
+    assert!(
+        longest < Duration::from_secs(6),
+        "header timeout 2 s, cut off after {longest:?}"
+    );
 }
 
 /// Reads what the server sends until it closes (or `within` passes).
@@ -103,13 +109,20 @@ async fn connections_over_the_cap_are_refused_not_queued() {
         .await;
     let reply = read_all(&mut extra, Duration::from_secs(2)).await;
     let reply = reply.expect("the connection over the cap was left hanging");
-    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(
         reply.is_empty() || reply.starts_with("HTTP/1.1 503"),
         "over the cap: {reply:?}"
     );
     if !reply.is_empty() {
-        assert!(reply.to_ascii_lowercase().contains("retry-after: 1"), "{reply}");
+        assert!(
+            reply.to_ascii_lowercase().contains("retry-after: 1"),
+            "{reply}"
+        );
     }
     // Once the idle ones are gone (the header timeout closes them), the slots come back.
     drop(idle);
@@ -144,5 +157,9 @@ async fn a_trickling_body_gets_408_within_the_request_deadline() {
     let text = String::from_utf8_lossy(&buf[..n]);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("REQUEST_TIMEOUT"), "{text}");
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }

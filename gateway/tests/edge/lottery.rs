@@ -54,7 +54,9 @@ async fn click(
                 return (rank, id, in_window);
             }
             StatusCode::TOO_EARLY => {
-                let ms = r.body["data"]["retry_after_ms"].as_u64().expect("retry_after_ms");
+                let ms = r.body["data"]["retry_after_ms"]
+                    .as_u64()
+                    .expect("retry_after_ms");
                 tokio::time::sleep(Duration::from_millis(ms)).await;
             }
             StatusCode::CONFLICT if r.error() == "SOLD_OUT" => return (rank, None, in_window),
@@ -93,8 +95,11 @@ async fn ten_thousand_clicks_in_the_opening_window_win_in_random_order() {
     );
     // The sale opens a moment from now; the crowd starts clicking at the opening.
     let start = now_ms() + 1_500;
-    app.preheat("open", &["STOCK", &STOCK.to_string(), "START", &start.to_string()])
-        .await;
+    app.preheat(
+        "open",
+        &["STOCK", &STOCK.to_string(), "START", &start.to_string()],
+    )
+    .await;
     let lottery_ends = start + 2 * WINDOW_MS;
     let probe = app.token("probe", Role::User);
     let opened = app
@@ -132,7 +137,9 @@ async fn ten_thousand_clicks_in_the_opening_window_win_in_random_order() {
         "only {cohort} clicks were admitted inside the opening window: the test needs a crowd"
     );
     assert!(
-        winners.iter().all(|(rank, _)| results.iter().any(|r| r.0 == *rank && r.2)),
+        winners
+            .iter()
+            .all(|(rank, _)| results.iter().any(|r| r.0 == *rank && r.2)),
         "every winner came from the opening window's crowd"
     );
 
@@ -144,9 +151,18 @@ async fn ten_thousand_clicks_in_the_opening_window_win_in_random_order() {
     let mean = winners.iter().map(|(r, _)| *r as f64).sum::<f64>() / k;
     let sd = ((n * n - 1.0) / 12.0).sqrt() / k.sqrt() * ((n - k) / (n - 1.0)).sqrt();
     let z = (mean - (n - 1.0) / 2.0) / sd;
-    eprintln!("cohort {cohort}, winners' mean arrival rank {mean:.0} (uniform: {:.0}), z = {z:.2}", (n - 1.0) / 2.0);
-    assert!(z.abs() < 5.0, "winners are not a random sample of the crowd: z = {z:.2}");
-    let early = winners.iter().filter(|(r, _)| (*r as f64) < n / 10.0).count();
+    eprintln!(
+        "cohort {cohort}, winners' mean arrival rank {mean:.0} (uniform: {:.0}), z = {z:.2}",
+        (n - 1.0) / 2.0
+    );
+    assert!(
+        z.abs() < 5.0,
+        "winners are not a random sample of the crowd: z = {z:.2}"
+    );
+    let early = winners
+        .iter()
+        .filter(|(r, _)| (*r as f64) < n / 10.0)
+        .count();
     assert!(
         early < STOCK / 4,
         "{early} of {STOCK} winners were among the first 10% to arrive"
@@ -163,7 +179,10 @@ async fn ten_thousand_clicks_in_the_opening_window_win_in_random_order() {
         .collect();
     let rho = spearman(&by_arrival, &by_win);
     eprintln!("Spearman(arrival, winning order) over the winners = {rho:.3}");
-    assert!(rho.abs() < 0.25, "winning order follows arrival order: rho = {rho:.3}");
+    assert!(
+        rho.abs() < 0.25,
+        "winning order follows arrival order: rho = {rho:.3}"
+    );
     assert_eq!(app.xlen("open").await, STOCK as i64);
 }
 

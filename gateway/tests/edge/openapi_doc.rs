@@ -41,12 +41,17 @@ async fn the_document_is_valid_openapi_3_and_declares_the_bounds() {
     }
     // ...and every operation declares responses, its path parameters, a unique id, and a
     // security scheme that exists.
-    let schemes = doc["components"]["securitySchemes"].as_object().expect("schemes");
+    let schemes = doc["components"]["securitySchemes"]
+        .as_object()
+        .expect("schemes");
     let mut ids = std::collections::HashSet::new();
     for (path, item) in doc["paths"].as_object().expect("paths") {
         for (method, op) in item.as_object().expect("item") {
             let what = format!("{method} {path}");
-            assert!(!op["responses"].as_object().expect("responses").is_empty(), "{what}");
+            assert!(
+                !op["responses"].as_object().expect("responses").is_empty(),
+                "{what}"
+            );
             assert!(ids.insert(op["operationId"].as_str().expect("operationId").to_owned()));
             for param in path.split('/').filter(|s| s.starts_with('{')) {
                 let name = param.trim_matches(|c| c == '{' || c == '}');
@@ -72,13 +77,19 @@ async fn the_document_is_valid_openapi_3_and_declares_the_bounds() {
     let reserve = &doc["paths"]["/api/v1/seckill"]["post"];
     let body = &reserve["requestBody"]["content"]["application/json"]["schema"];
     let q = &body["properties"]["quantity"];
-    assert_eq!((q["type"].as_str(), q["minimum"].as_u64()), (Some("integer"), Some(1)));
+    assert_eq!(
+        (q["type"].as_str(), q["minimum"].as_u64()),
+        (Some("integer"), Some(1))
+    );
     assert_eq!(q["maximum"].as_u64(), Some(seckill_core::limits::MAX_LIMIT));
     assert_eq!(
         body["properties"]["activity_id"]["oneOf"][0]["pattern"],
         "^[A-Za-z0-9_.:-]{1,64}$"
     );
-    assert!(body["properties"]["admission"].is_object(), "the admission field");
+    assert!(
+        body["properties"]["admission"].is_object(),
+        "the admission field"
+    );
     let required: Vec<&str> = body["required"]
         .as_array()
         .expect("required")
@@ -91,7 +102,10 @@ async fn the_document_is_valid_openapi_3_and_declares_the_bounds() {
         Some(app.state.settings.gateway.body_limit_bytes)
     );
     for status in ["401", "403", "409", "413", "425", "429"] {
-        assert!(reserve["responses"][status].is_object(), "reserve lacks {status}");
+        assert!(
+            reserve["responses"][status].is_object(),
+            "reserve lacks {status}"
+        );
     }
     assert!(reserve["responses"]["429"]["headers"]["Retry-After"].is_object());
     assert!(reserve["responses"]["425"]["headers"]["Retry-After"].is_object());
@@ -99,7 +113,10 @@ async fn the_document_is_valid_openapi_3_and_declares_the_bounds() {
         ["application/json"]["schema"]["properties"];
     assert_eq!(register["username"]["pattern"], "^[A-Za-z0-9_.-]{3,32}$");
     assert_eq!(
-        (register["password"]["minLength"].as_u64(), register["password"]["maxLength"].as_u64()),
+        (
+            register["password"]["minLength"].as_u64(),
+            register["password"]["maxLength"].as_u64()
+        ),
         (Some(8), Some(128))
     );
     let admission = &doc["paths"]["/api/v1/seckill/admission"]["post"]["requestBody"]["content"]
@@ -109,7 +126,10 @@ async fn the_document_is_valid_openapi_3_and_declares_the_bounds() {
     assert_eq!(order_id["pattern"], "^[0-9]{1,20}$");
     let stock = &doc["paths"]["/api/v1/admin/activities"]["post"]["requestBody"]["content"]
         ["application/json"]["schema"]["properties"]["stock"];
-    assert_eq!(stock["maximum"].as_u64(), Some(seckill_core::limits::MAX_STOCK));
+    assert_eq!(
+        stock["maximum"].as_u64(),
+        Some(seckill_core::limits::MAX_STOCK)
+    );
     // The admin route says who may call it.
     let admin = &doc["paths"]["/api/v1/admin/activities"]["post"];
     assert!(admin["security"][0]["bearer"].is_array());

@@ -33,7 +33,12 @@ async fn a_demoted_admin_is_refused_on_the_next_admin_request() {
         .post("/api/v1/admin/activities", Some(&token), NEW_ACTIVITY)
         .await;
     r.assert_envelope();
-    assert_eq!((r.status, r.error()), (StatusCode::FORBIDDEN, "FORBIDDEN"), "{}", r.body);
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::FORBIDDEN, "FORBIDDEN"),
+        "{}",
+        r.body
+    );
     assert_eq!(app.count("SELECT COUNT(*) FROM activities").await, before);
     // Deleted altogether: the same.
     sqlx::query("DELETE FROM users WHERE username = 'boss'")
@@ -64,7 +69,11 @@ async fn a_wrong_method_gets_405_with_allow() {
             .send()
             .await
             .expect("request");
-        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_eq!(
+            res.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
         assert_eq!(
             res.headers().get("allow").and_then(|v| v.to_str().ok()),
             Some(allow),

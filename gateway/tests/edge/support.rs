@@ -55,7 +55,12 @@ pub(crate) async fn admission(app: &TestApp, token: &str, activity: &str) -> Raw
 }
 
 /// `POST /api/v1/seckill` for one unit of `activity` (product `p`), with `admission` if given.
-pub(crate) async fn reserve(app: &TestApp, token: &str, activity: &str, admission: Option<&str>) -> Raw {
+pub(crate) async fn reserve(
+    app: &TestApp,
+    token: &str,
+    activity: &str,
+    admission: Option<&str>,
+) -> Raw {
     let mut body = serde_json::json!({"activity_id": activity, "product_id": "p", "quantity": 1});
     if let Some(a) = admission {
         body["admission"] = Value::from(a);
