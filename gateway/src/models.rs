@@ -53,8 +53,18 @@ fn required<'a>(obj: &'a Object, name: &str) -> Result<&'a Value, ApiError> {
 }
 
 /// An unsigned integer in `min..=max` (JSON numbers only; no strings, floats or negatives).
+/// A whole, non-negative JSON number: `3`, and also `3.0` (JSON Schema's "integer" admits a
+/// number with a zero fraction, and so do we).
+fn whole(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| {
+        let f = v.as_f64()?;
+        // 2^64: every integral f64 below it converts exactly.
+        (f >= 0.0 && f.fract() == 0.0 && f < 18_446_744_073_709_551_616.0).then_some(f as u64)
+    })
+}
+
 fn bounded(v: &Value, name: &str, min: u64, max: u64) -> Result<u64, ApiError> {
-    let n = v.as_u64().filter(|n| (min..=max).contains(n));
+    let n = whole(v).filter(|n| (min..=max).contains(n));
     n.ok_or_else(|| invalid(format!("'{name}' must be an integer from {min} to {max}")))
 }
 
@@ -73,9 +83,9 @@ fn text<'a>(v: &'a Value, name: &str, min: usize, max: usize) -> Result<&'a str,
 
 /// An id given as a JSON number or string, in the id alphabet of the core crate.
 fn id_value(v: &Value, name: &str) -> Result<String, ApiError> {
-    let raw = match v {
-        Value::Number(n) if n.is_u64() => n.to_string(),
-        Value::String(s) => s.clone(),
+    let raw = match (v, whole(v)) {
+        (Value::Number(_), Some(n)) => n.to_string(),
+        (Value::String(s), _) => s.clone(),
         _ => {
             return Err(invalid(format!(
                 "'{name}' must be a string or a positive integer"
@@ -625,6 +635,9 @@ mod tests {
         let r =
             reserve(r#"{"activity_id": "42", "product_id": 7, "quantity": 1, "x": 1}"#).unwrap();
         assert_eq!(r.product, "7");
+        // JSON Schema's integers include a zero fraction.
+        let r = reserve(r#"{"activity_id": 1298.0, "product_id": 7, "quantity": 2.0}"#).unwrap();
+        assert_eq!((r.activity.as_str(), r.quantity), ("1298", 2));
     }
 
     #[test]

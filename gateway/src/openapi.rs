@@ -19,7 +19,9 @@ use utoipa::openapi::extensions::ExtensionsBuilder;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::schema::{ArrayBuilder, ComponentsBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{
+    ArrayBuilder, ComponentsBuilder, ObjectBuilder, Schema, SchemaType, Type,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
     ContentBuilder, HeaderBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Paths, Ref, RefOr,
@@ -87,13 +89,16 @@ pub(crate) mod schema {
     }
 
     /// A JSON object with these properties (name, schema, required). Unknown properties are
-    /// ignored by the parsers, so they are allowed.
+    /// ignored by the parsers, so they are allowed; the parsers read `null` as "absent", so
+    /// an optional property may be null (a required one may not).
     pub(crate) fn object(desc: &str, props: &[(&str, Schema, bool)]) -> Schema {
         let mut b = described(ObjectBuilder::new().schema_type(Type::Object), desc);
         for (name, s, required) in props {
-            b = b.property(*name, s.clone());
             if *required {
-                b = b.required(*name);
+                b = b.property(*name, s.clone()).required(*name);
+            } else {
+                let null = ObjectBuilder::new().schema_type(Type::Null);
+                b = b.property(*name, OneOfBuilder::new().item(s.clone()).item(null));
             }
         }
         b.into()
@@ -361,7 +366,12 @@ fn error_schema() -> Schema {
         ))
         .property("code", ObjectBuilder::new().schema_type(Type::Integer))
         .property("message", ObjectBuilder::new().schema_type(Type::String))
-        .property("data", Schema::default())
+        .property(
+            "data",
+            ObjectBuilder::new()
+                .schema_type(SchemaType::AnyValue)
+                .description(Some("null, or details of the refusal")),
+        )
         .property("error", ObjectBuilder::new().schema_type(Type::String))
         .required("code")
         .required("message")

@@ -155,14 +155,15 @@ async fn reserve_inner(caller: &Caller, body: &[u8], s: &State) -> Result<Respon
 
 /// `activity_id` from a raw query string.
 pub(crate) fn activity_from_query(raw: &str) -> Result<ActivityId, ApiError> {
-    let value = raw
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("activity_id="))
+    // Percent-decoded, as any client encodes it (`R%3A` is `R:`).
+    let value = form_urlencoded::parse(raw.as_bytes())
+        .find_map(|(k, v)| (k == "activity_id").then_some(v))
         .filter(|v| !v.is_empty())
         .ok_or_else(|| {
             ApiError::InvalidArgument("query parameter 'activity_id' is required".into())
         })?;
-    ActivityId::parse(value).map_err(|e| ApiError::InvalidArgument(format!("'activity_id': {e}")))
+    ActivityId::parse(value.as_bytes())
+        .map_err(|e| ApiError::InvalidArgument(format!("'activity_id': {e}")))
 }
 
 pub(crate) async fn result(
@@ -223,7 +224,19 @@ mod tests {
                 .ok(),
             Some("7".into())
         );
-        for bad in ["", "activity_id=", "x=1", "activity_id=a%7Bb"] {
+        assert_eq!(
+            activity_from_query("activity_id=R%3A")
+                .map(|a| a.to_string())
+                .ok(),
+            Some("R:".into())
+        );
+        for bad in [
+            "",
+            "activity_id=",
+            "x=1",
+            "activity_id=a%7Bb",
+            "activity_id=a%20b",
+        ] {
             assert!(
                 matches!(activity_from_query(bad), Err(ApiError::InvalidArgument(_))),
                 "{bad}"
