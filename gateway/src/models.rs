@@ -423,7 +423,7 @@ pub(crate) fn parse_new_activity(body: &[u8], now: DateTime<Utc>) -> Result<NewA
 /// The schema of `POST /api/v1/admin/activities`'s body.
 pub(crate) fn new_activity_schema() -> Schema {
     let when = |what: &str| {
-        sch::one_of(
+        sch::any_of(
             what,
             vec![
                 sch::date_time("An RFC 3339 time."),

@@ -32,7 +32,7 @@ use utoipa::{PartialSchema, ToSchema};
 /// Schema builders shared by the request types' `schema()` functions.
 pub(crate) mod schema {
     use seckill_core::ids::MAX_ID_LEN;
-    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type};
+    use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, SchemaFormat, Type};
     use utoipa::openapi::KnownFormat;
 
     fn described(b: ObjectBuilder, desc: &str) -> ObjectBuilder {
@@ -44,9 +44,10 @@ pub(crate) mod schema {
         format!("^[A-Za-z0-9_.:-]{{1,{MAX_ID_LEN}}}$")
     }
 
-    /// An id: a string in the id alphabet, or a non-negative integer.
+    /// An id: a string in the id alphabet, or a non-negative integer. (`anyOf`, not `oneOf`:
+    /// the alternatives never overlap, and generators need not check that they do not.)
     pub(crate) fn id(desc: &str) -> Schema {
-        OneOfBuilder::new()
+        AnyOfBuilder::new()
             .description(Some(desc))
             .item(string("", 1, MAX_ID_LEN, Some(&id_pattern())))
             .item(integer("", 0, u64::MAX))
@@ -80,8 +81,8 @@ pub(crate) mod schema {
             .into()
     }
 
-    pub(crate) fn one_of(desc: &str, items: Vec<Schema>) -> Schema {
-        let mut b = OneOfBuilder::new().description(Some(desc));
+    pub(crate) fn any_of(desc: &str, items: Vec<Schema>) -> Schema {
+        let mut b = AnyOfBuilder::new().description(Some(desc));
         for i in items {
             b = b.item(i);
         }
@@ -98,7 +99,7 @@ pub(crate) mod schema {
                 b = b.property(*name, s.clone()).required(*name);
             } else {
                 let null = ObjectBuilder::new().schema_type(Type::Null);
-                b = b.property(*name, OneOfBuilder::new().item(s.clone()).item(null));
+                b = b.property(*name, AnyOfBuilder::new().item(s.clone()).item(null));
             }
         }
         b.into()

@@ -29,7 +29,8 @@
     const pad = '  '.repeat(depth);
     if (s.name && seen.has(s.name)) return `${pad}(${s.name}, see above)\n`;
     const seen2 = new Set(seen); if (s.name) seen2.add(s.name);
-    if (s.oneOf) return s.oneOf.map((x) => describe(x, depth, seen2).replace(/^\s*/, `${pad}one of: `)).join('');
+    const alternatives = s.oneOf || s.anyOf;
+    if (alternatives) return alternatives.map((x) => describe(x, depth, seen2).replace(/^\s*/, `${pad}either: `)).join('');
     const type = Array.isArray(s.type) ? s.type.join(' | ') : (s.type || 'any');
     const bounds = [];
     if (s.minimum !== undefined || s.maximum !== undefined) bounds.push(`${s.minimum ?? ''}..=${s.maximum ?? ''}`);

@@ -1,5 +1,6 @@
-//! Schemathesis (property-based API testing, from PyPI) against the OpenAPI document a real
-//! gateway serves, with every check (`--checks all`): status codes, content types, headers
+//! The OpenAPI document a real gateway serves is valid OpenAPI 3.1 (openapi-spec-validator,
+//! against the official meta-schema), and Schemathesis (property-based API testing, both from
+//! PyPI) finds nothing with every check (`--checks all`): status codes, content types, headers
 //! and bodies conform to the document; data the schema forbids is refused; data it allows is
 //! accepted; undocumented methods get 405 with `Allow`; authentication is not ignored. Zero
 //! failures required.
@@ -48,6 +49,31 @@ async fn schemathesis_finds_no_failure_with_every_check() {
     .await;
     // One real activity, so some generated requests meet existing data.
     app.create_activity(1_000, "").await;
+
+    // Valid OpenAPI, per the specification's own schema.
+    let doc = app
+        .client
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .expect("document")
+        .text()
+        .await
+        .expect("document text");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, doc).expect("write the document");
+    let validator = st.with_file_name("openapi-spec-validator");
+    let checked = Command::new(&validator)
+        .arg(&file)
+        .output()
+        .expect("openapi-spec-validator runs (scripts/install-schemathesis.sh installs it)");
+    assert!(
+        checked.status.success(),
+        "the served document is not valid OpenAPI:\n{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
     let report = tempfile::tempdir().expect("tempdir");
     // A fixed seed and budget, so CI runs are reproducible; both can be raised for a deeper
     // search (SECKILL_SCHEMATHESIS_EXAMPLES, SECKILL_SCHEMATHESIS_SEED).

@@ -1,6 +1,7 @@
 //! The served OpenAPI document is well-formed OpenAPI 3 (every reference resolves, every
-//! path parameter is declared, every operation answers and names its security) and declares
-//! the bounds the gateway enforces, with the values it enforces them with.
+//! path parameter is declared, every operation answers and names its security; the
+//! meta-schema check is `tests/schemathesis.rs`'s) and declares the bounds the gateway
+//! enforces, with the values it enforces them with.
 
 use crate::helpers::spawn_redis_only;
 use serde_json::Value;
@@ -26,11 +27,13 @@ async fn the_document_is_valid_openapi_3_and_declares_the_bounds() {
     assert_eq!(r.status.as_u16(), 200);
     let doc = r.body;
 
-    // Well-formed: it parses as an OpenAPI document...
-    let parsed: utoipa::openapi::OpenApi =
-        serde_json::from_value(doc.clone()).expect("an OpenAPI document");
+    // Well-formed (the full check against the OpenAPI 3.1 meta-schema is
+    // openapi-spec-validator's, in tests/schemathesis.rs): the required fields...
     assert!(doc["openapi"].as_str().unwrap_or("").starts_with("3."));
-    assert!(!parsed.info.title.is_empty() && !parsed.info.version.is_empty());
+    assert!(doc["info"]["title"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(doc["info"]["version"]
+        .as_str()
+        .is_some_and(|v| !v.is_empty()));
     // ...every reference resolves...
     let mut all = Vec::new();
     refs(&doc, &mut all);
@@ -83,7 +86,7 @@ async fn the_document_is_valid_openapi_3_and_declares_the_bounds() {
     );
     assert_eq!(q["maximum"].as_u64(), Some(seckill_core::limits::MAX_LIMIT));
     assert_eq!(
-        body["properties"]["activity_id"]["oneOf"][0]["pattern"],
+        body["properties"]["activity_id"]["anyOf"][0]["pattern"],
         "^[A-Za-z0-9_.:-]{1,64}$"
     );
     assert!(
@@ -121,7 +124,12 @@ async fn the_document_is_valid_openapi_3_and_declares_the_bounds() {
     );
     let admission = &doc["paths"]["/api/v1/seckill/admission"]["post"]["requestBody"]["content"]
         ["application/json"]["schema"]["properties"];
-    assert_eq!(admission["nonce"]["pattern"], "^[A-Za-z0-9]{1,32}$");
+    // Optional fields may also be null (the parsers read null as absent).
+    assert_eq!(
+        admission["nonce"]["anyOf"][0]["pattern"],
+        "^[A-Za-z0-9]{1,32}$"
+    );
+    assert_eq!(admission["nonce"]["anyOf"][1]["type"], "null");
     let order_id = &doc["paths"]["/api/v1/orders/{id}/pay"]["post"]["parameters"][0]["schema"];
     assert_eq!(order_id["pattern"], "^[0-9]{1,20}$");
     let stock = &doc["paths"]["/api/v1/admin/activities"]["post"]["requestBody"]["content"]
