@@ -366,6 +366,11 @@ impl Settings {
         }
         self.trusted_proxies()?;
         let a = &self.admission;
+        if let Some(k) = self.admission_secret() {
+            if !self.gateway.dev_mode && k.len() < MIN_SECRET_LEN {
+                bail!("admission.secret must be at least {MIN_SECRET_LEN} bytes (or unset: derived from auth.jwt_secret)");
+            }
+        }
         let difficulties =
             std::iter::once(a.difficulty).chain(a.activities.values().filter_map(|o| o.difficulty));
         for d in difficulties {
@@ -508,6 +513,62 @@ mod tests {
             assert_eq!(s.jwt_secret(), Some("from-file-from-file-from-file-0123"));
             Ok(())
         });
+    }
+
+    /// `configs/config.yaml` is what operators read: it parses into these settings, passes
+    /// the checks (with a key given), and names every key of the gateway's sections.
+    #[test]
+    fn the_shipped_file_parses_and_documents_every_key() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/config.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut s: Settings = figment::Figment::new()
+            .merge(<figment::providers::Yaml as figment::providers::Format>::string(&text))
+            .extract()
+            .unwrap();
+        s.auth.jwt_secret = Some(Secret::new("k".repeat(32)));
+        s.validate().unwrap();
+        let yaml: serde_json::Value = serde_json::to_value(Settings::default()).unwrap();
+        for section in ["gateway", "auth", "rate_limit", "admission"] {
+            for key in yaml[section].as_object().unwrap().keys() {
+                assert!(
+                    text.contains(&format!("  {key}:")) || text.contains(&format!("  # {key}:")),
+                    "configs/config.yaml does not document {section}.{key}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn edge_settings_are_checked() {
+        let ok = with_secret(Some(&"k".repeat(32)), false);
+        assert!(ok.validate().is_ok());
+        let cases: Vec<(&str, Box<dyn Fn(&mut Settings)>)> = vec![
+            ("idle_timeout", Box::new(|s| s.gateway.idle_timeout_ms = 100)),
+            ("trusted_proxies", Box::new(|s| s.gateway.trusted_proxies = vec!["10.0.0.0/33".into()])),
+            ("max_connections", Box::new(|s| s.gateway.max_connections = 0)),
+            ("difficulty", Box::new(|s| s.admission.difficulty = 29)),
+            ("window_ms", Box::new(|s| s.admission.window_ms = 60_000)),
+            ("token_ttl_secs", Box::new(|s| s.admission.token_ttl_secs = 0)),
+            ("admission.secret", Box::new(|s| s.admission.secret = Some(Secret::new("short")))),
+            (
+                "not an activity id",
+                Box::new(|s| {
+                    s.admission
+                        .activities
+                        .insert("a{b}".into(), ActivityAdmission::default());
+                }),
+            ),
+        ];
+        for (want, tweak) in cases {
+            let mut s = ok.clone();
+            tweak(&mut s);
+            let err = s.validate().err().map(|e| format!("{e:#}")).unwrap_or_default();
+            assert!(err.contains(want), "{want}: {err:?}");
+        }
+        let mut s = ok.clone();
+        s.gateway.trusted_proxies = vec!["10.0.0.0/8".into(), "::1".into(), "192.0.2.7".into()];
+        assert_eq!(s.trusted_proxies().map(|v| v.len()).ok(), Some(3));
+        assert!(s.auth.hash_slots() >= 1);
     }
 
     #[test]
