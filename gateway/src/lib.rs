@@ -47,10 +47,10 @@
 //!   address, pid, version, started_at) under a lease of `etcd.member_ttl_secs` kept alive in
 //!   the background; the key is deleted on graceful shutdown and expires with the lease when
 //!   the process dies (`seckill members` lists it);
-//! - follows these keys under `/seckill/config/`, applied without restart and logged:
-//!   `rate_limit.enabled`, `rate_limit.per_user_per_second`, `rate_limit.per_user_burst`,
-//!   `rate_limit.per_ip_per_second`, `rate_limit.per_ip_burst`, `gateway.sold_out_ttl_ms`
-//!   (plain text values, e.g. `etcdctl put /seckill/config/rate_limit.per_user_burst 5`).
+//! - follows the keys under `/seckill/config/` that `runtime` lists (rate limits, the
+//!   sold-out flag, access-log sampling, admission: required, difficulty, window, and both
+//!   per activity), applied without restart and logged (plain text values, e.g.
+//!   `etcdctl put /seckill/config/rate_limit.per_user_burst 5`).
 //!   A deleted key returns to the file's value; an invalid value is ignored with a warning.
 //!
 //! etcd is never on the request path: startup does not wait for it, and while it is down
