@@ -110,7 +110,10 @@ pub(crate) struct SeenSet {
 impl SeenSet {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            // Sized for a sale's winners up front, so the hot path rarely grows a table.
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(HashMap::with_capacity(1024.min(capacity / SHARDS))))
+                .collect(),
             per_shard: (capacity / SHARDS).max(1),
             warned: AtomicBool::new(false),
         }

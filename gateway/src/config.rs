@@ -543,13 +543,28 @@ mod tests {
         let ok = with_secret(Some(&"k".repeat(32)), false);
         assert!(ok.validate().is_ok());
         let cases: Vec<(&str, Box<dyn Fn(&mut Settings)>)> = vec![
-            ("idle_timeout", Box::new(|s| s.gateway.idle_timeout_ms = 100)),
-            ("trusted_proxies", Box::new(|s| s.gateway.trusted_proxies = vec!["10.0.0.0/33".into()])),
-            ("max_connections", Box::new(|s| s.gateway.max_connections = 0)),
+            (
+                "idle_timeout",
+                Box::new(|s| s.gateway.idle_timeout_ms = 100),
+            ),
+            (
+                "trusted_proxies",
+                Box::new(|s| s.gateway.trusted_proxies = vec!["10.0.0.0/33".into()]),
+            ),
+            (
+                "max_connections",
+                Box::new(|s| s.gateway.max_connections = 0),
+            ),
             ("difficulty", Box::new(|s| s.admission.difficulty = 29)),
             ("window_ms", Box::new(|s| s.admission.window_ms = 60_000)),
-            ("token_ttl_secs", Box::new(|s| s.admission.token_ttl_secs = 0)),
-            ("admission.secret", Box::new(|s| s.admission.secret = Some(Secret::new("short")))),
+            (
+                "token_ttl_secs",
+                Box::new(|s| s.admission.token_ttl_secs = 0),
+            ),
+            (
+                "admission.secret",
+                Box::new(|s| s.admission.secret = Some(Secret::new("short"))),
+            ),
             (
                 "not an activity id",
                 Box::new(|s| {
@@ -562,7 +577,11 @@ mod tests {
         for (want, tweak) in cases {
             let mut s = ok.clone();
             tweak(&mut s);
-            let err = s.validate().err().map(|e| format!("{e:#}")).unwrap_or_default();
+            let err = s
+                .validate()
+                .err()
+                .map(|e| format!("{e:#}"))
+                .unwrap_or_default();
             assert!(err.contains(want), "{want}: {err:?}");
         }
         let mut s = ok.clone();

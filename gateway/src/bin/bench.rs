@@ -35,7 +35,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Some("admission") => {
             let n = |i: usize, what: &str| -> anyhow::Result<u64> {
-                Ok(args.get(i).with_context(|| format!("{what} missing"))?.parse()?)
+                Ok(args
+                    .get(i)
+                    .with_context(|| format!("{what} missing"))?
+                    .parse()?)
             };
             let file = args.get(4).context("FILE missing")?;
             admission(n(1, "USERS")?, n(2, "ACTIVITIES")?, n(3, "COUNT")?, file)
