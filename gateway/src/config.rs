@@ -542,7 +542,8 @@ mod tests {
     fn edge_settings_are_checked() {
         let ok = with_secret(Some(&"k".repeat(32)), false);
         assert!(ok.validate().is_ok());
-        let cases: Vec<(&str, Box<dyn Fn(&mut Settings)>)> = vec![
+        type Tweak = Box<dyn Fn(&mut Settings)>;
+        let cases: Vec<(&str, Tweak)> = vec![
             (
                 "idle_timeout",
                 Box::new(|s| s.gateway.idle_timeout_ms = 100),
