@@ -433,13 +433,15 @@ pub(crate) fn document(settings: &Settings) -> Result<OpenApi, String> {
                     ))),
             );
         }
+        let has_body = d.body.is_some();
         if let Some(body) = d.body {
             op = op.request_body(Some(
                 RequestBodyBuilder::new()
                     .required(Some(Required::True))
                     .description(Some(format!(
                         "At most {body_limit} bytes (gateway.body_limit_bytes: 413 beyond, 411 \
-                         without Content-Length)."
+                         without Content-Length, 408 when it does not arrive within the request \
+                         deadline)."
                     )))
                     .content("application/json", json_content(body))
                     .extensions(Some(
@@ -471,9 +473,15 @@ pub(crate) fn document(settings: &Settings) -> Result<OpenApi, String> {
         };
         op = op.response(status.to_string(), ok.build());
         let mut errors: Vec<u16> = d.errors.to_vec();
-        if d.auth == Auth::Admin && !errors.contains(&403) {
+        if d.auth == Auth::Admin {
             errors.push(403);
         }
+        if has_body {
+            // A body that trickles (408), has no length (411) or is too long (413).
+            errors.extend([408, 411, 413]);
+        }
+        errors.sort_unstable();
+        errors.dedup();
         for e in errors {
             let mut r = ResponseBuilder::new().description(reason(e)).content(
                 "application/json",

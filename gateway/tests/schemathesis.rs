@@ -96,6 +96,8 @@ async fn schemathesis_finds_no_failure_with_every_check() {
         ])
         .arg("--report-dir")
         .arg(report.path())
+        // Its example database and crash files go there too, not into the repository.
+        .current_dir(report.path())
         .env("NO_COLOR", "1")
         .env("SCHEMATHESIS_HOOKS", "")
         .stdin(Stdio::null())

@@ -11,6 +11,7 @@
 //!   difficulty set live through etcd.
 //! - `lottery`: 10,000 clicks in the opening window win in an order unrelated to arrival.
 //! - `roles`: a demoted admin is refused at once; 405 carries `Allow`.
+//! - `cache`: 600 anonymous reads of the activities cost one `SECKILL.STATUS` per activity.
 //! - `openapi_doc`: the served document is well-formed OpenAPI 3 and declares the bounds.
 //!
 //! Run `cargo build -p seckill-module -p seckill-gateway` first (the harness loads the module;
@@ -22,6 +23,7 @@ mod helpers;
 
 mod admission;
 mod auth_flood;
+mod cache;
 mod client_ip;
 mod listener;
 mod lottery;
