@@ -20,6 +20,7 @@ use crate::config::{ActivityAdmission, AdmissionSettings};
 use arc_swap::ArcSwap;
 use seckill_core::admission::AdmissionKeys;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -100,9 +101,32 @@ impl Admission {
 pub(crate) const SEEN_CAPACITY: usize = 1 << 20;
 const SHARDS: usize = 16;
 
+/// Hashes a ticket nonce by taking its low bits: nonces are random and come from a ticket
+/// whose MAC was checked, so nobody can choose them to collide (no need for SipHash's cost).
+#[derive(Default)]
+struct NonceHasher(u64);
+
+impl Hasher for NonceHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(b);
+        }
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.0 = n as u64;
+    }
+}
+
+type Nonces = HashMap<u128, u64, BuildHasherDefault<NonceHasher>>;
+
 /// Tickets that bought a reservation here (or are buying one now), until they expire.
 pub(crate) struct SeenSet {
-    shards: Vec<Mutex<HashMap<u128, u64>>>,
+    shards: Vec<Mutex<Nonces>>,
     per_shard: usize,
     warned: AtomicBool,
 }
@@ -112,15 +136,21 @@ impl SeenSet {
         Self {
             // Sized for a sale's winners up front, so the hot path rarely grows a table.
             shards: (0..SHARDS)
-                .map(|_| Mutex::new(HashMap::with_capacity(1024.min(capacity / SHARDS))))
+                .map(|_| {
+                    Mutex::new(Nonces::with_capacity_and_hasher(
+                        1024.min(capacity / SHARDS),
+                        Default::default(),
+                    ))
+                })
                 .collect(),
             per_shard: (capacity / SHARDS).max(1),
             warned: AtomicBool::new(false),
         }
     }
 
-    fn shard(&self, nonce: u128) -> std::sync::MutexGuard<'_, HashMap<u128, u64>> {
-        let m = &self.shards[(nonce as usize) % SHARDS];
+    fn shard(&self, nonce: u128) -> std::sync::MutexGuard<'_, Nonces> {
+        // The high bits pick the shard, the low bits the slot inside it.
+        let m = &self.shards[((nonce >> 64) as usize) % SHARDS];
         match m.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
