@@ -93,6 +93,13 @@ impl PasswordWork {
         }
     }
 
+    /// Whether a request would be refused now (every slot busy, the queue full): the routes
+    /// answer such a flood before reading its bodies.
+    pub(crate) fn saturated(&self) -> bool {
+        self.slots.available_permits() == 0
+            && self.waiting.load(Ordering::Relaxed) >= self.max_waiting
+    }
+
     /// A hashing slot once one is free, or a refusal.
     pub(crate) async fn slot(&self) -> Result<HashSlot, ApiError> {
         let permit = match self.slots.clone().try_acquire_owned() {

@@ -287,7 +287,8 @@ fn ip_limit(state: State) -> impl Filter<Extract = (), Error = Rejection> + Clon
         .untuple_one()
 }
 
-/// The stricter per-client limit of the routes that hash passwords.
+/// The stricter per-client limit of the routes that hash passwords; and, when the hashing
+/// pool is full, the refusal it would give, before the body is even read.
 fn auth_limit(state: State) -> impl Filter<Extract = (), Error = Rejection> + Clone {
     warp::ext::optional::<ClientAddr>()
         .and_then(move |client: Option<ClientAddr>| {
@@ -295,10 +296,16 @@ fn auth_limit(state: State) -> impl Filter<Extract = (), Error = Rejection> + Cl
             async move {
                 match client {
                     Some(c) if !state.limits.allow_auth_ip(c.ip) => {
-                        Err(warp::reject::custom(ApiError::RateLimited))
+                        return Err(warp::reject::custom(ApiError::RateLimited))
                     }
-                    _ => Ok(()),
+                    _ => {}
                 }
+                if state.passwords.saturated() {
+                    return Err(warp::reject::custom(ApiError::Overloaded(
+                        "too many logins at once; try again in a moment".into(),
+                    )));
+                }
+                Ok(())
             }
         })
         .untuple_one()

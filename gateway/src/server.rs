@@ -20,6 +20,7 @@
 use crate::client_ip::{ClientAddr, ClientIps};
 use crate::routes;
 use crate::state::State;
+use futures::future::Either;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -88,11 +89,15 @@ pub(crate) async fn serve(
         let io = TokioIo::new(IdleTimeout::new(stream, idle));
         let svc = svc.clone();
         let clients = clients.clone();
+        let state = state.clone();
         let service = service_fn(move |mut req: Request<Incoming>| {
+            if let Some(refused) = refused_at_the_door(&state, &req) {
+                return Either::Left(std::future::ready(Ok(refused)));
+            }
             let ip = clients.resolve(peer.ip(), req.headers().get_all("x-forwarded-for").iter());
             req.extensions_mut().insert(ClientAddr { peer, ip });
             let mut svc = svc.clone();
-            svc.call(req)
+            Either::Right(svc.call(req))
         });
         let conn = graceful.watch(http.serve_connection(io, service));
         let metrics = metrics.clone();
@@ -115,6 +120,31 @@ pub(crate) async fn serve(
             "connections still open after the drain deadline; closing them"
         );
     }
+}
+
+/// A login or registration while the password hashing pool is full is refused here, before
+/// warp's routes, the body and the rate limiters: under a login flood the refusals are the
+/// bulk of the work, and the sale shares the CPU with them.
+fn refused_at_the_door<B>(state: &State, req: &Request<B>) -> Option<warp::reply::Response> {
+    let path = req.uri().path();
+    let auth = path == "/api/v1/auth/login" || path == "/api/v1/auth/register";
+    if !(auth && req.method() == warp::http::Method::POST && state.passwords.saturated()) {
+        return None;
+    }
+    let label = if path.ends_with("login") {
+        "login"
+    } else {
+        "register"
+    };
+    state
+        .metrics
+        .requests
+        .with_label_values(&[label, "503"])
+        .inc();
+    Some(
+        crate::error::ApiError::Overloaded("too many logins at once; try again in a moment".into())
+            .into_response(),
+    )
 }
 
 /// Errors of one connection that `accept` reports; they say nothing about the listener.
