@@ -28,6 +28,8 @@ lint: ## rustfmt check, clippy with warnings as errors, cargo-deny (bans, licenc
 test: lint ## Lint, then every test (unit, property, integration against real servers, browser)
 	# Integration tests load target/debug/libseckill_module.so and spawn the binaries.
 	$(CARGO) build --workspace --all-targets
+	# gateway/tests/schemathesis.rs runs schemathesis (PyPI) from .state/schemathesis.
+	bash scripts/install-schemathesis.sh
 	$(CARGO) nextest run --workspace --profile $(NEXTEST_PROFILE)
 
 test-coverage: ## Line coverage of the test suite (installs cargo-llvm-cov on first use)

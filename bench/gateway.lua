@@ -4,7 +4,9 @@
 -- Env: TOKENS (file, one JWT per line), ACTIVITIES (count; activities are b0..b<n-1>, product
 -- "p"), or ACTIVITY_IDS ("id:product,id:product,...": activities created with `seckill
 -- activity create`, whose product RESERVE checks), REQUESTS (how many distinct requests to
--- prepare; more than the run sends).
+-- prepare; more than the run sends), ADMISSION (optional file, line n = the admission token
+-- of request n, from `seckill-gateway-bench admission`: for gateways with
+-- admission.required on).
 --
 -- The requests are formatted in init(), before wrk starts its clock: building each one in
 -- request() cost wrk about half a core, taken from the gateway and Redis on the same machine.
@@ -32,6 +34,12 @@ function init(args)
     end
   end
   local activities = #list
+  local admission = {}
+  if os.getenv("ADMISSION") then
+    for line in io.lines(os.getenv("ADMISSION")) do
+      admission[#admission + 1] = line
+    end
+  end
   local nthreads = tonumber(os.getenv("THREADS") or "1")
   local total = math.min(tonumber(os.getenv("REQUESTS") or "1000000"), #tokens * activities)
   -- This thread's share: global request numbers tid, tid + nthreads, ... so that no
@@ -41,11 +49,15 @@ function init(args)
   while n < total do
     local u = n % #tokens
     local a = math.floor(n / #tokens) % activities
+    local extra = ""
+    if admission[n + 1] then
+      extra = ',"admission":"' .. admission[n + 1] .. '"'
+    end
     reqs[#reqs + 1] = wrk.format("POST", nil, {
       ["Content-Type"] = "application/json",
       ["Authorization"] = "Bearer " .. tokens[u + 1],
     }, '{"activity_id":"' .. list[a + 1].id .. '","product_id":"' .. list[a + 1].product
-      .. '","quantity":1}')
+      .. '","quantity":1' .. extra .. '}')
     n = n + nthreads
   end
   i = 0

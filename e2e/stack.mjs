@@ -89,7 +89,9 @@ function childEnv(extra = {}) {
 }
 
 export class Stack {
-  constructor() {
+  /** `options.config`: YAML appended to the stack's config file (e.g. an `admission:` section). */
+  constructor(options = {}) {
+    this.extraConfig = options.config || '';
     this.dir = mkdtempSync(path.join(tmpdir(), 'seckill-e2e-'));
     this.children = []; // {name, proc, log}
     this.pidFile = path.join(this.dir, 'pids');
@@ -233,6 +235,7 @@ export class Stack {
       'gateway:\n  dev_mode: true',
       // Orders should appear within a second or so of the click.
       'worker:\n  consumers: 1\n  block_ms: 200\n  discover_interval_ms: 200',
+      this.extraConfig,
       '',
     ].join('\n'));
     this.run('migrate', a.cli, ['--config', config, 'db', 'migrate']);

@@ -7,6 +7,10 @@
 // just bought out and read "Sold out". Along the way it checks that stock polling is modest
 // and pauses in a hidden tab, and that the page logs no script or CSP errors.
 //
+// The gateway runs with admission on (every sale needs an admission token, proof of work of
+// ADMISSION_BITS bits, an opening window): the page must get its token and solve the
+// challenge itself, and a script that skips either is refused.
+//
 // Run: `node --test e2e/storefront.test.mjs` (or `npm test --prefix e2e`) after
 // `cargo build --workspace` and `npm ci --prefix e2e`. Screenshots go to e2e/screenshots/.
 // CHROMIUM=/path/to/chromium overrides /usr/bin/chromium.
@@ -16,12 +20,15 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { createHash } from 'node:crypto';
 import { chromium } from 'playwright-core';
 import { Stack, apiClient, REPO } from './stack.mjs';
 
 const SHOTS = path.join(REPO, 'e2e', 'screenshots');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const OVERALL_MS = 240000;
+const ADMISSION_BITS = 12;
+const ADMISSION_CONFIG = `admission:\n  required: true\n  difficulty: ${ADMISSION_BITS}\n  window_ms: 300`;
 
 let stack;
 let api;
@@ -31,6 +38,8 @@ let profileDir;
 let page;
 const pageErrors = [];
 const activityRequests = []; // timestamps of the page's GET /api/v1/activities
+const admissionBodies = []; // the page's POST /api/v1/seckill/admission bodies
+const reserveBodies = []; // the page's POST /api/v1/seckill bodies
 const sales = {};
 
 // Whatever happens (a hung step, a failing hook), the run ends and the servers go away.
@@ -84,6 +93,28 @@ async function createSale(fields) {
   return r.data;
 }
 
+/** Leading zero bits of SHA-256(challenge ":" nonce). */
+function workBits(challenge, nonce) {
+  const d = createHash('sha256').update(`${challenge}:${nonce}`).digest();
+  let n = 0;
+  for (const b of d) { if (b === 0) { n += 8; continue; } return n + Math.clz32(b) - 24; }
+  return n;
+}
+
+/** What a well-behaved script does before reserving: challenge, work, admission token. */
+async function admitApi(token, activityId) {
+  const c = await api('POST', '/api/v1/seckill/challenge', { token, body: { activity_id: String(activityId) } });
+  assert.equal(c.status, 200, JSON.stringify(c.body));
+  let nonce = 0;
+  while (workBits(c.data.challenge, String(nonce)) < c.data.difficulty) nonce++;
+  const a = await api('POST', '/api/v1/seckill/admission', {
+    token, body: { activity_id: String(activityId), challenge: c.data.challenge, nonce: String(nonce) },
+  });
+  assert.equal(a.status, 200, JSON.stringify(a.body));
+  await new Promise((r) => setTimeout(r, a.data.wait_ms));
+  return a.data.token;
+}
+
 async function loginApi(username, password) {
   const r = await api('POST', '/api/v1/auth/login', { body: { username, password } });
   assert.equal(r.status, 200, `login ${username}: ${JSON.stringify(r.body)}`);
@@ -102,7 +133,7 @@ async function recordStatus(selector) {
 
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });
-  stack = new Stack();
+  stack = new Stack({ config: ADMISSION_CONFIG });
   try {
     await stack.start();
   } catch (e) {
@@ -149,7 +180,10 @@ before(async () => {
     }
   });
   page.on('request', (r) => {
-    if (r.method() === 'GET' && new URL(r.url()).pathname === '/api/v1/activities') activityRequests.push(Date.now());
+    const p = new URL(r.url()).pathname;
+    if (r.method() === 'GET' && p === '/api/v1/activities') activityRequests.push(Date.now());
+    if (r.method() === 'POST' && p === '/api/v1/seckill/admission') admissionBodies.push(JSON.parse(r.postData() || '{}'));
+    if (r.method() === 'POST' && p === '/api/v1/seckill') reserveBodies.push(JSON.parse(r.postData() || '{}'));
   });
 });
 
@@ -215,6 +249,18 @@ step('register, wait for the countdown, buy, see queued then success, pay', { ti
   assert.ok(log.some((t) => /^Queued: you are in line \(reservation /.test(t)), `no "Queued" state seen: ${JSON.stringify(log)}`);
   const orderId = Number((await status.textContent()).match(/Order #(\d+)/)[1]);
   await shot('2-success');
+
+  // The page got its admission token with the proof of work solved in the browser, and sent
+  // the token with the reservation.
+  const admitted = admissionBodies.filter((b) => b.activity_id === String(sales.soon.id));
+  assert.ok(admitted.length >= 1, 'no admission request');
+  for (const b of admitted) {
+    assert.ok(b.challenge && b.nonce, `admission without work: ${JSON.stringify(b)}`);
+    assert.ok(workBits(b.challenge, b.nonce) >= ADMISSION_BITS, `unsolved challenge: ${JSON.stringify(b)}`);
+  }
+  const sent = reserveBodies.filter((b) => b.activity_id === String(sales.soon.id));
+  assert.ok(sent.length >= 1 && sent.every((b) => typeof b.admission === 'string' && b.admission.startsWith('a1.')),
+    `reservations without a token: ${JSON.stringify(sent)}`);
 
   // The order is in the table, pending; pay it.
   const row = page.locator(`#orders tr[data-order-id="${orderId}"]`);
@@ -294,8 +340,14 @@ step('a sale another customer bought out shows sold out', { timeout: 60000 }, as
   const reg = await api('POST', '/api/v1/auth/register', { body: { username: bob, password: 'another password' } });
   assert.equal(reg.status, 201, JSON.stringify(reg.body));
   const bobToken = await loginApi(bob, 'another password');
+  const body = { activity_id: String(sales.single.id), product_id: String(sales.single.product_id), quantity: 1 };
+  // A script that skips the admission, or the work, is refused and takes nothing.
+  const skipped = await api('POST', '/api/v1/seckill', { token: bobToken, body });
+  assert.equal(skipped.body && skipped.body.error, 'ADMISSION_REQUIRED', JSON.stringify(skipped.body));
+  const lazy = await api('POST', '/api/v1/seckill/admission', { token: bobToken, body: { activity_id: String(sales.single.id) } });
+  assert.equal(lazy.body && lazy.body.error, 'POW_REQUIRED', JSON.stringify(lazy.body));
   const r = await api('POST', '/api/v1/seckill', {
-    token: bobToken, body: { activity_id: String(sales.single.id), product_id: String(sales.single.product_id), quantity: 1 },
+    token: bobToken, body: { ...body, admission: await admitApi(bobToken, sales.single.id) },
   });
   assert.equal(r.status, 200, JSON.stringify(r.body));
 

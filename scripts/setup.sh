@@ -76,4 +76,6 @@ if [ -f e2e/package-lock.json ] && [ ! -d e2e/node_modules ]; then
   echo "setup: installing the browser test's npm packages" >&2
   npm ci --prefix e2e --no-audit --no-fund >/dev/null
 fi
+# Schemathesis (PyPI) for the gateway's OpenAPI property tests, in a venv under .state/.
+bash scripts/install-schemathesis.sh
 echo "setup: ok (redis $(redis-server --version | awk '{print $3}'), $(mariadbd --version | awk '{print $3}'), etcd $(etcd --version | head -1 | awk '{print $3}'))" >&2

@@ -11,7 +11,7 @@ import exec from 'k6/execution';
 import { sleep } from 'k6';
 import { SharedArray } from 'k6/data';
 import { Trend } from 'k6/metrics';
-import { CODES, count } from './seckill.js';
+import { CODES, admission, count } from './seckill.js';
 
 const BASE = __ENV.BASE_URL;
 const ACTIVITY = __ENV.ACTIVITY_ID;
@@ -45,7 +45,10 @@ export default function () {
   else late.add(-wait);
   const res = http.post(
     `${BASE}/api/v1/seckill`,
-    JSON.stringify({ activity_id: ACTIVITY, product_id: PRODUCT, quantity: 1 }),
+    JSON.stringify({
+      activity_id: ACTIVITY, product_id: PRODUCT, quantity: 1,
+      admission: admission(BASE, ACTIVITY, tokens[user]),
+    }),
     {
       headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${tokens[user]}` },
       tags: { name: 'POST /api/v1/seckill' },

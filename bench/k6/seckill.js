@@ -4,11 +4,14 @@
 // users and later ones are repeat clicks (LIMIT_EXCEEDED or SOLD_OUT).
 //
 // Environment: BASE_URL, ACTIVITY_ID, PRODUCT_ID, TOKENS (file), RATE [2000], RAMP [10s],
-// HOLD [20s], VUS [200] (pre-allocated), MAX_VUS [1000], SUMMARY (JSON file written at the end).
+// HOLD [20s], VUS [200] (pre-allocated), MAX_VUS [1000], SUMMARY (JSON file written at the end),
+// ADMISSION [unset; 1 when the gateway runs with admission.required at difficulty 0: each click
+// first gets its admission token and waits for its turn].
 import http from 'k6/http';
 import exec from 'k6/execution';
 import { SharedArray } from 'k6/data';
 import { Counter } from 'k6/metrics';
+import { sleep } from 'k6';
 
 const BASE = __ENV.BASE_URL || 'http://127.0.0.1:8080';
 const ACTIVITY = __ENV.ACTIVITY_ID;
@@ -24,7 +27,8 @@ const tokens = new SharedArray('tokens', () =>
 export const CODES = [
   '200', '409_SOLD_OUT', '409_LIMIT_EXCEEDED', '429_RATE_LIMITED', '401_UNAUTHORIZED',
   '403_NOT_STARTED', '404_NO_ACTIVITY', '410_ENDED', '400_INVALID_ARGUMENT', '503_TIMEOUT',
-  '503_SERVICE_UNAVAILABLE', '500_INTERNAL', '0_NETWORK', 'other',
+  '503_SERVICE_UNAVAILABLE', '500_INTERNAL', '0_NETWORK', '403_ADMISSION_REQUIRED',
+  '425_TOO_EARLY', 'other',
 ];
 const replies = new Counter('seckill_replies');
 
@@ -72,12 +76,30 @@ export function count(res) {
   replies.add(1, { code });
 }
 
+/** With ADMISSION=1: an admission token for `activity` (after waiting for its turn), else
+ *  undefined (a refused admission shows as the reservation's ADMISSION_REQUIRED). */
+export function admission(base, activity, token) {
+  if (__ENV.ADMISSION !== '1') return undefined;
+  const r = http.post(`${base}/api/v1/seckill/admission`, JSON.stringify({ activity_id: activity }), {
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+    tags: { name: 'POST /api/v1/seckill/admission' },
+    timeout: '10s',
+  });
+  if (r.status !== 200) return undefined;
+  const wait = r.json('data.wait_ms') || 0;
+  if (wait > 0) sleep(wait / 1000);
+  return r.json('data.token');
+}
+
 export default function () {
   const i = exec.scenario.iterationInTest;
   const token = tokens[i % tokens.length];
   const res = http.post(
     `${BASE}/api/v1/seckill`,
-    JSON.stringify({ activity_id: ACTIVITY, product_id: PRODUCT, quantity: 1 }),
+    JSON.stringify({
+      activity_id: ACTIVITY, product_id: PRODUCT, quantity: 1,
+      admission: admission(BASE, ACTIVITY, token),
+    }),
     {
       headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
       tags: { name: 'POST /api/v1/seckill' },

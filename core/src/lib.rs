@@ -15,10 +15,14 @@
 //! - [`lag`]: a consumer group's lag from `XINFO` figures, robust to Redis 7.0's nil `lag`.
 //! - [`audit`]: Redis's view of an activity against MySQL's orders: the drift report.
 //! - `auth` (feature `auth`): JWT claims, signing and verification, argon2 password hashes.
+//! - `admission` (feature `admission`): signed admission tickets and proof-of-work
+//!   challenges, and the random order of a sale's opening moment.
 //! - [`stream_id`]: stream/reservation ids, and where an id stands against a sale's boundary
 //!   and trim point.
 
 pub mod account;
+#[cfg(feature = "admission")]
+pub mod admission;
 pub mod audit;
 #[cfg(feature = "auth")]
 pub mod auth;

@@ -66,6 +66,17 @@ pub async fn role_of(pool: &MySqlPool, username: &str) -> Result<Option<String>,
     Ok(found.map(|(r,)| r))
 }
 
+/// The role of the user with id `id`, `None` when there is no such user (the gateway checks
+/// it on every admin request, so a demoted or deleted admin is refused at once).
+pub async fn role_by_id(pool: &MySqlPool, id: u64) -> Result<Option<String>, DbError> {
+    let found: Option<(String,)> =
+        sqlx::query_as("SELECT CAST(role AS CHAR) FROM users WHERE id = ?")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(found.map(|(r,)| r))
+}
+
 pub async fn set_role(pool: &MySqlPool, username: &str, role: &str) -> Result<(), DbError> {
     sqlx::query("UPDATE users SET role = ? WHERE username = ?")
         .bind(role)

@@ -50,6 +50,8 @@ pub struct Settings {
     pub etcd: EtcdSettings,
     /// OTLP span export; off unless `telemetry.otlp_endpoint` is set.
     pub telemetry: TelemetrySettings,
+    /// Admission tokens, proof of work and the opening-window lottery of the sale route.
+    pub admission: AdmissionSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,6 +82,23 @@ pub struct GatewaySettings {
     /// Seconds between `access summary` lines (requests by route and status, latency);
     /// 0: none.
     pub access_log_summary_secs: u64,
+    /// Open connections at most; a connection over the cap is answered 503 and closed at
+    /// once (never queued).
+    pub max_connections: usize,
+    /// From the moment the gateway waits for a request (a new connection, or a kept-alive one
+    /// between requests) until the request's head is complete; then the connection is closed.
+    /// Bounds slow-header clients and idle keep-alive connections alike.
+    pub header_read_timeout_ms: u64,
+    /// A connection on which no byte moves in either direction for this long while the
+    /// gateway waits on it (a stalled body, a client that stops reading) is closed. Longer
+    /// than `request_timeout_ms`.
+    pub idle_timeout_ms: u64,
+    /// Proxies (CIDRs) whose `X-Forwarded-For` is believed: the client is the right-most
+    /// address in it that is not one of them. Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
+    /// The activity list, one activity and the live status the admission route reads are
+    /// refreshed at most once per this interval, whatever the crowd.
+    pub cache_refresh_ms: u64,
 }
 
 impl Default for GatewaySettings {
@@ -96,6 +115,11 @@ impl Default for GatewaySettings {
             log_filter: "info,warp::filters::trace=error".into(),
             access_log_sample_every: 100,
             access_log_summary_secs: 10,
+            max_connections: 10_000,
+            header_read_timeout_ms: 5_000,
+            idle_timeout_ms: 30_000,
+            trusted_proxies: Vec::new(),
+            cache_refresh_ms: 500,
         }
     }
 }
@@ -107,6 +131,14 @@ pub struct AuthSettings {
     pub jwt_secret: Option<Secret>,
     /// Lifetime of a token issued by login.
     pub token_ttl_secs: u64,
+    /// Password hashes (argon2, ~19 MiB and tens of ms of CPU each) running at once; 0: half
+    /// the cores, at least one, so the sale keeps the other half whatever logins do.
+    pub hash_concurrency: usize,
+    /// Logins/registrations allowed to wait for a hashing slot; more are refused at once
+    /// (503 `OVERLOADED`, `Retry-After`).
+    pub hash_queue: usize,
+    /// Longest wait for a hashing slot before the same refusal.
+    pub hash_wait_ms: u64,
 }
 
 impl Default for AuthSettings {
@@ -114,7 +146,21 @@ impl Default for AuthSettings {
         Self {
             jwt_secret: None,
             token_ttl_secs: 24 * 3600,
+            hash_concurrency: 0,
+            hash_queue: 32,
+            hash_wait_ms: 2_000,
         }
+    }
+}
+
+impl AuthSettings {
+    /// `hash_concurrency`, with 0 resolved against this machine's cores.
+    pub fn hash_slots(&self) -> usize {
+        if self.hash_concurrency > 0 {
+            return self.hash_concurrency;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        (cores / 2).max(1)
     }
 }
 
@@ -126,9 +172,16 @@ pub struct RateLimitSettings {
     pub enabled: bool,
     pub per_user_per_second: u32,
     pub per_user_burst: u32,
-    /// Per client IP (the TCP peer; proxies in front should be configured accordingly).
+    /// Per client (the TCP peer, or the `X-Forwarded-For` client behind a trusted proxy; an
+    /// IPv6 client is its /64).
     pub per_ip_per_second: u32,
     pub per_ip_burst: u32,
+    /// `/api/v1/auth/*` (password hashing: the expensive unauthenticated work) per client.
+    pub auth_per_ip_per_minute: u32,
+    pub auth_per_ip_burst: u32,
+    /// `/api/v1/auth/*` per username (guessing one account's password from many addresses).
+    pub auth_per_username_per_minute: u32,
+    pub auth_per_username_burst: u32,
 }
 
 impl Default for RateLimitSettings {
@@ -139,9 +192,66 @@ impl Default for RateLimitSettings {
             per_user_burst: 40,
             per_ip_per_second: 2_000,
             per_ip_burst: 4_000,
+            auth_per_ip_per_minute: 60,
+            auth_per_ip_burst: 20,
+            auth_per_username_per_minute: 10,
+            auth_per_username_burst: 5,
         }
     }
 }
+
+/// Admission to the sale (`POST /api/v1/seckill/admission`, then the token on
+/// `POST /api/v1/seckill`). The live values (`required`, `difficulty`, `window_ms`, the
+/// per-activity overrides) can also be set through etcd, see `crate::runtime`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AdmissionSettings {
+    /// Whether `POST /api/v1/seckill` needs an admission token (every activity, unless
+    /// `activities` says otherwise). Off by default: the contract's three-field call keeps
+    /// working for existing clients; turn it on for a sale.
+    pub required: bool,
+    /// Proof-of-work difficulty (leading zero bits of SHA-256, 0 to 28) an admission costs;
+    /// 0: no work.
+    pub difficulty: u8,
+    /// The opening window: tokens requested in the first `window_ms` of a sale are usable
+    /// in a random order over the next `window_ms`. 0: first come, first served.
+    pub window_ms: u64,
+    /// Lifetime of an admission token after its `not_before`.
+    pub token_ttl_secs: u64,
+    /// Lifetime of a proof-of-work challenge (how long ahead of a sale work can be done).
+    pub challenge_ttl_secs: u64,
+    /// Key of tokens and challenges; unset: derived from `auth.jwt_secret` (so every gateway
+    /// of a deployment accepts every other's tokens).
+    pub secret: Option<Secret>,
+    /// Per-activity overrides of `required` and `difficulty`, by activity id.
+    pub activities: std::collections::BTreeMap<String, ActivityAdmission>,
+}
+
+/// One activity's overrides (absent: the global value).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ActivityAdmission {
+    pub required: Option<bool>,
+    pub difficulty: Option<u8>,
+}
+
+impl Default for AdmissionSettings {
+    fn default() -> Self {
+        Self {
+            required: false,
+            difficulty: 0,
+            window_ms: 200,
+            token_ttl_secs: 60,
+            challenge_ttl_secs: 300,
+            secret: None,
+            activities: Default::default(),
+        }
+    }
+}
+
+/// Longest opening window accepted (the lottery delays the first reservations by up to twice
+/// this).
+pub const MAX_WINDOW_MS: u64 = 10_000;
 
 impl Settings {
     /// Layers defaults, the file, the environment and the flags, then checks the result.
@@ -206,6 +316,22 @@ impl Settings {
             ("gateway.redis_timeout_ms", self.gateway.redis_timeout_ms),
             ("gateway.mysql_timeout_ms", self.gateway.mysql_timeout_ms),
             ("gateway.body_limit_bytes", self.gateway.body_limit_bytes),
+            (
+                "gateway.header_read_timeout_ms",
+                self.gateway.header_read_timeout_ms,
+            ),
+            ("gateway.idle_timeout_ms", self.gateway.idle_timeout_ms),
+            (
+                "gateway.max_connections",
+                self.gateway.max_connections as u64,
+            ),
+            ("gateway.cache_refresh_ms", self.gateway.cache_refresh_ms),
+            ("auth.hash_wait_ms", self.auth.hash_wait_ms),
+            ("admission.token_ttl_secs", self.admission.token_ttl_secs),
+            (
+                "admission.challenge_ttl_secs",
+                self.admission.challenge_ttl_secs,
+            ),
         ] {
             if v == 0 {
                 bail!("{name} must be positive");
@@ -223,7 +349,74 @@ impl Settings {
         {
             bail!("rate_limit values must be positive (or set rate_limit.enabled: false)");
         }
+        if r.enabled
+            && [
+                r.auth_per_ip_per_minute,
+                r.auth_per_ip_burst,
+                r.auth_per_username_per_minute,
+                r.auth_per_username_burst,
+            ]
+            .contains(&0)
+        {
+            bail!("rate_limit.auth_* values must be positive (or set rate_limit.enabled: false)");
+        }
+        if self.gateway.idle_timeout_ms <= self.gateway.request_timeout_ms {
+            // The idle timer also runs while a handler works; it must never cut one short.
+            bail!("gateway.idle_timeout_ms must be longer than gateway.request_timeout_ms");
+        }
+        self.trusted_proxies()?;
+        let a = &self.admission;
+        if let Some(k) = self.admission_secret() {
+            if !self.gateway.dev_mode && k.len() < MIN_SECRET_LEN {
+                bail!("admission.secret must be at least {MIN_SECRET_LEN} bytes (or unset: derived from auth.jwt_secret)");
+            }
+        }
+        let difficulties =
+            std::iter::once(a.difficulty).chain(a.activities.values().filter_map(|o| o.difficulty));
+        for d in difficulties {
+            if d > seckill_core::admission::MAX_DIFFICULTY {
+                bail!(
+                    "admission difficulty {d} is above {}",
+                    seckill_core::admission::MAX_DIFFICULTY
+                );
+            }
+        }
+        for id in a.activities.keys() {
+            seckill_core::ActivityId::parse(id)
+                .with_context(|| format!("admission.activities: '{id}' is not an activity id"))?;
+        }
+        if a.window_ms > MAX_WINDOW_MS {
+            bail!("admission.window_ms must be at most {MAX_WINDOW_MS}");
+        }
+        if a.token_ttl_secs * 1000 <= 2 * a.window_ms {
+            bail!("admission.token_ttl_secs must outlast the opening lottery (2 x window_ms)");
+        }
         Ok(())
+    }
+
+    /// `gateway.trusted_proxies` parsed (a bare address is a /32 or /128).
+    pub fn trusted_proxies(&self) -> anyhow::Result<Vec<ipnet::IpNet>> {
+        self.gateway
+            .trusted_proxies
+            .iter()
+            .map(|raw| {
+                let raw = raw.trim();
+                raw.parse::<ipnet::IpNet>()
+                    .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .with_context(|| {
+                        format!("gateway.trusted_proxies: '{raw}' is not a CIDR or an address")
+                    })
+            })
+            .collect()
+    }
+
+    /// The key of admission tokens and challenges.
+    pub fn admission_secret(&self) -> Option<&str> {
+        self.admission
+            .secret
+            .as_ref()
+            .map(Secret::expose)
+            .filter(|s| !s.is_empty())
     }
 
     pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
@@ -251,6 +444,15 @@ impl Settings {
     }
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.gateway.request_timeout_ms)
+    }
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.gateway.header_read_timeout_ms)
+    }
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.gateway.idle_timeout_ms)
+    }
+    pub fn cache_refresh(&self) -> Duration {
+        Duration::from_millis(self.gateway.cache_refresh_ms)
     }
 }
 
@@ -311,6 +513,82 @@ mod tests {
             assert_eq!(s.jwt_secret(), Some("from-file-from-file-from-file-0123"));
             Ok(())
         });
+    }
+
+    /// `configs/config.yaml` is what operators read: it parses into these settings, passes
+    /// the checks (with a key given), and names every key of the gateway's sections.
+    #[test]
+    fn the_shipped_file_parses_and_documents_every_key() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/config.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut s: Settings = figment::Figment::new()
+            .merge(<figment::providers::Yaml as figment::providers::Format>::string(&text))
+            .extract()
+            .unwrap();
+        s.auth.jwt_secret = Some(Secret::new("k".repeat(32)));
+        s.validate().unwrap();
+        let yaml: serde_json::Value = serde_json::to_value(Settings::default()).unwrap();
+        for section in ["gateway", "auth", "rate_limit", "admission"] {
+            for key in yaml[section].as_object().unwrap().keys() {
+                assert!(
+                    text.contains(&format!("  {key}:")) || text.contains(&format!("  # {key}:")),
+                    "configs/config.yaml does not document {section}.{key}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn edge_settings_are_checked() {
+        let ok = with_secret(Some(&"k".repeat(32)), false);
+        assert!(ok.validate().is_ok());
+        type Tweak = Box<dyn Fn(&mut Settings)>;
+        let cases: Vec<(&str, Tweak)> = vec![
+            (
+                "idle_timeout",
+                Box::new(|s| s.gateway.idle_timeout_ms = 100),
+            ),
+            (
+                "trusted_proxies",
+                Box::new(|s| s.gateway.trusted_proxies = vec!["10.0.0.0/33".into()]),
+            ),
+            (
+                "max_connections",
+                Box::new(|s| s.gateway.max_connections = 0),
+            ),
+            ("difficulty", Box::new(|s| s.admission.difficulty = 29)),
+            ("window_ms", Box::new(|s| s.admission.window_ms = 60_000)),
+            (
+                "token_ttl_secs",
+                Box::new(|s| s.admission.token_ttl_secs = 0),
+            ),
+            (
+                "admission.secret",
+                Box::new(|s| s.admission.secret = Some(Secret::new("short"))),
+            ),
+            (
+                "not an activity id",
+                Box::new(|s| {
+                    s.admission
+                        .activities
+                        .insert("a{b}".into(), ActivityAdmission::default());
+                }),
+            ),
+        ];
+        for (want, tweak) in cases {
+            let mut s = ok.clone();
+            tweak(&mut s);
+            let err = s
+                .validate()
+                .err()
+                .map(|e| format!("{e:#}"))
+                .unwrap_or_default();
+            assert!(err.contains(want), "{want}: {err:?}");
+        }
+        let mut s = ok.clone();
+        s.gateway.trusted_proxies = vec!["10.0.0.0/8".into(), "::1".into(), "192.0.2.7".into()];
+        assert_eq!(s.trusted_proxies().map(|v| v.len()).ok(), Some(3));
+        assert!(s.auth.hash_slots() >= 1);
     }
 
     #[test]

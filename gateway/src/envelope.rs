@@ -65,6 +65,13 @@ fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
         warp::http::header::CONTENT_TYPE,
         warp::http::HeaderValue::from_static("application/json"),
     );
+    // Every "not now" answer says when to come back (callers may set a later one).
+    if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+        res.headers_mut().insert(
+            warp::http::header::RETRY_AFTER,
+            warp::http::HeaderValue::from_static("1"),
+        );
+    }
     res
 }
 

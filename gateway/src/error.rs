@@ -41,8 +41,37 @@ pub enum ApiError {
     PayloadTooLarge(u64),
     #[error("{0}")]
     Unavailable(String),
+    /// Bounded work is full (password hashing): try again shortly.
+    #[error("{0}")]
+    Overloaded(String),
     #[error("the request took too long")]
     Timeout,
+    /// The client did not send its body within the request deadline.
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
+    /// The activity requires an admission token and the request has none.
+    #[error("{0}")]
+    AdmissionRequired(String),
+    /// The admission token is not genuine, or is another user's or another activity's.
+    #[error("{0}")]
+    AdmissionInvalid(String),
+    #[error("the admission token has expired; ask for a new one")]
+    AdmissionExpired,
+    /// This gateway already took a reservation with this token.
+    #[error("this admission token was already used; ask for a new one")]
+    AdmissionUsed,
+    /// The admission token's turn (`not_before`) has not come yet.
+    #[error("your turn has not come yet: retry in {retry_after_ms} ms")]
+    TooEarly {
+        retry_after_ms: u64,
+        not_before_ms: u64,
+    },
+    /// The sale asks for proof of work and the request brings none.
+    #[error("{0}")]
+    PowRequired(String),
+    /// The proof of work is not valid (forged, expired, too easy, wrong nonce).
+    #[error("{0}")]
+    PowInvalid(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -62,7 +91,17 @@ impl ApiError {
             }
             ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable(_) | ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Timeout | ApiError::Overloaded(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::AdmissionRequired(_)
+            | ApiError::AdmissionInvalid(_)
+            | ApiError::AdmissionExpired
+            | ApiError::PowRequired(_)
+            | ApiError::PowInvalid(_) => StatusCode::FORBIDDEN,
+            ApiError::AdmissionUsed => StatusCode::CONFLICT,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::TooEarly { .. } => TOO_EARLY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -82,9 +121,53 @@ impl ApiError {
             ApiError::RateLimited => "RATE_LIMITED",
             ApiError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             ApiError::Unavailable(_) => "SERVICE_UNAVAILABLE",
+            ApiError::Overloaded(_) => "OVERLOADED",
             ApiError::Timeout => "TIMEOUT",
+            ApiError::BodyTimeout => "REQUEST_TIMEOUT",
+            ApiError::AdmissionRequired(_) => "ADMISSION_REQUIRED",
+            ApiError::AdmissionInvalid(_) => "ADMISSION_INVALID",
+            ApiError::AdmissionExpired => "ADMISSION_EXPIRED",
+            ApiError::AdmissionUsed => "ADMISSION_USED",
+            ApiError::TooEarly { .. } => "TOO_EARLY",
+            ApiError::PowRequired(_) => "POW_REQUIRED",
+            ApiError::PowInvalid(_) => "POW_INVALID",
             ApiError::Internal(_) => "INTERNAL",
         }
+    }
+
+    /// Seconds for `Retry-After`: every "try again later" answer says when.
+    fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            ApiError::TooEarly { retry_after_ms, .. } => Some(retry_after_ms.div_ceil(1000).max(1)),
+            _ => match self.status() {
+                StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => Some(1),
+                _ => None,
+            },
+        }
+    }
+
+    /// The envelope reply, with `Retry-After` where it applies.
+    fn response(&self) -> Response {
+        let mut res = match self {
+            ApiError::TooEarly {
+                retry_after_ms,
+                not_before_ms,
+            } => envelope::refusal_with(
+                self.status(),
+                self.code(),
+                &self.to_string(),
+                serde_json::json!({
+                    "retry_after_ms": retry_after_ms,
+                    "not_before": crate::models::rfc3339_ms(*not_before_ms),
+                }),
+            ),
+            _ => envelope::refusal(self.status(), self.code(), &self.to_string()),
+        };
+        if let Some(secs) = self.retry_after_secs() {
+            res.headers_mut()
+                .insert(warp::http::header::RETRY_AFTER, secs.into());
+        }
+        res
     }
 
     pub fn refused(refusal: Refusal, message: impl Into<String>) -> Self {
@@ -104,7 +187,7 @@ impl ApiError {
         if let ApiError::Internal(e) = &self {
             tracing::error!(error = format!("{e:#}"), "internal error");
         }
-        envelope::refusal(self.status(), self.code(), &self.to_string())
+        self.response()
     }
 }
 
@@ -148,6 +231,9 @@ impl From<CreateError> for ApiError {
     }
 }
 
+/// 425: a request that came before its time (an admission token whose turn is later).
+pub(crate) const TOO_EARLY: StatusCode = StatusCode::TOO_EARLY;
+
 /// HTTP status of a module refusal (the contract's table).
 pub(crate) fn refusal_status(r: Refusal) -> StatusCode {
     match r {
@@ -177,7 +263,7 @@ pub(crate) async fn handle_rejection(err: Rejection) -> Result<Response, Infalli
 fn rejection_response(err: &Rejection) -> Response {
     use warp::reject::*;
     if let Some(e) = err.find::<ApiError>() {
-        return envelope::refusal(e.status(), e.code(), &e.to_string());
+        return e.response();
     }
     let (status, code, message) = if err.is_not_found() {
         (
@@ -283,11 +369,56 @@ mod tests {
                 "SERVICE_UNAVAILABLE",
             ),
             (ApiError::Timeout, 503, "TIMEOUT"),
+            (ApiError::Overloaded("x".into()), 503, "OVERLOADED"),
+            (
+                ApiError::AdmissionRequired("x".into()),
+                403,
+                "ADMISSION_REQUIRED",
+            ),
+            (
+                ApiError::AdmissionInvalid("x".into()),
+                403,
+                "ADMISSION_INVALID",
+            ),
+            (ApiError::AdmissionExpired, 403, "ADMISSION_EXPIRED"),
+            (ApiError::AdmissionUsed, 409, "ADMISSION_USED"),
+            (
+                ApiError::TooEarly {
+                    retry_after_ms: 1,
+                    not_before_ms: 1,
+                },
+                425,
+                "TOO_EARLY",
+            ),
+            (ApiError::PowRequired("x".into()), 403, "POW_REQUIRED"),
+            (ApiError::PowInvalid("x".into()), 403, "POW_INVALID"),
             (ApiError::internal(anyhow::anyhow!("db")), 500, "INTERNAL"),
         ];
         for (e, status, code) in table {
             assert_eq!((e.status().as_u16(), e.code()), (status, code), "{e:?}");
         }
+    }
+
+    #[test]
+    fn try_again_later_answers_say_when() {
+        let after = |e: ApiError| {
+            e.into_response()
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok().map(str::to_owned))
+        };
+        assert_eq!(after(ApiError::RateLimited).as_deref(), Some("1"));
+        assert_eq!(
+            after(ApiError::Overloaded("x".into())).as_deref(),
+            Some("1")
+        );
+        assert_eq!(after(ApiError::Timeout).as_deref(), Some("1"));
+        let early = ApiError::TooEarly {
+            retry_after_ms: 1_200,
+            not_before_ms: 5,
+        };
+        assert_eq!(after(early).as_deref(), Some("2"));
+        assert_eq!(after(ApiError::AdmissionUsed), None);
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //! - [`config`]: settings (YAML file, `SECKILL_*` environment, command-line flags) and checks.
 //! - [`startup`]: [`startup::Application::build`] binds, [`startup::Application::run_until_stopped`]
 //!   serves until SIGINT/SIGTERM and drains in-flight requests.
+//! - `server`: the listener (hyper around warp's filter): connection cap, header-read and idle
+//!   timeouts, the client address.
+//! - [`client_ip`]: who the client is (trusted proxies, `X-Forwarded-For`, IPv6 /64 keys).
 //! - [`routes`]: the route table (shared by metrics labels and the OpenAPI check) and one
 //!   function per route returning a warp `Filter`.
 //! - `handlers/`: one module per resource (system, accounts, activities, seckill, orders),
@@ -25,11 +28,17 @@
 //!   with a span and a latency metric around each call. SQL is `seckill_db`'s, run under the
 //!   statement deadline.
 //! - `sold_out`: the per-activity local sold-out flag that expires quickly (no undersell).
-//! - `rate_limit`: per-user and per-IP GCRA limits (governor).
+//! - `rate_limit`: per-user and per-IP GCRA limits (governor), and the stricter ones of the
+//!   password routes (per client, per username).
+//! - `hashing`: password hashing on a bounded pool (quick 503 when full).
+//! - `cache`: the short-lived single-flight caches of the public reads.
+//! - `admission`: the admission policy in force, its key and the seen-set (tokens and
+//!   challenges themselves are `seckill_core::admission`).
+//! - `openapi`: the OpenAPI document, generated from the routes and the types.
 //! - `metrics`: Prometheus registry and the metrics the gateway exports.
 //! - `access_log`: which requests get a line (problems always, the rest sampled) and the
 //!   periodic `access summary`.
-//! - `runtime`: runtime settings from etcd (rate limits, sold-out flag lifetime).
+//! - `runtime`: runtime settings from etcd (rate limits, sold-out flag lifetime, admission).
 //! - [`telemetry`]: JSON logs, and OTLP span export when `telemetry.otlp_endpoint` is set.
 //!
 //! # etcd
@@ -38,10 +47,10 @@
 //!   address, pid, version, started_at) under a lease of `etcd.member_ttl_secs` kept alive in
 //!   the background; the key is deleted on graceful shutdown and expires with the lease when
 //!   the process dies (`seckill members` lists it);
-//! - follows these keys under `/seckill/config/`, applied without restart and logged:
-//!   `rate_limit.enabled`, `rate_limit.per_user_per_second`, `rate_limit.per_user_burst`,
-//!   `rate_limit.per_ip_per_second`, `rate_limit.per_ip_burst`, `gateway.sold_out_ttl_ms`
-//!   (plain text values, e.g. `etcdctl put /seckill/config/rate_limit.per_user_burst 5`).
+//! - follows the keys under `/seckill/config/` that `runtime` lists (rate limits, the
+//!   sold-out flag, access-log sampling, admission: required, difficulty, window, and both
+//!   per activity), applied without restart and logged (plain text values, e.g.
+//!   `etcdctl put /seckill/config/rate_limit.per_user_burst 5`).
 //!   A deleted key returns to the file's value; an invalid value is ignored with a warning.
 //!
 //! etcd is never on the request path: startup does not wait for it, and while it is down
@@ -53,16 +62,22 @@
 //! command spans (`redis.reserve`, ...) inside. Unset (the default) no exporter exists.
 
 mod access_log;
+mod admission;
 pub mod auth;
+mod cache;
+pub mod client_ip;
 pub mod config;
 mod envelope;
 mod error;
 mod handlers;
+mod hashing;
 mod metrics;
 mod models;
+mod openapi;
 mod rate_limit;
 pub mod routes;
 mod runtime;
+mod server;
 mod sold_out;
 pub mod startup;
 pub mod state;
@@ -70,5 +85,11 @@ pub mod static_files;
 mod store;
 pub mod telemetry;
 
-/// The OpenAPI 3 document served at `/api/v1/openapi.json`.
-pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+/// The OpenAPI document the gateway serves for these settings (the same text as
+/// `/api/v1/openapi.json`).
+pub fn openapi_json(settings: &config::Settings) -> anyhow::Result<String> {
+    openapi::document(settings)
+        .map_err(|e| anyhow::anyhow!(e))?
+        .to_pretty_json()
+        .map_err(anyhow::Error::from)
+}

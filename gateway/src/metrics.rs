@@ -1,7 +1,9 @@
 //! Prometheus metrics of the gateway, in a registry of its own (so several gateways in one
 //! test process do not collide), rendered as text at `/metrics`.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 pub(crate) struct Metrics {
     registry: Registry,
@@ -15,6 +17,12 @@ pub(crate) struct Metrics {
     pub reservations: IntCounterVec,
     /// Latency of Redis commands by command and result (ok, refused, error, timeout).
     pub redis: HistogramVec,
+    /// Challenges and admission tokens by route and outcome (issued, or the refusal code).
+    pub admissions: IntCounterVec,
+    /// Open client connections.
+    pub connections: IntGauge,
+    /// Connections closed at once because `gateway.max_connections` were open.
+    pub connections_refused: IntCounter,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -42,6 +50,21 @@ impl Metrics {
                 .buckets(LATENCY_BUCKETS.to_vec()),
             &["command", "result"],
         )?;
+        let admissions = IntCounterVec::new(
+            Opts::new(
+                "admissions_total",
+                "Challenges and admission tokens by route and outcome",
+            ),
+            &["route", "outcome"],
+        )?;
+        let connections = IntGauge::new("connections", "Open client connections")?;
+        let connections_refused = IntCounter::new(
+            "connections_refused_total",
+            "Connections closed at once because gateway.max_connections were open",
+        )?;
+        registry.register(Box::new(admissions.clone()))?;
+        registry.register(Box::new(connections.clone()))?;
+        registry.register(Box::new(connections_refused.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(reservations.clone()))?;
@@ -53,6 +76,9 @@ impl Metrics {
             latency,
             reservations,
             redis,
+            admissions,
+            connections,
+            connections_refused,
         })
     }
 

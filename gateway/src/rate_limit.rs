@@ -1,11 +1,15 @@
 //! Per-user and per-IP rate limits (GCRA, governor). Sized by `rate_limit.*` so a person
-//! clicking fast is never refused while a script hammering the endpoint is.
+//! clicking fast is never refused while a script hammering the endpoint is. The
+//! unauthenticated routes that hash passwords (`/api/v1/auth/*`) have stricter limits of
+//! their own, per client and per username. Clients are [`IpKey`]s (an IPv6 client is its
+//! /64).
 //!
 //! The limits can change while the gateway runs (runtime settings from etcd, see
 //! [`crate::runtime`]): the limiters sit behind an [`ArcSwap`], so the hot path pays one
 //! atomic load, and [`RateLimits::apply`] swaps in a new limiter only for the side whose
 //! quota changed (that side starts with full buckets).
 
+use crate::client_ip::IpKey;
 use crate::config::RateLimitSettings;
 use arc_swap::ArcSwap;
 use governor::{DefaultKeyedRateLimiter, Quota};
@@ -23,13 +27,31 @@ struct Limiters {
     settings: RateLimitSettings,
     /// `None` when `rate_limit.enabled` is false.
     per_user: Option<Arc<DefaultKeyedRateLimiter<UserId>>>,
-    per_ip: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+    per_ip: Option<Arc<DefaultKeyedRateLimiter<IpKey>>>,
+    auth_per_ip: Option<Arc<DefaultKeyedRateLimiter<IpKey>>>,
+    /// Keyed by the lowercased username (MySQL compares names case-insensitively).
+    auth_per_name: Option<Arc<DefaultKeyedRateLimiter<String>>>,
 }
 
 fn quota(per_second: u32, burst: u32) -> Quota {
     let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
     let burst = NonZeroU32::new(burst).unwrap_or(rate);
     Quota::per_second(rate).allow_burst(burst)
+}
+
+fn quota_per_minute(per_minute: u32, burst: u32) -> Quota {
+    let rate = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(burst).unwrap_or(rate);
+    Quota::per_minute(rate).allow_burst(burst)
+}
+
+/// The old limiter when its quota did not change (so its buckets survive), else a new one.
+fn keyed<K: std::hash::Hash + Eq + Clone>(
+    kept: Option<&Option<Arc<DefaultKeyedRateLimiter<K>>>>,
+    q: Quota,
+) -> Option<Arc<DefaultKeyedRateLimiter<K>>> {
+    kept.and_then(Clone::clone)
+        .or_else(|| Some(Arc::new(DefaultKeyedRateLimiter::keyed(q))))
 }
 
 impl Limiters {
@@ -39,6 +61,8 @@ impl Limiters {
                 settings: s.clone(),
                 per_user: None,
                 per_ip: None,
+                auth_per_ip: None,
+                auth_per_name: None,
             };
         }
         // Keep a limiter (and the buckets it holds) when its own quota did not change.
@@ -50,20 +74,36 @@ impl Limiters {
             (o.settings.per_ip_per_second, o.settings.per_ip_burst)
                 == (s.per_ip_per_second, s.per_ip_burst)
         });
+        let keep_auth_ip = old.filter(|o| {
+            (
+                o.settings.auth_per_ip_per_minute,
+                o.settings.auth_per_ip_burst,
+            ) == (s.auth_per_ip_per_minute, s.auth_per_ip_burst)
+        });
+        let keep_auth_name = old.filter(|o| {
+            (
+                o.settings.auth_per_username_per_minute,
+                o.settings.auth_per_username_burst,
+            ) == (s.auth_per_username_per_minute, s.auth_per_username_burst)
+        });
         Self {
             settings: s.clone(),
-            per_user: keep_user.and_then(|o| o.per_user.clone()).or_else(|| {
-                Some(Arc::new(DefaultKeyedRateLimiter::keyed(quota(
-                    s.per_user_per_second,
-                    s.per_user_burst,
-                ))))
-            }),
-            per_ip: keep_ip.and_then(|o| o.per_ip.clone()).or_else(|| {
-                Some(Arc::new(DefaultKeyedRateLimiter::keyed(quota(
-                    s.per_ip_per_second,
-                    s.per_ip_burst,
-                ))))
-            }),
+            per_user: keyed(
+                keep_user.map(|o| &o.per_user),
+                quota(s.per_user_per_second, s.per_user_burst),
+            ),
+            per_ip: keyed(
+                keep_ip.map(|o| &o.per_ip),
+                quota(s.per_ip_per_second, s.per_ip_burst),
+            ),
+            auth_per_ip: keyed(
+                keep_auth_ip.map(|o| &o.auth_per_ip),
+                quota_per_minute(s.auth_per_ip_per_minute, s.auth_per_ip_burst),
+            ),
+            auth_per_name: keyed(
+                keep_auth_name.map(|o| &o.auth_per_name),
+                quota_per_minute(s.auth_per_username_per_minute, s.auth_per_username_burst),
+            ),
         }
     }
 }
@@ -104,7 +144,23 @@ impl RateLimits {
     /// Whether one more request from `ip` is allowed now.
     pub(crate) fn allow_ip(&self, ip: IpAddr) -> bool {
         match &self.current.load().per_ip {
-            Some(l) => l.check_key(&ip).is_ok(),
+            Some(l) => l.check_key(&IpKey::from(ip)).is_ok(),
+            None => true,
+        }
+    }
+
+    /// Whether one more login or registration from `ip` is allowed now.
+    pub(crate) fn allow_auth_ip(&self, ip: IpAddr) -> bool {
+        match &self.current.load().auth_per_ip {
+            Some(l) => l.check_key(&IpKey::from(ip)).is_ok(),
+            None => true,
+        }
+    }
+
+    /// Whether one more login or registration naming `username` is allowed now.
+    pub(crate) fn allow_auth_name(&self, username: &str) -> bool {
+        match &self.current.load().auth_per_name {
+            Some(l) => l.check_key(&username.to_lowercase()).is_ok(),
             None => true,
         }
     }
@@ -117,6 +173,14 @@ impl RateLimits {
             l.shrink_to_fit();
         }
         if let Some(l) = &current.per_ip {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+        if let Some(l) = &current.auth_per_ip {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+        if let Some(l) = &current.auth_per_name {
             l.retain_recent();
             l.shrink_to_fit();
         }
@@ -138,7 +202,32 @@ mod tests {
             per_user_burst: user.1,
             per_ip_per_second: ip.0,
             per_ip_burst: ip.1,
+            ..RateLimitSettings::default()
         }
+    }
+
+    #[test]
+    fn one_ipv6_64_is_one_client_and_auth_limits_are_their_own() {
+        let l = RateLimits::new(&settings((1, 5), (1, 3)));
+        let in_64 = |i: u128| IpAddr::V6(((0x2001_0db8_0000_0001_u128 << 64) | i).into());
+        // Three requests from three addresses of one /64 use up its burst.
+        assert!((1..=3).all(|i| l.allow_ip(in_64(i * 1_000_003))));
+        assert!(
+            !l.allow_ip(in_64(999)),
+            "the fourth address of the /64 is refused"
+        );
+        let next_64 = IpAddr::V6(((0x2001_0db8_0000_0002_u128 << 64) | 1).into());
+        assert!(l.allow_ip(next_64), "another /64 has its own bucket");
+        // Logins: their own per-client bucket (burst 20 by default), and per name.
+        let ip: IpAddr = [192, 0, 2, 1].into();
+        assert!((0..20).all(|_| l.allow_auth_ip(ip)));
+        assert!(!l.allow_auth_ip(ip));
+        assert!((0..5).all(|_| l.allow_auth_name("Alice")));
+        assert!(
+            !l.allow_auth_name("alice"),
+            "names compare case-insensitively"
+        );
+        assert!(l.allow_auth_name("bob"));
     }
 
     #[test]

@@ -1,19 +1,24 @@
 //! The route table and one filter per route. Path filters come first, then the method, then
-//! auth, so a wrong path is a 404 and a wrong method a 405, never an auth failure.
+//! auth, so a wrong path is a 404 and a wrong method a 405 (with `Allow`), never an auth
+//! failure.
 //!
 //! [`ROUTES`] is the single list of (method, path template): it names the metrics' `route`
-//! label and the OpenAPI test checks it against `openapi.json` both ways.
+//! label, the OpenAPI document is generated from it (`crate::openapi`), and the `Allow`
+//! header of a 405 is read from it.
 
 use crate::auth::{bearer_token, Caller};
+use crate::client_ip::ClientAddr;
 use crate::error::{handle_rejection, ApiError};
 use crate::handlers;
 use crate::state::State;
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
+use futures::TryStreamExt;
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
-use warp::http::HeaderValue;
+use warp::http::{HeaderValue, StatusCode};
+use warp::path::FullPath;
+use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +48,8 @@ macro_rules! r {
 /// span name, per request).
 pub const ROUTES: &[RouteSpec] = &[
     r!("POST", "/api/v1/seckill", "seckill"),
+    r!("POST", "/api/v1/seckill/admission", "seckill_admission"),
+    r!("POST", "/api/v1/seckill/challenge", "seckill_challenge"),
     r!("GET", "/health", "health"),
     r!("GET", "/ready", "ready"),
     r!("GET", "/metrics", "metrics"),
@@ -84,13 +91,16 @@ pub(crate) fn route_of(method: &str, path: &str) -> Option<&'static RouteSpec> {
 }
 
 /// The storefront's pages (served by `static_files`, not part of the API table):
-/// (label, span name) of `GET|HEAD /` and `GET|HEAD /static/<name>`.
+/// (label, span name) of `GET|HEAD /`, `GET|HEAD /docs` and `GET|HEAD /static/<name>`.
 fn storefront_route(method: &str, path: &str) -> Option<(&'static str, &'static str)> {
     if method != "GET" && method != "HEAD" {
         return None;
     }
     if path == "/" {
         return Some(("storefront_index", "GET /"));
+    }
+    if path == "/docs" {
+        return Some(("api_docs", "GET /docs"));
     }
     path.strip_prefix("/static/")
         .filter(|name| !name.is_empty() && !name.contains('/'))
@@ -113,15 +123,48 @@ pub(crate) fn span_name(method: &str, path: &str) -> &'static str {
         .unwrap_or("unmatched")
 }
 
+/// The methods `path` is served with, for `Allow` (empty: no such path).
+pub(crate) fn allowed_methods(path: &str) -> Vec<&'static str> {
+    let mut methods: Vec<&'static str> = ROUTES
+        .iter()
+        .filter(|r| template_matches(r.path, path))
+        .map(|r| r.method)
+        .collect();
+    if storefront_route("GET", path).is_some() {
+        methods.extend(["GET", "HEAD"]);
+    }
+    methods.sort_unstable();
+    methods.dedup();
+    methods
+}
+
+/// A 405 gets `Allow` (the methods of the path); a "405" for a path nobody serves is a 404.
+fn with_allow(path: &FullPath, reply: Response) -> Response {
+    if reply.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return reply;
+    }
+    let methods = allowed_methods(path.as_str());
+    if methods.is_empty() {
+        return ApiError::NotFound("no such route".into()).into_response();
+    }
+    let mut reply = reply;
+    if let Ok(v) = HeaderValue::from_str(&methods.join(", ")) {
+        reply.headers_mut().insert(warp::http::header::ALLOW, v);
+    }
+    reply
+}
+
 /// Every route, with the per-IP limit in front, request ids, the single `recover`, metrics,
 /// access logs and the request span around it all.
 pub fn all(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     // The sale's hot route first: every route before it is tried and rejected per request.
     let api = seckill(state.clone())
+        .or(seckill_admission(state.clone()))
+        .or(seckill_challenge(state.clone()))
         .or(health(state.clone()))
         .or(ready(state.clone()))
         .or(metrics(state.clone()))
-        .or(openapi())
+        .or(openapi(state.clone()))
         .or(register(state.clone()))
         .or(login(state.clone()))
         .or(activities(state.clone()))
@@ -132,14 +175,24 @@ pub fn all(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infalli
         .or(order_cancel(state.clone()))
         .or(admin_create_activity(state.clone()))
         .or(crate::static_files::routes())
+        .map(Reply::into_response)
         // The routes' combined future is large; boxing it once keeps the layers below from
         // moving it around (memcpy showed in profiles).
-        .map(|reply| Box::new(reply) as Box<dyn Reply>)
         .boxed();
     let access = state.clone();
     request_id()
-        .and(ip_limit(state.clone()).and(api).recover(handle_rejection))
-        .map(|id: HeaderValue, reply| warp::reply::with_header(reply, "x-request-id", id))
+        .and(warp::path::full())
+        .and(
+            ip_limit(state.clone())
+                .and(api)
+                .recover(handle_rejection)
+                .unify(),
+        )
+        .map(|id: HeaderValue, path: FullPath, reply: Response| {
+            let mut res = with_allow(&path, reply);
+            res.headers_mut().insert("x-request-id", id);
+            res
+        })
         .with(warp::log::custom(move |info| {
             let label = route_label(info.method().as_str(), info.path());
             let m = &access.metrics;
@@ -158,7 +211,6 @@ pub fn all(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infalli
                     route = label,
                     status,
                     elapsed_us = info.elapsed().as_micros() as u64,
-                    remote = ?info.remote_addr(),
                     logged = ?why,
                 );
             }
@@ -173,6 +225,7 @@ pub fn all(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infalli
                 method = %info.method(),
                 path = info.path(),
                 request_id = tracing::field::Empty,
+                client = tracing::field::Empty,
             );
             // A caller's `traceparent` makes this span a child of its span (before anything
             // runs inside it, so the children inherit the caller's trace id).
@@ -213,17 +266,46 @@ fn with_state(state: State) -> impl Filter<Extract = (State,), Error = Infallibl
     warp::any().map(move || state.clone())
 }
 
+/// The client (`crate::client_ip`, resolved by the listener), recorded in the request span
+/// and limited per client (an IPv6 client per /64).
 fn ip_limit(state: State) -> impl Filter<Extract = (), Error = Rejection> + Clone {
-    warp::addr::remote()
-        .and_then(move |addr: Option<SocketAddr>| {
+    warp::ext::optional::<ClientAddr>()
+        .and_then(move |client: Option<ClientAddr>| {
             let state = state.clone();
             async move {
-                match addr {
-                    Some(a) if !state.limits.allow_ip(a.ip()) => {
-                        Err(warp::reject::custom(ApiError::RateLimited))
-                    }
-                    _ => Ok(()),
+                let Some(client) = client else {
+                    return Ok(());
+                };
+                tracing::Span::current().record("client", tracing::field::display(client.ip));
+                if state.limits.allow_ip(client.ip) {
+                    Ok(())
+                } else {
+                    Err(warp::reject::custom(ApiError::RateLimited))
                 }
+            }
+        })
+        .untuple_one()
+}
+
+/// The stricter per-client limit of the routes that hash passwords; and, when the hashing
+/// pool is full, the refusal it would give, before the body is even read.
+fn auth_limit(state: State) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::ext::optional::<ClientAddr>()
+        .and_then(move |client: Option<ClientAddr>| {
+            let state = state.clone();
+            async move {
+                match client {
+                    Some(c) if !state.limits.allow_auth_ip(c.ip) => {
+                        return Err(warp::reject::custom(ApiError::RateLimited))
+                    }
+                    _ => {}
+                }
+                if state.passwords.saturated() {
+                    return Err(warp::reject::custom(ApiError::Overloaded(
+                        "too many logins at once; try again in a moment".into(),
+                    )));
+                }
+                Ok(())
             }
         })
         .untuple_one()
@@ -248,22 +330,64 @@ fn caller(state: State) -> impl Filter<Extract = (Caller,), Error = Rejection> +
         })
 }
 
+/// An admin caller: the token must say admin, and so must the database, asked on every
+/// admin request (a demoted or deleted admin is refused at once, whatever their token says).
 fn admin(state: State) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
-    caller(state).and_then(|c: Caller| async move {
-        if c.is_admin() {
-            Ok(c)
-        } else {
-            Err(warp::reject::custom(ApiError::Forbidden(
-                "this endpoint needs the admin role".into(),
-            )))
+    caller(state.clone()).and_then(move |c: Caller| {
+        let state = state.clone();
+        async move {
+            let refuse = |why: &str| warp::reject::custom(ApiError::Forbidden(why.into()));
+            if !c.is_admin() {
+                return Err(refuse("this endpoint needs the admin role"));
+            }
+            let Ok(id) = c.user.as_str().parse::<u64>() else {
+                return Err(refuse("this endpoint needs the admin role"));
+            };
+            let role = seckill_db::error::timed(
+                state.settings.mysql_timeout(),
+                seckill_db::users::role_by_id(&state.db, id),
+            )
+            .await
+            .map_err(|e| warp::reject::custom(ApiError::from(e)))?;
+            if role.as_deref() == Some(crate::auth::Role::Admin.as_str()) {
+                Ok(c)
+            } else {
+                Err(refuse("your account no longer has the admin role"))
+            }
         }
     })
 }
 
-/// The raw body, refused past `gateway.body_limit_bytes` (by Content-Length, before reading).
+/// The raw body, refused past `gateway.body_limit_bytes` (by Content-Length, before reading),
+/// and read under the request deadline (a body trickling in is cut off with 408).
 fn body(state: &State) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+    let deadline = state.settings.request_timeout();
     warp::body::content_length_limit(state.settings.gateway.body_limit_bytes)
-        .and(warp::body::bytes())
+        .and(warp::body::stream())
+        .and_then(move |stream| read_body(stream, deadline))
+}
+
+async fn read_body<S, B>(stream: S, deadline: std::time::Duration) -> Result<Bytes, Rejection>
+where
+    S: futures::Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let read = stream.try_fold(BytesMut::new(), |mut acc, mut chunk| async move {
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            let n = part.len();
+            acc.extend_from_slice(part);
+            chunk.advance(n);
+        }
+        Ok(acc)
+    });
+    match tokio::time::timeout(deadline, read).await {
+        Ok(Ok(b)) => Ok(b.freeze()),
+        Ok(Err(_)) => Err(warp::reject::custom(ApiError::InvalidArgument(
+            "the request body could not be read".into(),
+        ))),
+        Err(_) => Err(warp::reject::custom(ApiError::BodyTimeout)),
+    }
 }
 
 fn health(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
@@ -287,15 +411,17 @@ fn metrics(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> 
         .and_then(handlers::system::metrics)
 }
 
-fn openapi() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+fn openapi(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("api" / "v1" / "openapi.json")
         .and(warp::get())
+        .and(with_state(s))
         .and_then(handlers::system::openapi)
 }
 
 fn register(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("api" / "v1" / "auth" / "register")
         .and(warp::post())
+        .and(auth_limit(s.clone()))
         .and(body(&s))
         .and(with_state(s))
         .and_then(handlers::accounts::register)
@@ -304,6 +430,7 @@ fn register(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection>
 fn login(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("api" / "v1" / "auth" / "login")
         .and(warp::post())
+        .and(auth_limit(s.clone()))
         .and(body(&s))
         .and(with_state(s))
         .and_then(handlers::accounts::login)
@@ -330,6 +457,24 @@ fn seckill(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> 
         .and(body(&s))
         .and(with_state(s))
         .and_then(handlers::seckill::reserve)
+}
+
+fn seckill_admission(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("api" / "v1" / "seckill" / "admission")
+        .and(warp::post())
+        .and(caller(s.clone()))
+        .and(body(&s))
+        .and(with_state(s))
+        .and_then(handlers::admission::admit)
+}
+
+fn seckill_challenge(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("api" / "v1" / "seckill" / "challenge")
+        .and(warp::post())
+        .and(caller(s.clone()))
+        .and(body(&s))
+        .and(with_state(s))
+        .and_then(handlers::admission::challenge)
 }
 
 fn seckill_result(s: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
@@ -419,6 +564,16 @@ mod tests {
         assert_eq!(route_label("GET", "/static/a/b"), "unmatched");
         assert_eq!(route_label("POST", "/"), "unmatched");
         assert_eq!(span_name("GET", "/static/app.js"), "GET /static/{name}");
+    }
+
+    #[test]
+    fn allow_lists_the_methods_of_a_path() {
+        assert_eq!(allowed_methods("/api/v1/seckill"), vec!["POST"]);
+        assert_eq!(allowed_methods("/health"), vec!["GET"]);
+        assert_eq!(allowed_methods("/api/v1/orders/9/pay"), vec!["POST"]);
+        assert_eq!(allowed_methods("/"), vec!["GET", "HEAD"]);
+        assert_eq!(allowed_methods("/static/app.js"), vec!["GET", "HEAD"]);
+        assert!(allowed_methods("/nope").is_empty());
     }
 
     #[test]

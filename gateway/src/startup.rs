@@ -3,11 +3,13 @@
 //! SIGINT/SIGTERM, then stops accepting and lets in-flight requests finish.
 
 use crate::access_log::{self, AccessLog};
+use crate::admission::Admission;
 use crate::auth::{Jwt, Role};
+use crate::client_ip::ClientIps;
 use crate::config::Settings;
+use crate::hashing::PasswordWork;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimits;
-use crate::routes;
 use crate::runtime;
 use crate::sold_out::SoldOutFlags;
 use crate::state::{AppState, State};
@@ -27,6 +29,7 @@ pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
     state: State,
+    clients: Arc<ClientIps>,
 }
 
 impl Application {
@@ -70,8 +73,22 @@ impl Application {
             .await
             .with_context(|| format!("Failed to listen on {listen}"))?;
         let addr = listener.local_addr()?;
+        let key = jwt_key(&settings);
+        let admission_key = settings
+            .admission_secret()
+            .map_or_else(|| key.clone(), |k| k.as_bytes().to_vec());
+        let openapi = crate::openapi_json(&settings)?;
+        let clients = Arc::new(ClientIps::new(settings.trusted_proxies()?));
         let state = Arc::new(AppState {
-            jwt: Jwt::new(&jwt_key(&settings), settings.auth.token_ttl_secs),
+            jwt: Jwt::new(&key, settings.auth.token_ttl_secs),
+            admission: Admission::new(&admission_key, &settings.admission),
+            passwords: PasswordWork::new(
+                settings.auth.hash_slots(),
+                settings.auth.hash_queue,
+                Duration::from_millis(settings.auth.hash_wait_ms),
+            ),
+            caches: crate::state::Caches::new(settings.cache_refresh()),
+            openapi,
             sold_out: SoldOutFlags::new(Duration::from_millis(settings.gateway.sold_out_ttl_ms)),
             limits: RateLimits::new(&settings.rate_limit),
             access_log: AccessLog::new(settings.gateway.access_log_sample_every),
@@ -84,6 +101,7 @@ impl Application {
             listener,
             addr,
             state,
+            clients,
         })
     }
 
@@ -136,19 +154,16 @@ impl Application {
                 }
             })
         };
-        warp::serve(routes::all(self.state))
-            .incoming(self.listener)
-            .graceful({
-                let stop = stop.clone();
-                async move {
-                    signal.await;
-                    tracing::info!("shutdown signal received; draining in-flight requests");
-                    // Leave the registry first, so nobody is sent here while draining.
-                    stop.cancel();
-                }
-            })
-            .run()
-            .await;
+        crate::server::serve(self.listener, self.state, self.clients, {
+            let stop = stop.clone();
+            async move {
+                signal.await;
+                tracing::info!("shutdown signal received; draining in-flight requests");
+                // Leave the registry first, so nobody is sent here while draining.
+                stop.cancel();
+            }
+        })
+        .await;
         pruner.abort();
         stop.cancel();
         if let Some(r) = registration {

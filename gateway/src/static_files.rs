@@ -1,5 +1,6 @@
 //! The storefront: the files of `gateway/static/`, embedded in the binary (so it serves them
-//! from any working directory) and served at `/` (the page) and `/static/<name>` (assets).
+//! from any working directory) and served at `/` (the page), `/docs` (the API's OpenAPI
+//! document, rendered offline by `docs.js`) and `/static/<name>` (assets).
 //!
 //! Caching keeps the sale fast without ever showing a stale page after a deploy:
 //! - `index.html` is `Cache-Control: no-cache` (revalidated on every visit, cheaply, with its
@@ -24,6 +25,7 @@ struct Asset {
 }
 
 const INDEX_HTML: &str = include_str!("../static/index.html");
+const DOCS_HTML: &str = include_str!("../static/docs.html");
 
 /// The assets, in the order their URLs are versioned inside `index.html`.
 const ASSETS: &[Asset] = &[
@@ -41,6 +43,16 @@ const ASSETS: &[Asset] = &[
         name: "favicon.svg",
         content_type: "image/svg+xml",
         bytes: include_bytes!("../static/favicon.svg"),
+    },
+    Asset {
+        name: "docs.css",
+        content_type: "text/css; charset=utf-8",
+        bytes: include_bytes!("../static/docs.css"),
+    },
+    Asset {
+        name: "docs.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../static/docs.js"),
     },
 ];
 
@@ -81,21 +93,30 @@ pub fn versioned_index(html: &str, assets: &[(&str, &[u8])]) -> String {
     })
 }
 
-fn served() -> &'static (Served, Vec<(&'static str, Served)>) {
-    static SERVED: OnceLock<(Served, Vec<(&'static str, Served)>)> = OnceLock::new();
+/// The pages (`/`, `/docs`) and the assets.
+struct Files {
+    index: Served,
+    docs: Served,
+    assets: Vec<(&'static str, Served)>,
+}
+
+fn served() -> &'static Files {
+    static SERVED: OnceLock<Files> = OnceLock::new();
     SERVED.get_or_init(|| {
         let pairs: Vec<(&str, &[u8])> = ASSETS.iter().map(|a| (a.name, a.bytes)).collect();
-        let page: &'static [u8] = Box::leak(
-            versioned_index(INDEX_HTML, &pairs)
-                .into_bytes()
-                .into_boxed_slice(),
-        );
-        let index = Served {
-            body: page,
-            etag: format!("\"{}\"", fingerprint(page)),
-            content_type: "text/html; charset=utf-8",
-            cache_control: INDEX_CACHE_CONTROL,
-            is_page: true,
+        let page = |html: &str| {
+            let body: &'static [u8] = Box::leak(
+                versioned_index(html, &pairs)
+                    .into_bytes()
+                    .into_boxed_slice(),
+            );
+            Served {
+                body,
+                etag: format!("\"{}\"", fingerprint(body)),
+                content_type: "text/html; charset=utf-8",
+                cache_control: INDEX_CACHE_CONTROL,
+                is_page: true,
+            }
         };
         let assets = ASSETS
             .iter()
@@ -110,7 +131,11 @@ fn served() -> &'static (Served, Vec<(&'static str, Served)>) {
                 (a.name, s)
             })
             .collect();
-        (index, assets)
+        Files {
+            index: page(INDEX_HTML),
+            docs: page(DOCS_HTML),
+            assets,
+        }
     })
 }
 
@@ -162,13 +187,17 @@ fn if_none_match(
         .unify()
 }
 
-/// `GET|HEAD /` and `GET|HEAD /static/<name>`; anything else is rejected as not found, so the
-/// API's routes and rejections are unaffected.
+/// `GET|HEAD /`, `GET|HEAD /docs` and `GET|HEAD /static/<name>`; anything else is rejected
+/// as not found, so the API's routes and rejections are unaffected.
 pub fn routes() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     let index = warp::path::end()
         .and(get_or_head())
         .and(if_none_match())
-        .map(|inm: Option<String>| respond(&served().0, inm));
+        .map(|inm: Option<String>| respond(&served().index, inm));
+    let docs = warp::path!("docs")
+        .and(get_or_head())
+        .and(if_none_match())
+        .map(|inm: Option<String>| respond(&served().docs, inm));
     let asset = warp::path("static")
         .and(warp::path::param::<String>())
         .and(warp::path::end())
@@ -176,13 +205,13 @@ pub fn routes() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clo
         .and(if_none_match())
         .and_then(|name: String, inm: Option<String>| async move {
             served()
-                .1
+                .assets
                 .iter()
                 .find(|(n, _)| *n == name)
                 .map(|(_, file)| respond(file, inm))
                 .ok_or_else(warp::reject::not_found)
         });
-    index.or(asset)
+    index.or(docs).or(asset)
 }
 
 #[cfg(test)]
@@ -197,9 +226,9 @@ mod tests {
 
     #[test]
     fn index_refers_to_versioned_assets() {
-        let page = &served().0;
+        let page = &served().index;
         let html = std::str::from_utf8(page.body).unwrap_or_default();
-        for a in ASSETS {
+        for a in ASSETS.iter().filter(|a| !a.name.starts_with("docs.")) {
             let want = format!("\"/static/{}?v={}\"", a.name, fingerprint(a.bytes));
             assert!(html.contains(&want), "index.html lacks {want}");
         }
@@ -213,6 +242,10 @@ mod tests {
                 INDEX_HTML.contains(&format!("\"/static/{name}\"")),
                 "{name}"
             );
+            assert!(ASSETS.iter().any(|a| a.name == name), "{name}");
+        }
+        for name in ["docs.css", "docs.js", "favicon.svg"] {
+            assert!(DOCS_HTML.contains(&format!("\"/static/{name}\"")), "{name}");
             assert!(ASSETS.iter().any(|a| a.name == name), "{name}");
         }
     }

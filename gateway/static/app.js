@@ -5,6 +5,10 @@
 // - Countdowns tick locally (corrected by the server's Date header) and never call the API.
 // - "Buy now" sends POST /api/v1/seckill once, then polls GET /api/v1/seckill/result with a
 //   growing delay until the order is confirmed or refused.
+// - When a sale requires admission (activity.admission.required), the page first gets an
+//   admission token (POST /api/v1/seckill/admission) and waits for the turn it names; when the
+//   sale asks for proof of work (admission.difficulty > 0) it solves the challenge with Web
+//   Crypto SHA-256 in small batches, ahead of time (during the countdown) so the click is fast.
 // - The login token lives in sessionStorage (gone when the tab closes).
 // - Every refusal code of the API has a sentence a customer can act on.
 'use strict';
@@ -43,6 +47,15 @@
     SERVICE_UNAVAILABLE: () => 'The shop is temporarily unavailable. Please try again in a moment.',
     INTERNAL: () => 'Something went wrong on our side. Please try again in a moment.',
     NETWORK: () => 'Cannot reach the shop. Check your connection and try again.',
+    OVERLOADED: () => 'The shop is very busy right now. Please try again in a moment.',
+    REQUEST_TIMEOUT: () => 'The request took too long to arrive. Please try again.',
+    ADMISSION_REQUIRED: () => 'This sale needs an entry ticket; please try again.',
+    ADMISSION_INVALID: () => 'Your entry ticket for this sale is not valid; please try again.',
+    ADMISSION_EXPIRED: () => 'Your entry ticket for this sale expired; please try again.',
+    ADMISSION_USED: () => 'That entry ticket was already used; please try again.',
+    TOO_EARLY: () => 'It is not your turn yet; please try again in a moment.',
+    POW_REQUIRED: () => 'Your entry ticket could not be prepared; please try again.',
+    POW_INVALID: () => 'Your entry ticket could not be prepared; please try again.',
   };
 
   /** A sentence for a failed API reply; `a` is the activity concerned, if any. */
@@ -166,6 +179,10 @@
   function renderCard(c) {
     const { a, el } = c;
     const p = phase(a);
+    // Proof of work is done ahead of the click (during the countdown), in the background.
+    if (session && (p === 'pending' || p === 'open') && a.admission && a.admission.difficulty && !c.work) {
+      work(c).catch(() => {});
+    }
     c.phase = p;
     el.dataset.phase = p;
     $('.title', el).textContent = a.title;
@@ -275,7 +292,96 @@
     tickOrders();
   }, 250);
 
+  // ---- admission: entry tickets and proof of work ------------------------------------------
+
+  const hex = (n) => n.toString(16);
+  const encoder = new TextEncoder();
+
+  function zeroBits(bytes) {
+    let n = 0;
+    for (const b of bytes) {
+      if (b === 0) { n += 8; continue; }
+      return n + Math.clz32(b) - 24;
+    }
+    return n;
+  }
+
+  /** The first nonce solving `challenge`: SHA-256(challenge ":" nonce) starts with `bits`
+   *  zero bits. Batches of digests in parallel, yielding to the page between batches. */
+  async function solve(challenge, bits) {
+    const BATCH = 256;
+    for (let base = 0; ; base += BATCH) {
+      const nonces = Array.from({ length: BATCH }, (_, i) => hex(base + i));
+      const digests = await Promise.all(nonces.map((n) =>
+        crypto.subtle.digest('SHA-256', encoder.encode(`${challenge}:${n}`))));
+      for (let i = 0; i < BATCH; i++) {
+        if (zeroBits(new Uint8Array(digests[i])) >= bits) return nonces[i];
+      }
+      if (base % (BATCH * 16) === 0) await sleep(0);
+    }
+  }
+
+  /** A solved challenge for the card's sale (fetched and solved once, reused until it
+   *  expires); null when the sale asks for no work. */
+  function work(c) {
+    const a = c.a;
+    if (!a.admission || !a.admission.difficulty) return Promise.resolve(null);
+    if (c.work && Date.parse(c.work.expires_at) - now() > 10000) return Promise.resolve(c.work);
+    if (c.solving) return c.solving;
+    c.solving = (async () => {
+      const res = await api('POST', '/seckill/challenge', { activity_id: String(a.id) });
+      if (!res.ok) return null;
+      const nonce = await solve(res.data.challenge, res.data.difficulty);
+      c.work = { challenge: res.data.challenge, nonce, expires_at: res.data.expires_at };
+      return c.work;
+    })().finally(() => { c.solving = null; });
+    return c.solving;
+  }
+
+  /** An admission token for the card's sale: {token, wait_ms} or a failed API reply. */
+  async function admission(c) {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const w = await work(c);
+      const body = { activity_id: String(c.a.id) };
+      if (w) { body.challenge = w.challenge; body.nonce = w.nonce; }
+      const res = await api('POST', '/seckill/admission', body);
+      if (res.ok) return res;
+      // A stale or too easy challenge (the sale's difficulty changed): solve a new one.
+      if ((res.error === 'POW_INVALID' || res.error === 'POW_REQUIRED') && attempt === 0) {
+        c.work = null;
+        continue;
+      }
+      return res;
+    }
+    return { ok: false, status: 0, error: 'POW_INVALID', message: '' };
+  }
+
   // ---- buying ----------------------------------------------------------------------------
+
+  /** POST /api/v1/seckill, with an admission token first when the sale requires one. */
+  async function reserve(c, status) {
+    const a = c.a;
+    const body = { activity_id: String(a.id), product_id: String(a.product_id), quantity: 1 };
+    if (!a.admission || !a.admission.required) return api('POST', '/seckill', body);
+    let res;
+    for (let ticket = 0; ticket < 2; ticket++) {
+      const adm = await admission(c);
+      if (!adm.ok) return adm;
+      body.admission = adm.data.token;
+      if (adm.data.wait_ms > 0) {
+        say(status, 'You are in! The sale admits everyone who clicked at the opening in a random order; your turn comes in a moment…', 'warn');
+        await sleep(adm.data.wait_ms);
+      }
+      for (let early = 0; early < 5; early++) {
+        res = await api('POST', '/seckill', body);
+        if (res.error !== 'TOO_EARLY') break;
+        await sleep((res.data && res.data.retry_after_ms) || res.retryAfter || 200);
+      }
+      // A ticket that expired or is refused while we waited: one new one.
+      if (res.error !== 'ADMISSION_EXPIRED' && res.error !== 'ADMISSION_INVALID') return res;
+    }
+    return res;
+  }
 
   async function buy(c) {
     const status = $('.status', c.el);
@@ -290,9 +396,7 @@
     try {
       say(status, 'Sending your order…', 'warn');
       const a = c.a;
-      const res = await api('POST', '/seckill', {
-        activity_id: String(a.id), product_id: String(a.product_id), quantity: 1,
-      });
+      const res = await reserve(c, status);
       if (!res.ok) {
         say(status, explain(res, a), 'err');
         if (res.error === 'SOLD_OUT') { a.remaining = 0; a.state = 'sold-out'; }
@@ -522,7 +626,8 @@
     $('#orders-section').hidden = !inside;
     $('#session-user').textContent = inside ? session.username : '';
     if (!inside) { orders = []; renderOrders(); }
-    for (const c of cards.values()) renderCard(c);
+    // Solved challenges belong to one user.
+    for (const c of cards.values()) { c.work = null; renderCard(c); }
   }
 
   function notice(text, kind) {

@@ -5,10 +5,12 @@
 //! - [`accounts`]: register, login.
 //! - [`activities`]: list, one, and the admin's create.
 //! - [`seckill`]: the hot path (reserve) and result polling.
+//! - [`admission`]: proof-of-work challenges and admission tokens for the sale.
 //! - [`orders`]: the caller's orders, pay, cancel.
 
 pub(crate) mod accounts;
 pub(crate) mod activities;
+pub(crate) mod admission;
 pub(crate) mod orders;
 pub(crate) mod seckill;
 pub(crate) mod system;
@@ -47,4 +49,12 @@ async fn sql<T>(
     fut: impl Future<Output = Result<T, seckill_db::DbError>>,
 ) -> Result<T, ApiError> {
     Ok(seckill_db::error::timed(s.settings.mysql_timeout(), fut).await?)
+}
+
+/// Now, in unix milliseconds (the unit of the module's sale windows and of admission tokens).
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }

@@ -103,6 +103,7 @@ pub(crate) async fn cancel(id: String, caller: Caller, s: State) -> Result<Respo
             Ok(Ok(qty)) => {
                 tracing::info!(order = id, qty, "order cancelled, stock returned");
                 s.sold_out.clear(&o.activity_id.to_string());
+                s.caches.invalidate();
                 o.released_at = Some(Utc::now().naive_utc());
             }
             // The row is cancelled with released_at NULL: the sweeper finishes the release.

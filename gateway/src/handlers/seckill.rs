@@ -1,17 +1,22 @@
 //! `POST /api/v1/seckill` (the hot path: no MySQL, one coalesced `SECKILL.RESERVE`) and
 //! `GET /api/v1/seckill/result`.
+//!
+//! When the activity requires admission, the token is checked here before Redis is asked:
+//! one HMAC (`seckill_core::admission`), its user, activity, expiry and turn, then this
+//! gateway's seen-set (`crate::admission`). No Redis or database round trip is added.
 
-use super::{respond, sql};
+use super::{now_ms, respond, sql};
+use crate::admission::SeenSet;
 use crate::auth::Caller;
 use crate::envelope;
 use crate::error::ApiError;
-use crate::models::ReserveRequest;
+use crate::models::{ReservationView, ReserveRequest, ResultView};
 use crate::state::State;
 use bytes::Bytes;
 use seckill_client::ClientError;
+use seckill_core::admission::AdmissionError;
 use seckill_core::{ActivityId, Refusal};
 use seckill_db::orders;
-use serde_json::json;
 use std::convert::Infallible;
 use std::time::Instant;
 use warp::http::StatusCode;
@@ -29,10 +34,80 @@ pub(crate) async fn reserve(caller: Caller, body: Bytes, s: State) -> Result<Res
             Refusal::NoActivity => "no_activity",
         },
         Err(ApiError::InvalidArgument(_)) => "invalid",
+        Err(
+            ApiError::AdmissionRequired(_)
+            | ApiError::AdmissionInvalid(_)
+            | ApiError::AdmissionExpired
+            | ApiError::AdmissionUsed,
+        ) => "no_admission",
+        Err(ApiError::TooEarly { .. }) => "too_early",
+        Err(ApiError::RateLimited) => "rate_limited",
         Err(_) => "error",
     };
     s.metrics.reservations.with_label_values(&[label]).inc();
     Ok(outcome.unwrap_or_else(ApiError::into_response))
+}
+
+/// A ticket marked in the seen-set for the duration of its reservation: unmarked on drop
+/// unless the reservation succeeded (a failed or abandoned attempt may use it again).
+struct Marked<'a> {
+    seen: &'a SeenSet,
+    nonce: u128,
+    keep: bool,
+}
+
+impl Drop for Marked<'_> {
+    fn drop(&mut self) {
+        if !self.keep {
+            self.seen.forget(self.nonce);
+        }
+    }
+}
+
+fn refused_admission(e: AdmissionError) -> ApiError {
+    match e {
+        AdmissionError::Expired(_) => ApiError::AdmissionExpired,
+        other => ApiError::AdmissionInvalid(format!("{other}; ask for a new one")),
+    }
+}
+
+/// The admission check of a request for `req.activity` by `caller`, when the activity
+/// requires it: the ticket, marked as in use (`None` when no admission is required).
+fn admitted<'a>(
+    s: &'a State,
+    caller: &Caller,
+    req: &ReserveRequest,
+) -> Result<Option<Marked<'a>>, ApiError> {
+    if !s.admission.rules(req.activity.as_str()).required {
+        return Ok(None);
+    }
+    let token = req.admission.as_deref().ok_or_else(|| {
+        ApiError::AdmissionRequired(
+            "this sale requires admission: get a token from POST /api/v1/seckill/admission \
+             and send it as 'admission'"
+                .into(),
+        )
+    })?;
+    let now = now_ms();
+    let t = s
+        .admission
+        .keys
+        .verify_ticket(token, &caller.user, &req.activity, now)
+        .map_err(refused_admission)?;
+    if now < t.not_before_ms {
+        return Err(ApiError::TooEarly {
+            retry_after_ms: t.not_before_ms - now,
+            not_before_ms: t.not_before_ms,
+        });
+    }
+    if !s.admission.seen.mark(t.nonce, t.expires_ms, now) {
+        return Err(ApiError::AdmissionUsed);
+    }
+    Ok(Some(Marked {
+        seen: &s.admission.seen,
+        nonce: t.nonce,
+        keep: false,
+    }))
 }
 
 async fn reserve_inner(caller: &Caller, body: &[u8], s: &State) -> Result<Response, ApiError> {
@@ -44,20 +119,26 @@ async fn reserve_inner(caller: &Caller, body: &[u8], s: &State) -> Result<Respon
             format!("activity '{activity}' is sold out"),
         ));
     }
+    let mut ticket = admitted(s, caller, &req)?;
     match s
         .store
         .reserve(&req.activity, &caller.user, req.quantity, &req.product)
         .await
     {
-        Ok(r) => Ok(envelope::ok(
-            StatusCode::OK,
-            json!({
-                "reservation_id": r.id,
-                "status": "queued",
-                "activity_id": activity,
-                "quantity": req.quantity,
-            }),
-        )),
+        Ok(r) => {
+            if let Some(t) = ticket.as_mut() {
+                t.keep = true;
+            }
+            Ok(envelope::ok(
+                StatusCode::OK,
+                ReservationView {
+                    reservation_id: r.id,
+                    status: "queued",
+                    activity_id: activity.to_owned(),
+                    quantity: req.quantity,
+                },
+            ))
+        }
         Err(ClientError::Refused {
             refusal: Refusal::SoldOut,
             ..
@@ -74,14 +155,15 @@ async fn reserve_inner(caller: &Caller, body: &[u8], s: &State) -> Result<Respon
 
 /// `activity_id` from a raw query string.
 pub(crate) fn activity_from_query(raw: &str) -> Result<ActivityId, ApiError> {
-    let value = raw
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("activity_id="))
+    // Percent-decoded, as any client encodes it (`R%3A` is `R:`).
+    let value = form_urlencoded::parse(raw.as_bytes())
+        .find_map(|(k, v)| (k == "activity_id").then_some(v))
         .filter(|v| !v.is_empty())
         .ok_or_else(|| {
             ApiError::InvalidArgument("query parameter 'activity_id' is required".into())
         })?;
-    ActivityId::parse(value).map_err(|e| ApiError::InvalidArgument(format!("'activity_id': {e}")))
+    ActivityId::parse(value.as_bytes())
+        .map_err(|e| ApiError::InvalidArgument(format!("'activity_id': {e}")))
 }
 
 pub(crate) async fn result(
@@ -98,16 +180,21 @@ pub(crate) async fn result(
             Ok(n) => sql(&s, orders::latest_of_user(&s.db, n, user)).await?,
             Err(_) => None,
         };
+        let order = |status, o: orders::OrderRow| ResultView {
+            status,
+            order_id: Some(o.id),
+            order_status: Some(o.status),
+            reservation_id: Some(o.reservation_id),
+        };
         let data = match (held > 0, latest) {
-            (true, Some(o)) if o.is_live() => json!({
-                "status": "success", "order_id": o.id, "order_status": o.status,
-                "reservation_id": o.reservation_id,
-            }),
-            (true, _) => json!({"status": "queued"}),
-            (false, Some(o)) => json!({
-                "status": "failed", "order_id": o.id, "order_status": o.status,
-                "reservation_id": o.reservation_id,
-            }),
+            (true, Some(o)) if o.is_live() => order("success", o),
+            (true, _) => ResultView {
+                status: "queued",
+                order_id: None,
+                order_status: None,
+                reservation_id: None,
+            },
+            (false, Some(o)) => order("failed", o),
             (false, None) => {
                 return Err(ApiError::NotFound(format!(
                     "you have no reservation in activity '{activity}'"
@@ -137,7 +224,19 @@ mod tests {
                 .ok(),
             Some("7".into())
         );
-        for bad in ["", "activity_id=", "x=1", "activity_id=a%7Bb"] {
+        assert_eq!(
+            activity_from_query("activity_id=R%3A")
+                .map(|a| a.to_string())
+                .ok(),
+            Some("R:".into())
+        );
+        for bad in [
+            "",
+            "activity_id=",
+            "x=1",
+            "activity_id=a%7Bb",
+            "activity_id=a%20b",
+        ] {
             assert!(
                 matches!(activity_from_query(bad), Err(ApiError::InvalidArgument(_))),
                 "{bad}"

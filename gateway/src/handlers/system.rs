@@ -1,10 +1,10 @@
 //! `GET /health`, `GET /metrics`, `GET /api/v1/openapi.json`.
 
 use crate::envelope;
+use crate::models::{HealthView, ReadyView};
 use crate::state::State;
 use chrono::{SecondsFormat, Utc};
 use seckill_db::MySqlPool;
-use serde_json::json;
 use std::convert::Infallible;
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
@@ -14,7 +14,11 @@ pub(crate) async fn health(s: State) -> Result<Response, Infallible> {
     Ok(match s.store.ping().await {
         Ok(()) => envelope::ok(
             StatusCode::OK,
-            json!({"status": "healthy", "timestamp": ts}),
+            HealthView {
+                status: "healthy",
+                timestamp: ts,
+                redis: None,
+            },
         ),
         Err(e) => {
             tracing::warn!(error = %e, "health check: redis unreachable");
@@ -22,7 +26,11 @@ pub(crate) async fn health(s: State) -> Result<Response, Infallible> {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "SERVICE_UNAVAILABLE",
                 "redis is unreachable",
-                json!({"status": "unhealthy", "timestamp": ts, "redis": "down"}),
+                HealthView {
+                    status: "unhealthy",
+                    timestamp: ts,
+                    redis: Some("down"),
+                },
             )
         }
     })
@@ -39,12 +47,16 @@ pub(crate) async fn ready(s: State) -> Result<Response, Infallible> {
     let redis_ok = redis.is_ok();
     let mysql_ok = mysql.is_ok();
     let word = |ok: bool| if ok { "up" } else { "down" };
-    let data = json!({
-        "status": if redis_ok && mysql_ok { "ready" } else { "not-ready" },
-        "timestamp": ts,
-        "redis": word(redis_ok),
-        "mysql": word(mysql_ok),
-    });
+    let data = ReadyView {
+        status: if redis_ok && mysql_ok {
+            "ready"
+        } else {
+            "not-ready"
+        },
+        timestamp: ts,
+        redis: word(redis_ok),
+        mysql: word(mysql_ok),
+    };
     Ok(if redis_ok && mysql_ok {
         envelope::ok(StatusCode::OK, data)
     } else {
@@ -78,8 +90,8 @@ pub(crate) async fn metrics(s: State) -> Result<Response, Infallible> {
     Ok(res)
 }
 
-pub(crate) async fn openapi() -> Result<Response, Infallible> {
-    let mut res = Response::new(crate::OPENAPI_JSON.into());
+pub(crate) async fn openapi(s: State) -> Result<Response, Infallible> {
+    let mut res = Response::new(s.openapi.clone().into());
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

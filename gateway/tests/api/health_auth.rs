@@ -126,7 +126,11 @@ async fn register_then_login() {
             (StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS")
         );
     }
-    assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 1);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM users WHERE role = 'user'")
+            .await,
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -117,6 +117,9 @@ pub(crate) async fn spawn_with(with_db: bool, tweak: impl FnOnce(&mut Settings))
     settings.rate_limit.per_ip_per_second = 1_000_000;
     settings.rate_limit.per_ip_burst = 1_000_000;
     tweak(&mut settings);
+    if let Some(url) = &db_url {
+        seed_admin(url, settings.gateway.dev_mode).await;
+    }
     let app = Application::build(settings).await.expect("gateway builds");
     let addr = app.local_addr();
     let state = app.state();
@@ -141,7 +144,42 @@ pub(crate) async fn spawn_with(with_db: bool, tweak: impl FnOnce(&mut Settings))
     }
 }
 
+/// `admin_token()` is user 1 with the admin role; admin routes check the role in the
+/// database, so user 1 must exist as an admin (dev mode seeds `admin` as user 1 itself).
+async fn seed_admin(url: &str, dev_mode: bool) {
+    if dev_mode {
+        return;
+    }
+    let pool = sqlx::MySqlPool::connect(url).await.expect("mysql");
+    seckill_db::pool::migrate(&pool).await.expect("migrations");
+    sqlx::query(
+        "INSERT IGNORE INTO users (id, username, password_hash, role) \
+         VALUES (1, 'test-admin', 'not-a-hash', 'admin')",
+    )
+    .execute(&pool)
+    .await
+    .expect("seed the test admin");
+}
+
 impl TestApp {
+    /// Polls `check` every 100 ms until it holds or `timeout` passes; whether it held.
+    /// (Used by the edge tests, which share these helpers.)
+    #[allow(dead_code)]
+    pub(crate) async fn eventually<F, Fut>(&self, timeout: Duration, mut check: F) -> bool
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if check().await {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
     pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
