@@ -9,6 +9,7 @@ use seckill_core::record::ActivityRecord;
 use seckill_core::Refusal;
 
 pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let args = super::without_keys(&args)?;
     if args.len() != 2 {
         return Err(RedisError::WrongArity);
     }
