@@ -1,44 +1,104 @@
-//! [`SeckillClient`]: one multiplexed Redis connection (reconnected in the background) with
-//! a deadline on every call, and the hot path's `SECKILL.RESERVE` pipelined through the
-//! [`Coalescer`]. The gateway serves every request through one of these.
+//! [`SeckillClient`]: the gateway's Redis, with a deadline on every call.
+//!
+//! - Standalone: one multiplexed connection (reconnected in the background), the hot path's
+//!   `SECKILL.RESERVE`s pipelined through the [`Coalescer`].
+//! - Redis Cluster (`redis.cluster_nodes`): a cluster connection that routes each command to
+//!   the node of its activity and follows MOVED/ASK/TRYAGAIN; RESERVEs are sent one by one (a
+//!   pipeline through it would fail every command on one refusal, and re-send commands that
+//!   already ran when redirected), and the cluster connection's per-node multiplexed
+//!   connections batch whatever is queued together.
+//!
+//! With `min_replicas` > 0 a reservation is acknowledged only once that many replicas hold it
+//! ([`crate::confirm`], one confirmation per node per batch); otherwise its
+//! [`Durability`] says it is pending.
 
+use crate::cluster::{self, RedisConn, TopologyCache};
 use crate::coalesce::Coalescer;
+use crate::confirm::{Confirmed, Confirmer};
 use crate::error::ClientError;
-use crate::sale::{self, CreateArgs, Reservation, Status};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use crate::sale::{self, CreateArgs, Durability, Reservation, Status};
+use crate::topology::{Target, Topology};
 use seckill_core::{ActivityId, UserId};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// How often the gateway re-reads the cluster's layout (also whenever a node misbehaves).
+const TOPOLOGY_REFRESH: Duration = Duration::from_secs(2);
+
+/// Where Redis is, and what a reservation waits for before it is acknowledged.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    pub target: Target,
+    /// The deadline of one call (connect included).
+    pub timeout: Duration,
+    /// Replicas that must hold a reservation before it is acknowledged; 0: none asked.
+    pub min_replicas: u32,
+    /// How long one confirmation waits for them (`WAIT`'s timeout).
+    pub replica_ack_timeout: Duration,
+}
+
+impl ClientSettings {
+    /// A standalone server, nothing asked of replicas.
+    pub fn standalone(url: &str, timeout: Duration) -> Self {
+        Self {
+            target: Target::new(url, &[]),
+            timeout,
+            min_replicas: 0,
+            replica_ack_timeout: Duration::from_millis(100),
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct SeckillClient {
-    conn: ConnectionManager,
-    /// The hot path's `SECKILL.RESERVE`s, pipelined together.
-    batch: Coalescer,
+    conn: RedisConn,
+    /// The hot path's `SECKILL.RESERVE`s, pipelined together (standalone only).
+    batch: Option<Coalescer>,
+    /// Replica confirmations (`min_replicas` > 0 only).
+    confirm: Option<Confirmer>,
+    /// The cluster's layout (a cluster only).
+    topology: Option<Arc<TopologyCache>>,
     timeout: Duration,
+    replica_ack_timeout: Duration,
 }
 
 impl SeckillClient {
-    /// Connects (bounded by a few `timeout`s); reconnects happen in the background later.
+    /// A standalone server (bounded by a few `timeout`s); reconnects happen in the background.
     pub async fn connect(url: &str, timeout: Duration) -> Result<Self, ClientError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| ClientError::Unavailable(format!("invalid redis URL: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(timeout)
-            .set_response_timeout(timeout)
-            .set_number_of_retries(2)
-            .set_max_delay(1_000);
-        let conn = tokio::time::timeout(
-            timeout * 4,
-            ConnectionManager::new_with_config(client, config),
-        )
-        .await
-        .map_err(|_| ClientError::Timeout(timeout * 4))?
-        .map_err(|e| ClientError::Unavailable(e.to_string()))?;
+        Self::connect_with(&ClientSettings::standalone(url, timeout)).await
+    }
+
+    /// Connects to the standalone server or the cluster of `s`.
+    pub async fn connect_with(s: &ClientSettings) -> Result<Self, ClientError> {
+        let mut conn = cluster::connect(&s.target, s.timeout).await?;
+        let topology = if s.target.is_cluster() {
+            let cache = TopologyCache::load(&s.target, &mut conn).await?;
+            cache.spawn_refresher(conn.clone(), TOPOLOGY_REFRESH);
+            Some(cache)
+        } else {
+            None
+        };
+        let confirm = if s.min_replicas > 0 {
+            // Its own connection: WAIT blocks the connection it runs on.
+            let ack = s.replica_ack_timeout;
+            let own =
+                cluster::connect(&s.target, s.timeout.max(ack + Duration::from_secs(1))).await?;
+            Some(Confirmer::new(own, topology.clone(), s.min_replicas, ack))
+        } else {
+            None
+        };
+        let batch = match &conn {
+            RedisConn::Single(c) => Some(Coalescer::spawn(c.clone())),
+            RedisConn::Cluster(_) => None,
+        };
         Ok(Self {
-            batch: Coalescer::spawn(conn.clone()),
             conn,
-            timeout,
+            batch,
+            confirm,
+            topology,
+            timeout: s.timeout,
+            replica_ack_timeout: s.replica_ack_timeout,
         })
     }
 
@@ -47,9 +107,15 @@ impl SeckillClient {
         self.timeout
     }
 
-    /// A handle on the shared multiplexed connection, for calls this type does not wrap.
-    pub fn connection(&self) -> ConnectionManager {
+    /// A handle on the shared connection (routed by key in a cluster), for calls this type
+    /// does not wrap.
+    pub fn connection(&self) -> RedisConn {
         self.conn.clone()
+    }
+
+    /// The cluster's layout as last read (`None` for a standalone server).
+    pub fn topology(&self) -> Option<Arc<Topology>> {
+        self.topology.as_ref().map(|t| t.get())
     }
 
     async fn timed<T>(
@@ -61,7 +127,10 @@ impl SeckillClient {
             .unwrap_or(Err(ClientError::Timeout(self.timeout)))
     }
 
-    /// `SECKILL.RESERVE`, sent in the next coalesced pipeline.
+    /// `SECKILL.RESERVE` (in the next coalesced pipeline on a standalone server), then, with
+    /// `min_replicas` > 0, its confirmation on replicas: [`Durability::Replicated`] or
+    /// [`Durability::Pending`]; a reservation the node holding the activity no longer has (a
+    /// failover lost it) is [`ClientError::Unavailable`]: nothing is held, try again.
     pub async fn reserve(
         &self,
         activity: &ActivityId,
@@ -70,8 +139,35 @@ impl SeckillClient {
         product: &str,
     ) -> Result<Reservation, ClientError> {
         let cmd = sale::reserve_cmd(activity, user, qty, product);
-        self.timed(async { sale::parse_reservation(self.batch.query(cmd).await?) })
-            .await
+        let mut r = self
+            .timed(async {
+                match &self.batch {
+                    Some(batch) => sale::parse_reservation(batch.query(cmd).await?),
+                    None => {
+                        let mut conn = self.conn.clone();
+                        let v: redis::Value = cmd
+                            .query_async(&mut conn)
+                            .await
+                            .map_err(|e| crate::error::classify(&e))?;
+                        sale::parse_reservation(v)
+                    }
+                }
+            })
+            .await?;
+        let Some(confirm) = &self.confirm else {
+            return Ok(r);
+        };
+        // A round takes the ack timeout at most, plus its round trip.
+        let bound = self.replica_ack_timeout + Duration::from_millis(250);
+        r.durability = match tokio::time::timeout(bound, confirm.confirm(activity, &r.id)).await {
+            Ok(Confirmed::Replicated(n)) => Durability::Replicated(n),
+            Ok(Confirmed::Lost) => return Err(ClientError::Unavailable(format!(
+                "reservation {} of activity '{activity}' was lost in a failover; nothing is held",
+                r.id
+            ))),
+            Ok(Confirmed::Pending) | Err(_) => Durability::Pending,
+        };
+        Ok(r)
     }
 
     pub async fn release(
@@ -99,10 +195,11 @@ impl SeckillClient {
         self.timed(sale::held(&mut conn, activity, user)).await
     }
 
+    /// PING (every primary, in a cluster).
     pub async fn ping(&self) -> Result<(), ClientError> {
         let mut conn = self.conn.clone();
         self.timed(async move {
-            let _: String = redis::cmd("PING")
+            let _: redis::Value = redis::cmd("PING")
                 .query_async(&mut conn)
                 .await
                 .map_err(|e| crate::error::classify(&e))?;

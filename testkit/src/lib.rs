@@ -4,6 +4,8 @@
 //!
 //! # Layout
 //! - [`redis`]: `redis-server` with the freshly built seckill module loaded.
+//! - [`cluster`]: a Redis Cluster of such servers (primaries and replicas), nodes killed and
+//!   restarted at will.
 //! - [`ports`]: free loopback ports, starts retried on another port when one was taken in
 //!   between, and readiness that checks the server itself listens (not another test's).
 //! - [`process`]: a child-process guard that kills on drop, and [`bin_path`] of the
@@ -12,6 +14,7 @@
 //! - [`etcd`]: a private single-member etcd.
 //! - [`otlp`]: an OTLP/gRPC trace receiver recording the spans it is sent.
 
+pub mod cluster;
 pub mod etcd;
 pub mod mariadb;
 pub mod otlp;
@@ -20,6 +23,7 @@ pub mod process;
 pub mod redis;
 
 pub use self::redis::{module_path, RedisOptions, RedisServer};
+pub use cluster::{ClusterOptions, RedisCluster};
 pub use etcd::Etcd;
 pub use mariadb::MariaDb;
 pub use otlp::{OtlpReceiver, SeenSpan};

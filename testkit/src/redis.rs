@@ -41,6 +41,8 @@ pub struct RedisOptions {
     pub cluster: bool,
     /// Load no module (for baselines).
     pub without_module: bool,
+    /// More `--name value` arguments (e.g. `--cluster-node-timeout 1000`).
+    pub extra_args: Vec<String>,
 }
 
 /// A running `redis-server`; killed and its directory removed on drop.
@@ -104,6 +106,16 @@ impl RedisServer {
         Ok(())
     }
 
+    /// Whether the process is still running (not killed).
+    pub fn is_running(&mut self) -> bool {
+        self.guard.is_running()
+    }
+
+    /// The process id (0 once killed).
+    pub fn pid(&self) -> u32 {
+        self.guard.pid()
+    }
+
     /// Runs `redis-cli` against this server and returns its stdout.
     pub fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
         let out = Command::new("redis-cli")
@@ -139,6 +151,7 @@ fn spawn(dir: &Path, port: u16, options: &RedisOptions) -> anyhow::Result<ChildG
         cmd.args(["--cluster-enabled", "yes", "--cluster-config-file"])
             .arg(dir.join("nodes.conf"));
     }
+    cmd.args(&options.extra_args);
     let child = cmd
         .spawn()
         .context("Failed to start redis-server (is it installed? run scripts/setup.sh)")?;

@@ -1,0 +1,252 @@
+//! Acknowledging only what survives a failover (`redis.min_replicas`).
+//!
+//! A reservation the gateway answered 200 for must be on the primary that takes over when its
+//! node dies. Redis replicates asynchronously; `WAIT n timeout` blocks until `n` replicas
+//! acknowledged every write *this connection* sent to *that node*. Two traps follow:
+//!
+//! - After a failover a fresh connection has sent nothing to the new primary, so a bare
+//!   `WAIT` answers at once with every connected replica: a false acknowledgement of a
+//!   reservation the new primary may not even hold.
+//! - A `WAIT` on the connection that carries the reservations blocks all of them behind it.
+//!
+//! So a confirmation is one pipeline, on a connection of its own, to the node that holds the
+//! activity: `XRANGE <stream> <rid> <rid>` for every reservation waiting on that node, then
+//! `SET seckill:{a}:fence 1` (a write in the slot of one of them), then `WAIT <n> <timeout>`.
+//! None of these can be refused, and a redirected pipeline did not run, so it is safe to send
+//! again. The `XRANGE`s prove each reservation is on the node that answers; the fence is a
+//! write that node makes after everything it holds, so `WAIT` covers the reservations too,
+//! whichever connection wrote them (or whichever old primary, before a failover).
+//!
+//! Reservations queue per node and one confirmation per node is in flight at a time: those that
+//! arrive meanwhile go in the next one, so the cost is one round trip (and one `WAIT`) per node
+//! per batch, and a replica that stops answering delays each reservation by about one
+//! `timeout`, never by a growing queue. The outcome of one reservation:
+//! - [`Confirmed::Replicated`]: present, and the `WAIT` counted at least `n` replicas;
+//! - [`Confirmed::Pending`]: present but not confirmed in time, or the node could not be asked:
+//!   the buyer holds it unless a failover loses it, and `GET /seckill/result` will tell;
+//! - [`Confirmed::Lost`]: the node that holds the activity now does not have it (a failover
+//!   lost it): nothing is held, the buyer may try again.
+
+use crate::cluster::{RedisConn, TopologyCache};
+use crate::topology::slot_of;
+use redis::aio::ConnectionLike;
+use redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
+use redis::Value;
+use seckill_core::{keys, ActivityId};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Reservations confirmed in one round at most.
+const MAX_ROUND: usize = 1024;
+/// Reservations waiting per node before callers wait to queue.
+const QUEUE: usize = 8192;
+
+/// The outcome of one reservation's confirmation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmed {
+    /// On the node that holds the activity, and on this many replicas (at least the minimum).
+    Replicated(u32),
+    /// Held, but not confirmed on enough replicas in time (or the node could not be asked).
+    Pending,
+    /// Not on the node that holds the activity now: lost in a failover; nothing is held.
+    Lost,
+}
+
+struct Job {
+    activity: ActivityId,
+    rid: String,
+    reply: oneshot::Sender<Confirmed>,
+}
+
+struct Inner {
+    /// Its own connection(s): `WAIT` blocks the connection it is sent on.
+    conn: RedisConn,
+    /// Which node holds which slot (a cluster); `None` for a standalone server.
+    topology: Option<Arc<TopologyCache>>,
+    min_replicas: u32,
+    ack_timeout: Duration,
+    queues: Mutex<HashMap<String, mpsc::Sender<Job>>>,
+}
+
+/// Confirms reservations on `min_replicas` replicas; cloning is cheap.
+#[derive(Clone)]
+pub struct Confirmer {
+    inner: Arc<Inner>,
+}
+
+impl Confirmer {
+    /// `conn` must be a connection of the confirmer's own, with a response timeout longer than
+    /// `ack_timeout`.
+    pub fn new(
+        conn: RedisConn,
+        topology: Option<Arc<TopologyCache>>,
+        min_replicas: u32,
+        ack_timeout: Duration,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                conn,
+                topology,
+                min_replicas,
+                ack_timeout,
+                queues: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub fn min_replicas(&self) -> u32 {
+        self.inner.min_replicas
+    }
+
+    /// Waits for the round that confirms `rid` of `activity`. The caller bounds the wait (a
+    /// round takes about `ack_timeout` at most); giving up means [`Confirmed::Pending`].
+    pub async fn confirm(&self, activity: &ActivityId, rid: &str) -> Confirmed {
+        let node = match &self.inner.topology {
+            Some(t) => t.get().primary_for(activity).unwrap_or("").to_owned(),
+            None => String::new(),
+        };
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            activity: activity.clone(),
+            rid: rid.to_owned(),
+            reply,
+        };
+        let tx = self.queue(&node);
+        if tx.send(job).await.is_err() {
+            return Confirmed::Pending;
+        }
+        rx.await.unwrap_or(Confirmed::Pending)
+    }
+
+    /// The queue of `node`, its task started on first use.
+    fn queue(&self, node: &str) -> mpsc::Sender<Job> {
+        let mut queues = match self.inner.queues.lock() {
+            Ok(q) => q,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(tx) = queues.get(node).filter(|tx| !tx.is_closed()) {
+            return tx.clone();
+        }
+        let (tx, rx) = mpsc::channel(QUEUE);
+        queues.insert(node.to_owned(), tx.clone());
+        tokio::spawn(node_rounds(Arc::downgrade(&self.inner), rx));
+        tx
+    }
+}
+
+/// One node's rounds, one at a time, each with everything queued since the last one.
+async fn node_rounds(inner: std::sync::Weak<Inner>, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_ROUND {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        // Callers that gave up need no answer.
+        jobs.retain(|j| !j.reply.is_closed());
+        if jobs.is_empty() {
+            continue;
+        }
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let outcomes = round(&inner, &jobs).await;
+        for (job, outcome) in jobs.into_iter().zip(outcomes) {
+            let _ = job.reply.send(outcome);
+        }
+    }
+}
+
+/// Confirms `jobs` (all on one node, as far as the topology knows): one pipeline; if the
+/// cluster refuses it (the topology moved under it), one pipeline per slot.
+async fn round(inner: &Inner, jobs: &[Job]) -> Vec<Confirmed> {
+    let all: Vec<usize> = (0..jobs.len()).collect();
+    match pipeline_round(inner, jobs, &all).await {
+        Ok(outcomes) => outcomes,
+        Err(e) => {
+            tracing::debug!(error = %e, jobs = jobs.len(), "confirmation round failed");
+            let Some(topology) = &inner.topology else {
+                return vec![Confirmed::Pending; jobs.len()];
+            };
+            topology.mark_stale();
+            let mut by_slot: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
+            for (i, j) in jobs.iter().enumerate() {
+                by_slot.entry(slot_of(&j.activity)).or_default().push(i);
+            }
+            let mut out = vec![Confirmed::Pending; jobs.len()];
+            if by_slot.len() < 2 {
+                return out;
+            }
+            for idx in by_slot.values() {
+                match pipeline_round(inner, jobs, idx).await {
+                    Ok(o) => {
+                        for (i, c) in idx.iter().zip(o) {
+                            out[*i] = c;
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = %e, "confirmation of one slot failed"),
+                }
+            }
+            out
+        }
+    }
+}
+
+/// `[XRANGE ... per reservation, SET fence, WAIT n timeout]` for `jobs[idx]`, sent to the
+/// primary of the first one's slot; the outcome of each, in `idx` order.
+async fn pipeline_round(
+    inner: &Inner,
+    jobs: &[Job],
+    idx: &[usize],
+) -> Result<Vec<Confirmed>, redis::RedisError> {
+    let Some(first) = idx.first().map(|i| &jobs[*i]) else {
+        return Ok(Vec::new());
+    };
+    let mut pipe = redis::pipe();
+    for i in idx {
+        let j = &jobs[*i];
+        pipe.cmd("XRANGE")
+            .arg(keys::stream(&j.activity))
+            .arg(&j.rid)
+            .arg(&j.rid);
+    }
+    pipe.cmd("SET").arg(keys::fence(&first.activity)).arg(1);
+    pipe.cmd("WAIT")
+        .arg(inner.min_replicas)
+        .arg(inner.ack_timeout.as_millis() as u64);
+    let n = idx.len() + 2;
+    let mut conn = inner.conn.clone();
+    let values = match &mut conn {
+        RedisConn::Cluster(c) => {
+            let route = Route::new(slot_of(&first.activity), SlotAddr::Master);
+            c.route_pipeline(&pipe, 0, n, SingleNodeRoutingInfo::SpecificNode(route))
+                .await?
+        }
+        single @ RedisConn::Single(_) => single.req_packed_commands(&pipe, 0, n).await?,
+    };
+    if values.len() != n {
+        return Err(redis::RedisError::from((
+            redis::ErrorKind::ResponseError,
+            "confirmation pipeline",
+            format!("{n} commands got {} replies", values.len()),
+        )));
+    }
+    let acked = match &values[n - 1] {
+        Value::Int(k) => u32::try_from(*k).unwrap_or(0),
+        _ => 0,
+    };
+    let replicated = acked >= inner.min_replicas;
+    Ok(values[..idx.len()]
+        .iter()
+        .map(|v| match v {
+            Value::Array(entries) if entries.is_empty() => Confirmed::Lost,
+            Value::Array(_) if replicated => Confirmed::Replicated(acked),
+            // An error inline (a standalone connection) tells nothing about the reservation.
+            _ => Confirmed::Pending,
+        })
+        .collect())
+}

@@ -1,0 +1,143 @@
+//! The typed client against a real 3-primary, 3-replica Redis Cluster (the module on every
+//! node): commands reach the node of their activity, reservations are confirmed on replicas,
+//! and the per-shard views see every stream once.
+
+use seckill_client::cluster::{self, TopologyCache};
+use seckill_client::topology::slot_of;
+use seckill_client::{
+    sale, shards, ClientError, ClientSettings, CreateArgs, Durability, SeckillClient, Target,
+};
+use seckill_core::{keys, ActivityId, Refusal, UserId};
+use seckill_testkit::RedisCluster;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+fn act(n: u64) -> ActivityId {
+    ActivityId::parse(n.to_string()).expect("numeric ids are valid")
+}
+
+fn args(a: &ActivityId, stock: u64) -> CreateArgs {
+    CreateArgs {
+        activity: a.clone(),
+        stock,
+        limit: 1,
+        start_ms: 0,
+        end_ms: None,
+        product: "p".into(),
+        price_cents: 100,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reservations_land_on_their_shard_and_are_confirmed_on_replicas() -> anyhow::Result<()> {
+    let cluster = RedisCluster::start()?;
+    let target = Target::new("redis://127.0.0.1:1/", &cluster.seeds());
+    let client = SeckillClient::connect_with(&ClientSettings {
+        target: target.clone(),
+        timeout: Duration::from_secs(2),
+        min_replicas: 1,
+        replica_ack_timeout: Duration::from_millis(500),
+    })
+    .await?;
+    let topology = client.topology().expect("a cluster has a topology");
+    assert_eq!(topology.shards.len(), 3);
+    assert!(topology.shards.iter().all(|s| s.replicas.len() == 1));
+
+    // 30 activities over the 3 shards.
+    let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
+    for n in 1..=30 {
+        let a = act(n);
+        client.create(&args(&a, 5)).await?;
+        let node = topology
+            .primary_for(&a)
+            .expect("every slot is served")
+            .to_owned();
+        *per_node.entry(node.clone()).or_default() += 1;
+        // The record lives on that node and nowhere else.
+        let port: u16 = node
+            .rsplit_once(':')
+            .map(|(_, p)| p)
+            .unwrap_or("0")
+            .parse()?;
+        for n in &cluster.nodes {
+            let got = n.cli(&["EXISTS", &keys::meta(&a)])?;
+            let primary = n.port == port;
+            let replica = topology.shards.iter().any(|s| {
+                s.primary == node && s.replicas.contains(&format!("127.0.0.1:{}", n.port))
+            });
+            if primary {
+                assert_eq!(got.trim(), "1", "activity {a} on its primary {node}");
+            } else if !replica {
+                assert!(
+                    !got.trim().starts_with('1'),
+                    "activity {a} on node {}",
+                    n.port
+                );
+            }
+        }
+    }
+    assert_eq!(
+        per_node.len(),
+        3,
+        "every shard holds some activities: {per_node:?}"
+    );
+
+    // A sale on each: every reservation confirmed on the shard's replica.
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 1..=30 {
+        for u in 0..8 {
+            let c = client.clone();
+            let user = UserId::parse(format!("u{u}"))?;
+            tasks.spawn(async move { c.reserve(&act(n), &user, 1, "p").await });
+        }
+    }
+    let mut won = 0;
+    let mut sold_out = 0;
+    while let Some(r) = tasks.join_next().await {
+        match r? {
+            Ok(r) => {
+                assert_eq!(r.durability, Durability::Replicated(1), "{r:?}");
+                won += 1;
+            }
+            Err(ClientError::Refused {
+                refusal: Refusal::SoldOut,
+                ..
+            }) => sold_out += 1,
+            Err(e) => panic!("unexpected failure: {e:#}"),
+        }
+    }
+    assert_eq!(won, 30 * 5);
+    assert_eq!(sold_out, 30 * 3);
+    for n in 1..=30 {
+        let st = client.status(&act(n)).await?.expect("exists");
+        assert_eq!((st.total, st.remaining, st.reservations), (5, 0, 5));
+    }
+
+    // The per-shard views see each stream once, on the node that serves it.
+    let (streams, failed) = shards::discover_all(&target, &topology, Duration::from_secs(2)).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(streams.len(), 30);
+    for s in &streams {
+        assert_eq!(Some(s.node.as_str()), topology.primary_for(&s.activity));
+    }
+    let views = shards::shard_views(&target, &topology, "g", Duration::from_secs(2)).await;
+    assert_eq!(views.iter().map(|v| v.streams.len()).sum::<usize>(), 30);
+    for v in &views {
+        assert!(v.error.is_none(), "{v:?}");
+        let r = v.replication.as_ref().expect("INFO replication");
+        assert_eq!(r.acking(), 1, "{r:?}");
+    }
+
+    // The routed connection reaches every activity's keys (single-key commands).
+    let mut conn = client.connection();
+    for n in [1, 17, 30] {
+        let st = sale::status(&mut conn, &act(n)).await?.expect("exists");
+        assert_eq!(st.total, 5);
+        let _ = slot_of(&act(n));
+    }
+    // The topology cache reads the same layout.
+    let cache = TopologyCache::load(&target, &mut conn).await?;
+    assert_eq!(cache.get().primaries(), topology.primaries());
+    let _ = cluster::connect(&target, Duration::from_secs(1)).await?;
+    Ok(())
+}
