@@ -161,10 +161,12 @@ impl SeckillClient {
         let bound = self.replica_ack_timeout + Duration::from_millis(250);
         r.durability = match tokio::time::timeout(bound, confirm.confirm(activity, &r.id)).await {
             Ok(Confirmed::Replicated(n)) => Durability::Replicated(n),
-            Ok(Confirmed::Lost) => return Err(ClientError::Unavailable(format!(
+            Ok(Confirmed::Lost) => {
+                return Err(ClientError::Unavailable(format!(
                 "reservation {} of activity '{activity}' was lost in a failover; nothing is held",
                 r.id
-            ))),
+            )))
+            }
             Ok(Confirmed::Pending) | Err(_) => Durability::Pending,
         };
         Ok(r)

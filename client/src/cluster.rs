@@ -32,6 +32,8 @@ const CLUSTER_RETRIES: u32 = 40;
 const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 200;
 
 /// A connection that routes commands by key, for either topology. Cheap to clone.
+// Cloned per call, as the ConnectionManager it wraps is; boxing it would allocate per clone.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub enum RedisConn {
     Single(ConnectionManager),

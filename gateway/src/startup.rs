@@ -32,13 +32,9 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.validate()?;
         let metrics = Arc::new(Metrics::new().context("Failed to register metrics")?);
-        let store = Store::connect(
-            &settings.redis.url,
-            settings.redis_timeout(),
-            metrics.clone(),
-        )
-        .await
-        .context("Failed to connect to Redis")?;
+        let store = Store::connect(&settings.redis, settings.redis_timeout(), metrics.clone())
+            .await
+            .context("Failed to connect to Redis")?;
         let db = pool::connect_lazy(
             settings.mysql.url.expose(),
             settings.mysql.max_connections,

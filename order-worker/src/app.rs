@@ -1,14 +1,15 @@
 //! Startup: [`Worker::build`] connects and binds (so tests read the metrics port), then
-//! [`Worker::run_until_stopped`] runs the consumers, the lag poller, the sweeper and the
-//! metrics endpoint until the shutdown token fires, and waits for all of them.
+//! [`Worker::run_until_stopped`] runs the consumers (per node, [`crate::shards`]), the lag
+//! poller, the sweeper and the metrics endpoint until the shutdown token fires, and waits for
+//! all of them.
 
 use crate::config::Settings;
-use crate::consumer::Consumer;
 use crate::leader::{election_kind, run_sweeper};
 use crate::metrics::Metrics;
+use crate::shards::{run_consumers, Redis};
 use anyhow::Context;
-use redis::aio::ConnectionManager;
-use seckill_client::{lag, sale};
+use redis::aio::ConnectionLike;
+use seckill_client::{sale, shards};
 use seckill_core::ActivityId;
 use seckill_db::{pool, MySqlPool};
 use std::collections::HashSet;
@@ -19,10 +20,10 @@ use tokio_util::sync::CancellationToken;
 
 pub struct Worker {
     settings: Settings,
-    redis: redis::Client,
-    /// Shared by the lag poller and the sweeper (consumers have their own, since their
-    /// blocking reads would hold up everything else on a shared connection).
-    shared_redis: ConnectionManager,
+    /// Where Redis is, and a connection routed by key shared by the lag poller and the
+    /// sweeper (consumers have their own, to their node, since their blocking reads and
+    /// WAITs would hold up everything else on a shared connection).
+    redis: Redis,
     pool: MySqlPool,
     metrics: Arc<Metrics>,
     listener: Option<TcpListener>,
@@ -30,9 +31,7 @@ pub struct Worker {
 
 impl Worker {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let redis = redis::Client::open(settings.redis.url.as_str())
-            .with_context(|| format!("Invalid redis.url '{}'", settings.redis.url))?;
-        let shared_redis = ConnectionManager::new(redis.clone())
+        let redis = Redis::connect(&settings)
             .await
             .context("Failed to connect to Redis")?;
         let pool = pool::connect_lazy(
@@ -53,10 +52,12 @@ impl Worker {
                     })?,
             )
         };
+        metrics
+            .min_replicas
+            .set(i64::from(settings.redis.min_replicas));
         Ok(Self {
             settings,
             redis,
-            shared_redis,
             pool,
             metrics,
             listener,
@@ -83,21 +84,16 @@ impl Worker {
             w.consumer.clone()
         };
         let mut tasks = tokio::task::JoinSet::new();
-        for n in 0..w.consumers.max(1) {
-            let conn = ConnectionManager::new(self.redis.clone())
-                .await
-                .context("Failed to connect to Redis")?;
-            let c = Consumer::new(
-                conn,
-                self.pool.clone(),
-                w.clone(),
-                format!("{base}-{n}"),
-                self.metrics.clone(),
-            );
-            tasks.spawn(c.run(shutdown.clone()));
-        }
+        tasks.spawn(run_consumers(
+            self.redis.clone(),
+            self.pool.clone(),
+            self.settings.clone(),
+            base,
+            self.metrics.clone(),
+            shutdown.clone(),
+        ));
         tasks.spawn(poll_lag(
-            self.shared_redis.clone(),
+            self.redis.clone(),
             w.group.clone(),
             Duration::from_millis(w.lag_interval_ms.max(100)),
             self.metrics.clone(),
@@ -111,7 +107,7 @@ impl Worker {
             tasks.spawn(run_sweeper(
                 self.settings.clone(),
                 self.pool.clone(),
-                self.shared_redis.clone(),
+                self.redis.clone(),
                 self.metrics.clone(),
                 shutdown.clone(),
             ));
@@ -136,7 +132,7 @@ impl Worker {
             tasks.spawn(seckill_runtime::metrics::serve(
                 l,
                 Arc::new(move || m.render()),
-                health_check(self.shared_redis.clone(), self.pool.clone()),
+                health_check(self.redis.shared.clone(), self.pool.clone()),
                 shutdown.clone(),
             ));
         }
@@ -154,7 +150,7 @@ impl Worker {
 /// `/health`: the worker is healthy when it can reach both Redis and MySQL (each answers a
 /// round trip within 2 s); otherwise 503 naming what is down.
 fn health_check(
-    redis: ConnectionManager,
+    redis: seckill_client::RedisConn,
     pool: MySqlPool,
 ) -> seckill_runtime::metrics::HealthCheck {
     const DEADLINE: Duration = Duration::from_secs(2);
@@ -162,7 +158,9 @@ fn health_check(
         let (mut redis, pool) = (redis.clone(), pool.clone());
         Box::pin(async move {
             let redis_ok = tokio::time::timeout(DEADLINE, async {
-                redis::cmd("PING").query_async::<String>(&mut redis).await
+                redis::cmd("PING")
+                    .query_async::<redis::Value>(&mut redis)
+                    .await
             })
             .await
             .is_ok_and(|r| r.is_ok());
@@ -188,17 +186,23 @@ fn hostname() -> String {
 }
 
 async fn poll_lag(
-    mut redis: ConnectionManager,
+    redis: Redis,
     group: String,
     every: Duration,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
-    // Activities with exported series, to drop those whose stream has vanished.
+    // Activities and nodes with exported series, to drop those that vanished.
     let mut exported: HashSet<String> = HashSet::new();
+    let mut nodes: HashSet<String> = HashSet::new();
+    let mut conn = redis.shared.clone();
     loop {
-        match lag::all_lags(&mut redis, &group).await {
-            Ok(rows) => {
+        match redis.topology().await {
+            Ok(topology) => {
+                let views =
+                    shards::shard_views(&redis.target, &topology, &group, redis.node_timeout).await;
+                nodes = metrics.set_shards(&views, &nodes);
+                let rows: Vec<_> = views.iter().flat_map(|v| v.streams.iter()).collect();
                 let current: HashSet<String> = rows.iter().map(|r| r.activity.clone()).collect();
                 for gone in exported.difference(&current) {
                     tracing::info!(activity = %gone, "stream vanished; dropping its gauges");
@@ -206,38 +210,7 @@ async fn poll_lag(
                 }
                 exported = current;
                 for r in rows {
-                    let l = [r.activity.as_str()];
-                    metrics
-                        .stream_length
-                        .with_label_values(&l)
-                        .set(r.length as i64);
-                    metrics
-                        .group_lag
-                        .with_label_values(&l)
-                        .set(r.undelivered() as i64);
-                    metrics
-                        .group_pending
-                        .with_label_values(&l)
-                        .set(r.pending as i64);
-                    metrics
-                        .dead_letters
-                        .with_label_values(&l)
-                        .set(r.dead_letters as i64);
-                    let status = match ActivityId::parse(&r.activity) {
-                        Ok(id) => sale::status(&mut redis, &id).await,
-                        Err(_) => Ok(None),
-                    };
-                    match status {
-                        Ok(Some(st)) => metrics
-                            .stock_remaining
-                            .with_label_values(&l)
-                            .set(i64::try_from(st.remaining).unwrap_or(i64::MAX)),
-                        // The activity was deleted while its stream stays: no stock to show.
-                        Ok(None) => {
-                            let _ = metrics.stock_remaining.remove_label_values(&l);
-                        }
-                        Err(e) => tracing::debug!(error = %e, "SECKILL.STATUS failed"),
-                    }
+                    set_activity(&metrics, &mut conn, r).await;
                 }
             }
             Err(e) => tracing::warn!(error = %e, "lag poll failed"),
@@ -246,5 +219,44 @@ async fn poll_lag(
             _ = tokio::time::sleep(every) => {}
             _ = shutdown.cancelled() => return,
         }
+    }
+}
+
+async fn set_activity<C: ConnectionLike + Send>(
+    metrics: &Metrics,
+    conn: &mut C,
+    r: &seckill_core::lag::StreamLag,
+) {
+    let l = [r.activity.as_str()];
+    metrics
+        .stream_length
+        .with_label_values(&l)
+        .set(r.length as i64);
+    metrics
+        .group_lag
+        .with_label_values(&l)
+        .set(r.undelivered() as i64);
+    metrics
+        .group_pending
+        .with_label_values(&l)
+        .set(r.pending as i64);
+    metrics
+        .dead_letters
+        .with_label_values(&l)
+        .set(r.dead_letters as i64);
+    let status = match ActivityId::parse(&r.activity) {
+        Ok(id) => sale::status(conn, &id).await,
+        Err(_) => Ok(None),
+    };
+    match status {
+        Ok(Some(st)) => metrics
+            .stock_remaining
+            .with_label_values(&l)
+            .set(i64::try_from(st.remaining).unwrap_or(i64::MAX)),
+        // The activity was deleted while its stream stays: no stock to show.
+        Ok(None) => {
+            let _ = metrics.stock_remaining.remove_label_values(&l);
+        }
+        Err(e) => tracing::debug!(error = %e, "SECKILL.STATUS failed"),
     }
 }

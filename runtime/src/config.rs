@@ -107,13 +107,37 @@ impl fmt::Debug for Secret {
 pub struct RedisSettings {
     /// `redis://host:port/` of the server with the seckill module.
     pub url: String,
+    /// Redis Cluster: seed nodes (`host:port`, or URLs), any of them; the rest of the cluster
+    /// is discovered. Empty (the default): the standalone server at `url`. Nodes given as
+    /// `host:port` are reached with `url`'s scheme and credentials.
+    pub cluster_nodes: Vec<String>,
+    /// Replicas that must hold a reservation before the gateway answers 200 for it and before
+    /// the worker turns it into an order (`WAIT`). 0: neither waits (a failover can lose the
+    /// last writes the primary acknowledged).
+    pub min_replicas: u32,
+    /// How long one confirmation waits for those replicas; past it the gateway answers 202
+    /// (pending) and the worker retries the batch later.
+    pub replica_ack_timeout_ms: u64,
 }
 
 impl Default for RedisSettings {
     fn default() -> Self {
         Self {
             url: "redis://127.0.0.1:6379/".into(),
+            cluster_nodes: Vec::new(),
+            min_replicas: 0,
+            replica_ack_timeout_ms: 200,
         }
+    }
+}
+
+impl RedisSettings {
+    pub fn is_cluster(&self) -> bool {
+        self.cluster_nodes.iter().any(|n| !n.trim().is_empty())
+    }
+
+    pub fn replica_ack_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.replica_ack_timeout_ms.max(1))
     }
 }
 
@@ -227,6 +251,7 @@ mod tests {
                 Flags {
                     redis: Some(RedisSettings {
                         url: "redis://flag/".into(),
+                        ..RedisSettings::default()
                     }),
                 },
             )
@@ -282,6 +307,35 @@ mod tests {
             jail.set_env("SECKILL_STATE_DIR", "elsewhere");
             let s: Sample = load(None, Flags { redis: None }).map_err(|e| e.to_string())?;
             assert_eq!(s.redis.url, "redis://elsewhere/");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API fixes the error type
+    fn cluster_nodes_come_from_the_file_or_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.yaml",
+                "redis: {url: redis://file/, cluster_nodes: ['127.0.0.1:7000'], min_replicas: 1}\n",
+            )?;
+            let s: Sample = load(Some(Path::new("c.yaml")), Flags { redis: None })
+                .map_err(|e| e.to_string())?;
+            assert!(s.redis.is_cluster());
+            assert_eq!(s.redis.cluster_nodes, vec!["127.0.0.1:7000"]);
+            assert_eq!(s.redis.min_replicas, 1);
+            assert_eq!(s.redis.replica_ack_timeout_ms, 200);
+            jail.set_env(
+                "SECKILL_REDIS__CLUSTER_NODES",
+                "[127.0.0.1:7001,127.0.0.1:7002]",
+            );
+            let s: Sample = load(Some(Path::new("c.yaml")), Flags { redis: None })
+                .map_err(|e| e.to_string())?;
+            assert_eq!(
+                s.redis.cluster_nodes,
+                vec!["127.0.0.1:7001", "127.0.0.1:7002"]
+            );
+            assert!(!RedisSettings::default().is_cluster());
             Ok(())
         });
     }

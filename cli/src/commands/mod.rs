@@ -22,10 +22,17 @@ pub(crate) async fn pool(s: &Settings) -> anyhow::Result<MySqlPool> {
     Ok(pool)
 }
 
-pub(crate) async fn redis(s: &Settings) -> anyhow::Result<redis::aio::MultiplexedConnection> {
-    redis::Client::open(s.redis.url.as_str())
-        .context("Invalid redis.url")?
-        .get_multiplexed_async_connection()
+/// Where Redis is: `redis.url`, or the Redis Cluster of `redis.cluster_nodes`.
+pub(crate) fn target(s: &Settings) -> seckill_client::Target {
+    seckill_client::Target::new(&s.redis.url, &s.redis.cluster_nodes)
+}
+
+/// A connection routed by key (the node of each activity, in a cluster).
+pub(crate) async fn redis(s: &Settings) -> anyhow::Result<seckill_client::RedisConn> {
+    seckill_client::cluster::connect(&target(s), REDIS_TIMEOUT)
         .await
         .context("Failed to connect to Redis")
 }
+
+/// Deadline of one Redis command (and of a connection) for the CLI.
+pub(crate) const REDIS_TIMEOUT: Duration = Duration::from_secs(10);

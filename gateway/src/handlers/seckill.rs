@@ -1,5 +1,10 @@
 //! `POST /api/v1/seckill` (the hot path: no MySQL, one coalesced `SECKILL.RESERVE`) and
 //! `GET /api/v1/seckill/result`.
+//!
+//! With `redis.min_replicas` > 0 a reservation is answered 200 only once that many replicas
+//! hold it; one they did not confirm in time is answered 202 with `"status":"pending"` and its
+//! reservation id (held unless a failover loses it), and `result` tells the outcome later:
+//! held by the buyer → `queued`/`success`, gone → 404.
 
 use super::{respond, sql};
 use crate::auth::Caller;
@@ -8,7 +13,7 @@ use crate::error::ApiError;
 use crate::models::ReserveRequest;
 use crate::state::State;
 use bytes::Bytes;
-use seckill_client::ClientError;
+use seckill_client::{ClientError, Durability};
 use seckill_core::{ActivityId, Refusal};
 use seckill_db::orders;
 use serde_json::json;
@@ -20,6 +25,8 @@ use warp::reply::Response;
 pub(crate) async fn reserve(caller: Caller, body: Bytes, s: State) -> Result<Response, Infallible> {
     let outcome = super::deadline(&s, reserve_inner(&caller, &body, &s)).await;
     let label = match &outcome {
+        // 202: held, not yet confirmed on `redis.min_replicas` replicas.
+        Ok(r) if r.status() == StatusCode::ACCEPTED => "pending",
         Ok(_) => "reserved",
         Err(ApiError::Refused { refusal, .. }) => match refusal {
             Refusal::SoldOut => "sold_out",
@@ -49,15 +56,23 @@ async fn reserve_inner(caller: &Caller, body: &[u8], s: &State) -> Result<Respon
         .reserve(&req.activity, &caller.user, req.quantity, &req.product)
         .await
     {
-        Ok(r) => Ok(envelope::ok(
-            StatusCode::OK,
-            json!({
-                "reservation_id": r.id,
-                "status": "queued",
-                "activity_id": activity,
-                "quantity": req.quantity,
-            }),
-        )),
+        Ok(r) => {
+            // Not confirmed on `redis.min_replicas` replicas in time: the buyer holds it
+            // unless a failover loses it; GET /api/v1/seckill/result tells the outcome.
+            let (status, state) = match r.durability {
+                Durability::Pending => (StatusCode::ACCEPTED, "pending"),
+                Durability::Unchecked | Durability::Replicated(_) => (StatusCode::OK, "queued"),
+            };
+            Ok(envelope::ok(
+                status,
+                json!({
+                    "reservation_id": r.id,
+                    "status": state,
+                    "activity_id": activity,
+                    "quantity": req.quantity,
+                }),
+            ))
+        }
         Err(ClientError::Refused {
             refusal: Refusal::SoldOut,
             ..
