@@ -93,6 +93,9 @@ impl Create {
 }
 
 pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if ctx.is_keys_position_request() {
+        return super::report_keys(ctx, &args);
+    }
     let req = Create::parse(super::without_keys(&args)?)?;
     let keys = ActivityKeys::new(ctx, &req.activity);
     let released_name = ActivityKeys::released(ctx, &req.activity);

@@ -7,7 +7,7 @@ pub mod status;
 pub mod trim;
 
 use crate::reply;
-use redis_module::{RedisError, RedisString};
+use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 use seckill_core::{keys, ActivityId};
 
 pub(crate) fn activity_arg(raw: &RedisString) -> Result<ActivityId, RedisError> {
@@ -35,7 +35,7 @@ pub(crate) fn now_ms() -> u64 {
 /// still an ordinary argument.
 pub(crate) fn without_keys(args: &[RedisString]) -> Result<&[RedisString], RedisError> {
     let n = args.len();
-    if n < 7 || !args[n - 5].as_slice().eq_ignore_ascii_case(b"KEYS") {
+    if !has_keys_clause(args) {
         return Ok(args);
     }
     let activity = activity_arg(&args[1])?;
@@ -62,4 +62,30 @@ pub(crate) fn without_keys(args: &[RedisString]) -> Result<&[RedisString], Redis
         )));
     }
     Ok(&args[..n - 5])
+}
+
+/// Whether the last five arguments are a `KEYS` clause (see [`without_keys`]).
+fn has_keys_clause(args: &[RedisString]) -> bool {
+    let n = args.len();
+    n >= 7 && args[n - 5].as_slice().eq_ignore_ascii_case(b"KEYS")
+}
+
+/// Answers Redis' "which arguments are keys?" question (the commands are registered with
+/// `getkeys-api`): the activity id, and the `KEYS` clause's four keys when present.
+///
+/// Redis 7.0 routes cluster commands by the keys `getKeysFromCommand` finds, which for a
+/// command without this API is only the legacy first/last/step range (the activity id): the
+/// second key spec alone would show in `COMMAND GETKEYS` but not stop a migrating slot from
+/// ASKing the command over to the importing node. Newer Redis reads the key specs, which
+/// say the same as this.
+pub(crate) fn report_keys(ctx: &Context, args: &[RedisString]) -> RedisResult {
+    if args.len() >= 2 {
+        ctx.key_at_pos(1);
+    }
+    if has_keys_clause(args) {
+        for pos in args.len() - 4..args.len() {
+            ctx.key_at_pos(pos as i32);
+        }
+    }
+    Ok(RedisValue::NoReply)
 }

@@ -94,6 +94,9 @@ fn canonical_qty(ctx: &Context, raw: &RedisString, qty: u64) -> RedisString {
 }
 
 pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if ctx.is_keys_position_request() {
+        return super::report_keys(ctx, &args);
+    }
     let args = super::without_keys(&args)?;
     let req = Reserve::parse(args)?;
     let (activity_s, user_s) = (&args[1], &args[2]);

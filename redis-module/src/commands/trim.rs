@@ -43,6 +43,9 @@ impl Trim {
 }
 
 pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if ctx.is_keys_position_request() {
+        return super::report_keys(ctx, &args);
+    }
     let req = Trim::parse(super::without_keys(&args)?)?;
     let keys = ActivityKeys::new(ctx, &req.activity);
     // Asked before any key is opened for writing: it runs a command (XINFO) of its own.
