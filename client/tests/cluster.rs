@@ -141,3 +141,104 @@ async fn reservations_land_on_their_shard_and_are_confirmed_on_replicas() -> any
     let _ = cluster::connect(&target, Duration::from_secs(1)).await?;
     Ok(())
 }
+
+/// The client's cluster connection follows a failover: once the cluster promoted the
+/// replica, and again once the old primary is back as a replica, calls for the failed
+/// shard's activity succeed within the deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_follows_a_failover() -> anyhow::Result<()> {
+    let mut cluster = RedisCluster::start()?;
+    let target = Target::new("redis://127.0.0.1:1/", &cluster.seeds());
+    let client = SeckillClient::connect_with(&ClientSettings {
+        target: target.clone(),
+        timeout: Duration::from_millis(500),
+        min_replicas: 1,
+        replica_ack_timeout: Duration::from_millis(200),
+    })
+    .await?;
+    let a = act(7);
+    client.create(&args(&a, 1_000_000)).await?;
+    // Activities on every shard, all under load.
+    let all: Vec<ActivityId> = (100..109).map(act).collect();
+    for x in &all {
+        client.create(&args(x, 1_000_000)).await?;
+    }
+    let user = |n: u32| UserId::parse(format!("f{n}")).expect("user");
+    client.reserve(&a, &user(0), 1, "p").await?;
+    let slot = slot_of(&a);
+    let via = cluster.nodes[0].port;
+    let dead = cluster.primary_of_slot(via, slot)?;
+    // Load on the activity the whole time (what a gateway under a sale sends).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = tokio::task::JoinSet::new();
+    let failures = std::sync::Arc::new(std::sync::Mutex::new(
+        Vec::<(Duration, String, String)>::new(),
+    ));
+    let t0 = std::time::Instant::now();
+    for t in 0..48u32 {
+        let (c, stop, all, failures) =
+            (client.clone(), stop.clone(), all.clone(), failures.clone());
+        let a = if t % 4 == 0 {
+            a.clone()
+        } else {
+            all[t as usize % all.len()].clone()
+        };
+        load.spawn(async move {
+            let mut i = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let u = UserId::parse(format!("l{t}x{i}")).expect("user");
+                if let Err(e) = c.reserve(&a, &u, 1, "p").await {
+                    failures.lock().expect("lock").push((
+                        t0.elapsed(),
+                        a.to_string(),
+                        e.to_string(),
+                    ));
+                }
+                i += 1;
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.kill(dead)?;
+    let killed = std::time::Instant::now();
+    let mut n = 1;
+    let mut log = Vec::new();
+    // Until a reservation goes through again (202: the new primary has no replica yet).
+    loop {
+        let r = client.reserve(&a, &user(n), 1, "p").await;
+        n += 1;
+        log.push(format!(
+            "{:?} {:?}",
+            killed.elapsed(),
+            r.as_ref().map(|r| r.durability)
+        ));
+        if r.is_ok() {
+            break;
+        }
+        assert!(killed.elapsed() < Duration::from_secs(30), "{log:#?}");
+    }
+    let window = killed.elapsed();
+    cluster.restart(dead)?;
+    cluster.wait_ok(Duration::from_secs(30))?;
+    cluster.wait_replicas_online(Duration::from_secs(30))?;
+    let back = std::time::Instant::now();
+    loop {
+        let r = client.reserve(&a, &user(n), 1, "p").await;
+        n += 1;
+        let held = client.held(&a, &user(0)).await;
+        log.push(format!(
+            "after restart {:?} {:?} held {held:?}",
+            back.elapsed(),
+            r.as_ref().map(|r| r.durability)
+        ));
+        if matches!(r, Ok(ref r) if r.durability == Durability::Replicated(1)) && held.is_ok() {
+            break;
+        }
+        assert!(back.elapsed() < Duration::from_secs(30), "{log:#?}");
+    }
+    eprintln!(
+        "unavailable for {window:?}; replicated again {:?} after the restart",
+        back.elapsed()
+    );
+    Ok(())
+}

@@ -228,6 +228,24 @@ async fn run_once(run: usize, min_replicas: u32) -> RunReport {
             report.others_ok_during_failover += 1;
         }
     }
+    if std::env::var_os("SECKILL_TEST_TIMELINE").is_some() {
+        let mut timeline: BTreeMap<(u64, bool, u16), usize> = BTreeMap::new();
+        for s in &sent {
+            let key = (
+                s.done.as_millis() as u64 / 500,
+                on_victim.contains(&s.activity),
+                s.status,
+            );
+            *timeline.entry(key).or_default() += 1;
+        }
+        eprintln!("killed at {killed_at:?}, failover done at {failover_done:?}");
+        for ((half, victim, status), n) in timeline {
+            eprintln!(
+                "  t={:.1}s victim={victim} {status}: {n}",
+                half as f64 / 2.0
+            );
+        }
+    }
     report.window = sent
         .iter()
         .filter(|s| on_victim.contains(&s.activity) && s.sent >= killed_at)
@@ -299,12 +317,14 @@ async fn run_once(run: usize, min_replicas: u32) -> RunReport {
 /// queued/success when the buyer holds the reservation, 404 when it is gone.
 async fn check_result(stack: &Stack, s: &Sent, present: bool) {
     let token = stack.token(&s.user, seckill_gateway::auth::Role::User);
-    let r = stack
-        .get(
-            &format!("/api/v1/seckill/result?activity_id={}", s.activity),
-            &token,
-        )
-        .await;
+    let path = format!("/api/v1/seckill/result?activity_id={}", s.activity);
+    let mut r = stack.get(&path, &token).await;
+    // As a user would: a 503 (a node the gateway is still reconnecting to) is tried again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while r.status.as_u16() == 503 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        r = stack.get(&path, &token).await;
+    }
     if present {
         assert_eq!(r.status.as_u16(), 200, "{s:?}: {}", r.body);
         assert!(
