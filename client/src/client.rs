@@ -2,11 +2,10 @@
 //!
 //! - Standalone: one multiplexed connection (reconnected in the background), the hot path's
 //!   `SECKILL.RESERVE`s pipelined through the [`Coalescer`].
-//! - Redis Cluster (`redis.cluster_nodes`): a cluster connection that routes each command to
-//!   the node of its activity and follows MOVED/ASK/TRYAGAIN; RESERVEs are sent one by one (a
-//!   pipeline through it would fail every command on one refusal, and re-send commands that
-//!   already ran when redirected), and the cluster connection's per-node multiplexed
-//!   connections batch whatever is queued together.
+//! - Redis Cluster (`redis.cluster_nodes`): a [`crate::router::Router`] that sends each
+//!   command to the node of its activity and follows MOVED/ASK/TRYAGAIN; RESERVEs are sent one
+//!   by one (a redirect must re-send only the command it refused, never one that ran), and
+//!   each node's multiplexed connection batches whatever is queued together.
 //!
 //! With `min_replicas` > 0 a reservation is acknowledged only once that many replicas hold it
 //! ([`crate::confirm`], one confirmation per node per batch); otherwise its
@@ -22,9 +21,6 @@ use seckill_core::{ActivityId, UserId};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// How often the gateway re-reads the cluster's layout (also whenever a node misbehaves).
-const TOPOLOGY_REFRESH: Duration = Duration::from_secs(2);
 
 /// Where Redis is, and what a reservation waits for before it is acknowledged.
 #[derive(Debug, Clone)]
@@ -71,19 +67,19 @@ impl SeckillClient {
 
     /// Connects to the standalone server or the cluster of `s`.
     pub async fn connect_with(s: &ClientSettings) -> Result<Self, ClientError> {
-        let mut conn = cluster::connect(&s.target, s.timeout).await?;
-        let topology = if s.target.is_cluster() {
-            let cache = TopologyCache::load(&s.target, &mut conn).await?;
-            cache.spawn_refresher(conn.clone(), TOPOLOGY_REFRESH);
-            Some(cache)
-        } else {
-            None
+        let conn = cluster::connect(&s.target, s.timeout).await?;
+        let topology = match &conn {
+            RedisConn::Cluster(router) => Some(Arc::clone(router.topology())),
+            RedisConn::Single(_) => None,
         };
         let confirm = if s.min_replicas > 0 {
-            // Its own connection: WAIT blocks the connection it runs on.
+            // Connections of its own: WAIT blocks the connection it runs on.
             let ack = s.replica_ack_timeout;
-            let own =
-                cluster::connect(&s.target, s.timeout.max(ack + Duration::from_secs(1))).await?;
+            let timeout = s.timeout.max(ack + Duration::from_secs(1));
+            let own = match &conn {
+                RedisConn::Cluster(_) => conn.with_own_connections(timeout).await?,
+                RedisConn::Single(_) => cluster::connect(&s.target, timeout).await?,
+            };
             Some(Confirmer::new(own, topology.clone(), s.min_replicas, ack))
         } else {
             None

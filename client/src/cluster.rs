@@ -1,35 +1,29 @@
 //! Connections for both topologies.
 //!
 //! - [`RedisConn`]: a connection that routes every command by its key: one multiplexed
-//!   connection (reconnected in the background) to a standalone server, or a
-//!   `redis::cluster_async::ClusterConnection`, which keeps one multiplexed connection per
-//!   node, routes a command by the key at argument 1 (our activity id, whose slot holds all of
-//!   the activity's keys) and follows MOVED/ASK and retries TRYAGAIN/CLUSTERDOWN (a redirected
-//!   command did not run, so resending it is safe). Multi-key pipelines across slots are not
-//!   something it can carry: callers send such commands one by one or per node.
+//!   connection (reconnected in the background) to a standalone server, or a [`Router`] over
+//!   one multiplexed connection per cluster node, which sends a command to the primary of its
+//!   key's slot (our commands' key is the activity id, whose slot holds all of the activity's
+//!   keys) and follows MOVED/ASK and retries TRYAGAIN/CLUSTERDOWN (a redirected or refused
+//!   command did not run, so resending it is safe).
 //! - [`connect_node`] / [`node_connection`]: a connection to one node by address, for what
 //!   is per node by nature (SCAN, INFO, a consumer's XREADGROUP followed by WAIT).
 //! - [`TopologyCache`]: the cluster's shards as last read from `CLUSTER NODES`, refreshed in
 //!   the background and on demand.
 
 use crate::error::{classify, ClientError};
+pub use crate::router::Router;
 use crate::topology::{Replication, Target, Topology};
 use redis::aio::{
     ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
 };
-use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 use tokio::sync::Notify;
 
-/// Retries of a redirected or refused (TRYAGAIN, CLUSTERDOWN, connection lost) cluster command:
-/// enough to outlast a failover (a few seconds); callers bound every call with their own
-/// deadline anyway, and a command whose caller gave up is not sent again.
-const CLUSTER_RETRIES: u32 = 40;
-/// Pauses between those retries grow from a few ms to this.
-const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 200;
+/// How often a cluster's layout is read again (also whenever a node misbehaves).
+const TOPOLOGY_REFRESH: Duration = Duration::from_secs(2);
 
 /// A connection that routes commands by key, for either topology. Cheap to clone.
 // Cloned per call, as the ConnectionManager it wraps is; boxing it would allocate per clone.
@@ -37,7 +31,7 @@ const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 200;
 #[derive(Clone)]
 pub enum RedisConn {
     Single(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(Router),
 }
 
 impl RedisConn {
@@ -45,24 +39,24 @@ impl RedisConn {
         matches!(self, RedisConn::Cluster(_))
     }
 
-    /// The layout: `CLUSTER NODES` of any node in a cluster; one shard otherwise.
+    /// The layout, read now: `CLUSTER NODES` in a cluster; one shard otherwise.
     pub async fn topology(&mut self, target: &Target) -> Result<Topology, ClientError> {
         match self {
             RedisConn::Single(_) => Ok(Topology::standalone(
                 &target.standalone_addr().unwrap_or_default(),
             )),
-            RedisConn::Cluster(c) => {
-                let v = c
-                    .route_command(
-                        redis::cmd("CLUSTER").arg("NODES"),
-                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
-                    )
-                    .await
-                    .map_err(|e| classify(&e))?;
-                let text: String = redis::from_owned_redis_value(v)
-                    .map_err(|e| ClientError::Protocol(format!("CLUSTER NODES replied {e}")))?;
-                Ok(Topology::parse_cluster_nodes(&text))
-            }
+            RedisConn::Cluster(r) => Ok(r.topology().refresh().await?.as_ref().clone()),
+        }
+    }
+
+    /// The same connection with its own node connections and another response timeout (for
+    /// commands that block on purpose: `WAIT`).
+    pub async fn with_own_connections(&self, timeout: Duration) -> Result<Self, ClientError> {
+        match self {
+            RedisConn::Single(_) => Err(ClientError::Protocol(
+                "a standalone connection is made with connect()".into(),
+            )),
+            RedisConn::Cluster(r) => Ok(RedisConn::Cluster(r.with_own_connections(timeout))),
         }
     }
 }
@@ -106,20 +100,16 @@ pub async fn connect(target: &Target, timeout: Duration) -> Result<RedisConn, Cl
                 .map_err(|_| ClientError::Timeout(bound))??;
             Ok(RedisConn::Single(conn))
         }
-        Target::Cluster { seeds } => {
-            let client = redis::cluster::ClusterClientBuilder::new(seeds.clone())
-                .connection_timeout(timeout)
-                .response_timeout(timeout)
-                .retries(CLUSTER_RETRIES)
-                .min_retry_wait(2)
-                .max_retry_wait(CLUSTER_MAX_RETRY_WAIT_MS)
-                .build()
-                .map_err(|e| ClientError::Unavailable(format!("invalid cluster nodes: {e}")))?;
-            let conn = tokio::time::timeout(bound, client.get_async_connection())
+        Target::Cluster { .. } => {
+            let cache = tokio::time::timeout(bound, TopologyCache::load(target, timeout))
                 .await
-                .map_err(|_| ClientError::Timeout(bound))?
-                .map_err(|e| ClientError::Unavailable(e.to_string()))?;
-            Ok(RedisConn::Cluster(conn))
+                .map_err(|_| ClientError::Timeout(bound))??;
+            cache.spawn_refresher(TOPOLOGY_REFRESH);
+            Ok(RedisConn::Cluster(Router::new(
+                target.clone(),
+                cache,
+                timeout,
+            )))
         }
     }
 }
@@ -182,23 +172,26 @@ pub async fn replication<C: ConnectionLike + Send>(
     Ok(Replication::parse(&text))
 }
 
-/// The cluster's layout as last read, shared by whoever groups work by node; refreshed every
-/// so often and whenever a caller saw it was stale.
+/// The cluster's layout as last read, shared by whoever routes or groups work by node;
+/// refreshed every so often and whenever a caller saw it was stale.
 pub struct TopologyCache {
     target: Target,
     current: RwLock<Arc<Topology>>,
     stale: Notify,
+    timeout: Duration,
 }
 
 impl TopologyCache {
-    /// Starts with one read of the layout.
-    pub async fn load(target: &Target, conn: &mut RedisConn) -> Result<Arc<Self>, ClientError> {
-        let first = conn.topology(target).await?;
-        Ok(Arc::new(Self {
+    /// Starts with one read of the layout (from any seed node that answers).
+    pub async fn load(target: &Target, timeout: Duration) -> Result<Arc<Self>, ClientError> {
+        let cache = Arc::new(Self {
             target: target.clone(),
-            current: RwLock::new(Arc::new(first)),
+            current: RwLock::new(Arc::new(Topology::default())),
             stale: Notify::new(),
-        }))
+            timeout,
+        });
+        cache.refresh().await?;
+        Ok(cache)
     }
 
     pub fn get(&self) -> Arc<Topology> {
@@ -213,9 +206,10 @@ impl TopologyCache {
         self.stale.notify_one();
     }
 
-    /// Reads the layout again.
-    pub async fn refresh(&self, conn: &mut RedisConn) -> Result<Arc<Topology>, ClientError> {
-        let t = Arc::new(conn.topology(&self.target).await?);
+    /// Reads the layout again: `CLUSTER NODES` of the first node that answers, the known
+    /// primaries first, then their replicas, then the seeds.
+    pub async fn refresh(&self) -> Result<Arc<Topology>, ClientError> {
+        let t = Arc::new(self.read_layout().await?);
         match self.current.write() {
             Ok(mut cur) => *cur = Arc::clone(&t),
             Err(poisoned) => *poisoned.into_inner() = Arc::clone(&t),
@@ -223,9 +217,46 @@ impl TopologyCache {
         Ok(t)
     }
 
-    /// Refreshes every `every` and when marked stale (at most every 100 ms), until the cache
+    async fn read_layout(&self) -> Result<Topology, ClientError> {
+        let Target::Cluster { seeds } = &self.target else {
+            return Ok(Topology::standalone(
+                &self.target.standalone_addr().unwrap_or_default(),
+            ));
+        };
+        let known = self.get();
+        let mut candidates: Vec<String> = known.primaries();
+        candidates.extend(known.shards.iter().flat_map(|s| s.replicas.iter().cloned()));
+        candidates.extend(
+            seeds
+                .iter()
+                .map(|u| crate::topology::address_of(u).to_owned()),
+        );
+        let mut seen = std::collections::HashSet::new();
+        candidates.retain(|c| seen.insert(c.clone()));
+        let mut last = ClientError::Unavailable("no cluster node to ask".into());
+        for addr in candidates {
+            let read = async {
+                let mut conn = node_connection(&self.target, &addr, self.timeout).await?;
+                let text: String = redis::cmd("CLUSTER")
+                    .arg("NODES")
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| classify(&e))?;
+                Ok::<Topology, ClientError>(Topology::parse_cluster_nodes(&text))
+            }
+            .await;
+            match read {
+                Ok(t) if !t.shards.is_empty() => return Ok(t),
+                Ok(_) => last = ClientError::Unavailable(format!("{addr} knows no shard")),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// Refreshes every `every` and when marked stale (at most every 50 ms), until the cache
     /// is dropped. Nothing to do for a standalone server.
-    pub fn spawn_refresher(self: &Arc<Self>, mut conn: RedisConn, every: Duration) {
+    pub fn spawn_refresher(self: &Arc<Self>, every: Duration) {
         if !self.target.is_cluster() {
             return;
         }
@@ -237,11 +268,11 @@ impl TopologyCache {
                     _ = tokio::time::sleep(every) => {}
                     _ = cache.stale.notified() => {}
                 }
-                if let Err(e) = cache.refresh(&mut conn).await {
+                if let Err(e) = cache.refresh().await {
                     tracing::debug!(error = %e, "cluster topology refresh failed");
                 }
                 drop(cache);
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         });
     }

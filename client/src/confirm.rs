@@ -30,7 +30,6 @@
 use crate::cluster::{RedisConn, TopologyCache};
 use crate::topology::slot_of;
 use redis::aio::ConnectionLike;
-use redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
 use redis::Value;
 use seckill_core::{keys, ActivityId};
 use std::collections::{BTreeMap, HashMap};
@@ -221,10 +220,22 @@ async fn pipeline_round(
     let n = idx.len() + 2;
     let mut conn = inner.conn.clone();
     let values = match &mut conn {
-        RedisConn::Cluster(c) => {
-            let route = Route::new(slot_of(&first.activity), SlotAddr::Master);
-            c.route_pipeline(&pipe, 0, n, SingleNodeRoutingInfo::SpecificNode(route))
-                .await?
+        RedisConn::Cluster(router) => {
+            let values = router
+                .pipeline_on_slot(slot_of(&first.activity), &pipe, 0, n)
+                .await?;
+            // The layout moved under the round: a reply is a redirect, not an answer.
+            let moving = |v: &Value| {
+                matches!(v, Value::ServerError(e)
+                    if matches!(e.code(), "MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN"))
+            };
+            if values.iter().any(moving) {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::ResponseError,
+                    "confirmation redirected: the layout moved",
+                )));
+            }
+            values
         }
         single @ RedisConn::Single(_) => single.req_packed_commands(&pipe, 0, n).await?,
     };

@@ -14,6 +14,7 @@
 //!   a primary's replicas from `INFO replication` (pure parsers).
 //! - [`cluster`]: [`RedisConn`] (routed by key, MOVED/ASK/TRYAGAIN followed in a cluster),
 //!   direct connections to one node, the cached layout.
+//! - [`router`]: the cluster routing itself, on one multiplexed connection per node.
 //! - [`confirm`]: acknowledging only what `min_replicas` replicas hold (XRANGE + fence + WAIT
 //!   per node per batch).
 //! - [`shards`]: per-node views for the worker and the CLI (streams on each primary, lag and
@@ -27,6 +28,7 @@ pub mod coalesce;
 pub mod confirm;
 pub mod error;
 pub mod lag;
+pub mod router;
 pub mod sale;
 pub mod shards;
 pub mod streams;

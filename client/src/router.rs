@@ -82,7 +82,10 @@ fn redirect_target(e: &RedisError) -> Option<String> {
 fn is_transient(e: &RedisError) -> bool {
     matches!(
         e.kind(),
-        ErrorKind::TryAgain | ErrorKind::ClusterDown | ErrorKind::MasterDown | ErrorKind::BusyLoadingError
+        ErrorKind::TryAgain
+            | ErrorKind::ClusterDown
+            | ErrorKind::MasterDown
+            | ErrorKind::BusyLoadingError
     )
 }
 
@@ -100,6 +103,16 @@ impl Router {
 
     pub fn topology(&self) -> &Arc<TopologyCache> {
         &self.inner.topology
+    }
+
+    /// A router over the same layout with node connections of its own and another response
+    /// timeout (for commands that block on purpose: `WAIT`).
+    pub fn with_own_connections(&self, timeout: Duration) -> Self {
+        Self::new(
+            self.inner.target.clone(),
+            Arc::clone(&self.inner.topology),
+            timeout,
+        )
     }
 
     /// The connection to node `addr`, made if there is none.
@@ -176,7 +189,10 @@ impl Router {
                 pipe.add_command(cmd.clone());
                 conn.req_packed_commands(&pipe, 1, 1)
                     .await
-                    .and_then(|mut v| v.pop().ok_or_else(|| RedisError::from((ErrorKind::ResponseError, "no reply"))))
+                    .and_then(|mut v| {
+                        v.pop()
+                            .ok_or_else(|| RedisError::from((ErrorKind::ResponseError, "no reply")))
+                    })
             } else {
                 conn.req_packed_command(cmd).await
             };
@@ -262,7 +278,9 @@ impl Router {
         };
         match conn.req_packed_commands(pipe, offset, count).await {
             Ok(values) => {
-                if values.iter().any(|v| matches!(v, Value::ServerError(e) if matches!(e.code(), "MOVED" | "ASK"))) {
+                if values.iter().any(
+                    |v| matches!(v, Value::ServerError(e) if matches!(e.code(), "MOVED" | "ASK")),
+                ) {
                     self.inner.topology.mark_stale();
                 }
                 Ok(values)
@@ -317,7 +335,7 @@ mod tests {
         c.arg("STREAM").arg("seckill:{7}:stream");
         assert_eq!(key(&c).as_deref(), Some("seckill:{7}:stream"));
         let mut c = redis::cmd("XREADGROUP");
-        c.arg(["GROUP", "g", "c", "COUNT", "5", "STREAMS", "s1", ">"]);
+        c.arg(&["GROUP", "g", "c", "COUNT", "5", "STREAMS", "s1", ">"]);
         assert_eq!(key(&c).as_deref(), Some("s1"));
         for keyless in ["PING", "INFO", "WAIT"] {
             assert_eq!(key(&redis::cmd(keyless)), None);

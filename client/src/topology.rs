@@ -65,7 +65,7 @@ impl Target {
 }
 
 /// The `host:port` part of a `scheme://[user:pass@]host:port[/db][?opts]` URL.
-fn address_of(url: &str) -> &str {
+pub fn address_of(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
     rest.split(['/', '?']).next().unwrap_or(rest)
