@@ -3,9 +3,9 @@
 //! - Standalone: one multiplexed connection (reconnected in the background), the hot path's
 //!   `SECKILL.RESERVE`s pipelined through the [`Coalescer`].
 //! - Redis Cluster (`redis.cluster_nodes`): a [`crate::router::Router`] that sends each
-//!   command to the node of its activity and follows MOVED/ASK/TRYAGAIN; RESERVEs are sent one
-//!   by one (a redirect must re-send only the command it refused, never one that ran), and
-//!   each node's multiplexed connection batches whatever is queued together.
+//!   command to the node of its activity and follows MOVED/ASK/TRYAGAIN; the coalesced
+//!   RESERVEs go as one pipeline per node, and only a command whose reply is a redirect (it
+//!   did not run) is sent again, alone, through the router.
 //!
 //! With `min_replicas` > 0 a reservation is acknowledged only once that many replicas hold it
 //! ([`crate::confirm`], one confirmation per node per batch); otherwise its
@@ -49,8 +49,8 @@ impl ClientSettings {
 #[derive(Clone)]
 pub struct SeckillClient {
     conn: RedisConn,
-    /// The hot path's `SECKILL.RESERVE`s, pipelined together (standalone only).
-    batch: Option<Coalescer>,
+    /// The hot path's `SECKILL.RESERVE`s, pipelined together (per node in a cluster).
+    batch: Coalescer,
     /// Replica confirmations (`min_replicas` > 0 only).
     confirm: Option<Confirmer>,
     /// The cluster's layout (a cluster only).
@@ -85,8 +85,8 @@ impl SeckillClient {
             None
         };
         let batch = match &conn {
-            RedisConn::Single(c) => Some(Coalescer::spawn(c.clone())),
-            RedisConn::Cluster(_) => None,
+            RedisConn::Single(c) => Coalescer::spawn(c.clone()),
+            RedisConn::Cluster(router) => Coalescer::spawn_cluster(router.clone()),
         };
         Ok(Self {
             conn,
@@ -123,7 +123,7 @@ impl SeckillClient {
             .unwrap_or(Err(ClientError::Timeout(self.timeout)))
     }
 
-    /// `SECKILL.RESERVE` (in the next coalesced pipeline on a standalone server), then, with
+    /// `SECKILL.RESERVE` (in the next coalesced pipeline), then, with
     /// `min_replicas` > 0, its confirmation on replicas: [`Durability::Replicated`] or
     /// [`Durability::Pending`]; a reservation the node holding the activity no longer has (a
     /// failover lost it) is [`ClientError::Unavailable`]: nothing is held, try again.
@@ -136,19 +136,7 @@ impl SeckillClient {
     ) -> Result<Reservation, ClientError> {
         let cmd = sale::reserve_cmd(activity, user, qty, product);
         let mut r = self
-            .timed(async {
-                match &self.batch {
-                    Some(batch) => sale::parse_reservation(batch.query(cmd).await?),
-                    None => {
-                        let mut conn = self.conn.clone();
-                        let v: redis::Value = cmd
-                            .query_async(&mut conn)
-                            .await
-                            .map_err(|e| crate::error::classify(&e))?;
-                        sale::parse_reservation(v)
-                    }
-                }
-            })
+            .timed(async { sale::parse_reservation(self.batch.query(cmd).await?) })
             .await?;
         let Some(confirm) = &self.confirm else {
             return Ok(r);

@@ -78,6 +78,13 @@ fn redirect_target(e: &RedisError) -> Option<String> {
     e.redirect_node().map(|(addr, _slot)| addr.to_owned())
 }
 
+/// Whether a reply is a redirect or a refusal of a moving cluster (nothing ran): the command
+/// must go through [`Router::route`] again.
+pub fn must_reroute(v: &Value) -> bool {
+    matches!(v, Value::ServerError(e)
+        if matches!(e.code(), "MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN" | "LOADING"))
+}
+
 /// Refusals that mean "nothing ran, the cluster is moving: try again shortly".
 fn is_transient(e: &RedisError) -> bool {
     matches!(
@@ -151,6 +158,34 @@ impl Router {
             .get()
             .shard_for_slot(slot)
             .map(|s| s.primary.clone())
+    }
+
+    /// The node that serves `cmd`'s key per the layout last read (`None`: keyless, or no
+    /// primary known for the slot).
+    pub fn node_of(&self, cmd: &Cmd) -> Option<String> {
+        routing_key(cmd).and_then(|k| self.primary_of_slot(redis::cluster_routing::get_slot(&k)))
+    }
+
+    /// `pipe` on node `addr`'s connection as it is: replies (refusals and redirects inline)
+    /// in order. A connection that fails drops the node's connection (made again next time).
+    pub async fn pipeline_on_node(
+        &self,
+        addr: &str,
+        pipe: &Pipeline,
+        count: usize,
+    ) -> RedisResult<Vec<Value>> {
+        let mut conn = match self.node(addr).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.forget(addr);
+                return Err(e);
+            }
+        };
+        conn.req_packed_commands(pipe, 0, count)
+            .await
+            .inspect_err(|_| {
+                self.forget(addr);
+            })
     }
 
     /// Sends `cmd` to the node of its key, following redirects (see the module docs).
