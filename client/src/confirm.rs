@@ -164,7 +164,21 @@ async fn node_rounds(inner: std::sync::Weak<Inner>, mut rx: mpsc::Receiver<Job>)
 /// cluster refuses it (the topology moved under it), one pipeline per slot.
 async fn round(inner: &Inner, jobs: &[Job]) -> Vec<Confirmed> {
     let all: Vec<usize> = (0..jobs.len()).collect();
-    match pipeline_round(inner, jobs, &all).await {
+    let started = std::time::Instant::now();
+    let mut result = pipeline_round(inner, jobs, &all).await;
+    // A slot migrating or failing over under the round (a reply was a redirect): the move is
+    // short, so the round is sent again, to the node that serves the slot now, until about
+    // one ack timeout has passed.
+    while matches!(&result, Err(e) if e.kind() == redis::ErrorKind::TryAgain)
+        && started.elapsed() < inner.ack_timeout
+    {
+        if let Some(t) = &inner.topology {
+            t.mark_stale();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        result = pipeline_round(inner, jobs, &all).await;
+    }
+    match result {
         Ok(outcomes) => outcomes,
         Err(e) => {
             tracing::debug!(error = %e, jobs = jobs.len(), "confirmation round failed");
@@ -231,7 +245,7 @@ async fn pipeline_round(
             };
             if values.iter().any(moving) {
                 return Err(redis::RedisError::from((
-                    redis::ErrorKind::ResponseError,
+                    redis::ErrorKind::TryAgain,
                     "confirmation redirected: the layout moved",
                 )));
             }

@@ -209,6 +209,34 @@ impl RedisCluster {
             .collect())
     }
 
+    /// The port of a replica of primary `primary`, as live node `via` sees it.
+    pub fn replica_of(&self, via: u16, primary: u16) -> anyhow::Result<u16> {
+        let lines = self.nodes_seen_by(via)?;
+        let id = lines
+            .iter()
+            .find(|l| l.port == primary)
+            .map(|l| l.id.clone())
+            .with_context(|| format!("no node {primary}"))?;
+        lines
+            .iter()
+            .find(|l| !l.primary && l.primary_id.as_deref() == Some(id.as_str()) && !l.failed)
+            .map(|l| l.port)
+            .with_context(|| format!("primary {primary} has no replica"))
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, ...) to node `port`'s process: `STOP` freezes it as a
+    /// stalled machine would (its sockets stay open, nothing is read), `CONT` thaws it.
+    pub fn signal(&self, port: u16, signal: &str) -> anyhow::Result<()> {
+        let pid = self.node(port)?.pid();
+        anyhow::ensure!(pid != 0, "node {port} is not running");
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()?
+            .success();
+        anyhow::ensure!(ok, "kill -{signal} {pid} failed");
+        Ok(())
+    }
+
     /// SIGKILL of one node, as a crash would end it.
     pub fn kill(&mut self, port: u16) -> anyhow::Result<()> {
         self.node_mut(port)?.kill();

@@ -157,11 +157,12 @@ async fn moving_a_live_activitys_slot_splits_nothing_and_fails_no_request() {
         assert_eq!(on_to.trim(), "1");
     }
 
-    // No 5xx (nor anything but a 200) while it moved.
+    // No 5xx while it moved: 200, or 202 when a confirmation could not finish before its
+    // timeout (the reservation is held; checked below).
     let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
     for (_, status, _, body) in &replies {
         *statuses.entry(*status).or_default() += 1;
-        assert_eq!(*status, 200, "{body}");
+        assert!(matches!(*status, 200 | 202), "{body}");
     }
     eprintln!(
         "resharding slot {slot} ({moving}) {from} -> {to}: {} requests, {during} during the \
