@@ -106,9 +106,9 @@ async fn failover_under_load_loses_no_acknowledged_reservation() {
 
 /// The loss `min_replicas` prevents needs the replica to lag when the primary dies. On
 /// loopback it hardly ever does, so besides a plain run, the victim's replica is frozen
-/// (SIGSTOP: a stalled machine, sockets open) for 1.5 s before the primary is killed, then
-/// thawed: what the primary acknowledged meanwhile and had not yet handed to the kernel is
-/// gone. The same stall with `min_replicas` 1 loses nothing answered 200 (those
+/// (SIGSTOP) and its replication link cut (`CLIENT KILL TYPE replica`) for 1.5 s before the
+/// primary is killed, then thawed: a partitioned replica, so what the primary acknowledged
+/// meanwhile never reached it. The same stall with `min_replicas` 1 loses nothing answered 200 (those
 /// reservations were answered 202, and `result` tells which survived).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_min_replicas_a_failover_can_lose_acknowledged_reservations() {
@@ -204,6 +204,13 @@ async fn run_once(run: usize, min_replicas: u32, stall_replica: bool) -> RunRepo
             let c = stack.cluster();
             let replica = c.replica_of(victim, victim).expect("the victim's replica");
             c.signal(replica, "STOP").expect("SIGSTOP");
+            // And its link is cut: what the primary writes from now on goes nowhere (a frozen
+            // replica alone still gets everything through the kernel's socket buffers).
+            let killed = c
+                .node(victim)
+                .and_then(|n| n.cli(&["CLIENT", "KILL", "TYPE", "replica"]))
+                .expect("CLIENT KILL");
+            assert_eq!(killed.trim(), "1", "the replica link was cut: {killed}");
             replica
         };
         tokio::time::sleep(Duration::from_millis(1500)).await;
