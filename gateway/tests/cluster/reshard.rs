@@ -14,6 +14,9 @@ use std::time::Duration;
 
 const CONCURRENCY: usize = 32;
 
+/// One answer: activity, HTTP status, reservation id, body.
+type Answer = (String, u16, Option<String>, String);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn moving_a_live_activitys_slot_splits_nothing_and_fails_no_request() {
     let stack = Arc::new(stack::start(1).await);
@@ -33,8 +36,7 @@ async fn moving_a_live_activitys_slot_splits_nothing_and_fails_no_request() {
             .expect("another primary")
     };
 
-    let replies: Arc<Mutex<Vec<(String, u16, Option<String>, String)>>> =
-        Arc::new(Mutex::new(Vec::new()));
+    let replies: Arc<Mutex<Vec<Answer>>> = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let counter = Arc::new(AtomicUsize::new(0));
     let mut load = tokio::task::JoinSet::new();
