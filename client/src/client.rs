@@ -13,7 +13,7 @@
 
 use crate::cluster::{self, RedisConn, TopologyCache};
 use crate::coalesce::Coalescer;
-use crate::confirm::{Confirmed, Confirmer};
+use crate::confirm::{Confirmed, Confirmer, ROUNDS_IN_FLIGHT};
 use crate::error::ClientError;
 use crate::sale::{self, CreateArgs, Durability, Reservation, Status};
 use crate::topology::{Target, Topology};
@@ -76,10 +76,13 @@ impl SeckillClient {
             // Connections of its own: WAIT blocks the connection it runs on.
             let ack = s.replica_ack_timeout;
             let timeout = s.timeout.max(ack + Duration::from_secs(1));
-            let own = match &conn {
-                RedisConn::Cluster(_) => conn.with_own_connections(timeout).await?,
-                RedisConn::Single(_) => cluster::connect(&s.target, timeout).await?,
-            };
+            let mut own = Vec::with_capacity(ROUNDS_IN_FLIGHT);
+            for _ in 0..ROUNDS_IN_FLIGHT {
+                own.push(match &conn {
+                    RedisConn::Cluster(_) => conn.with_own_connections(timeout).await?,
+                    RedisConn::Single(_) => cluster::connect(&s.target, timeout).await?,
+                });
+            }
             Some(Confirmer::new(own, topology.clone(), s.min_replicas, ack))
         } else {
             None

@@ -17,10 +17,10 @@
 //! write that node makes after everything it holds, so `WAIT` covers the reservations too,
 //! whichever connection wrote them (or whichever old primary, before a failover).
 //!
-//! Reservations queue per node and one confirmation per node is in flight at a time: those that
-//! arrive meanwhile go in the next one, so the cost is one round trip (and one `WAIT`) per node
-//! per batch, and a replica that stops answering delays each reservation by about one
-//! `timeout`, never by a growing queue. The outcome of one reservation:
+//! Reservations queue per node and at most two confirmations per node are in flight, each on a
+//! connection of its own: those that arrive meanwhile go in the next one, so the cost is one
+//! round trip (and one `WAIT`) per node per batch, and a replica that stops answering delays
+//! each reservation by about one `timeout`, never by a growing queue. The outcome of one reservation:
 //! - [`Confirmed::Replicated`]: present, and the `WAIT` counted at least `n` replicas;
 //! - [`Confirmed::Pending`]: present but not confirmed in time, or the node could not be asked:
 //!   the buyer holds it unless a failover loses it, and `GET /seckill/result` will tell;
@@ -39,6 +39,10 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Reservations confirmed in one round at most.
 const MAX_ROUND: usize = 1024;
+/// Rounds in flight per node, each on a connection of its own (a round's WAIT blocks its
+/// connection): a reservation waits for the next free lane rather than for the round before
+/// it to be acknowledged.
+pub const ROUNDS_IN_FLIGHT: usize = 2;
 /// Reservations waiting per node before callers wait to queue.
 const QUEUE: usize = 8192;
 
@@ -60,8 +64,8 @@ struct Job {
 }
 
 struct Inner {
-    /// Its own connection(s): `WAIT` blocks the connection it is sent on.
-    conn: RedisConn,
+    /// Connections of its own, one per lane: `WAIT` blocks the connection it is sent on.
+    conns: Vec<RedisConn>,
     /// Which node holds which slot (a cluster); `None` for a standalone server.
     topology: Option<Arc<TopologyCache>>,
     min_replicas: u32,
@@ -76,17 +80,17 @@ pub struct Confirmer {
 }
 
 impl Confirmer {
-    /// `conn` must be a connection of the confirmer's own, with a response timeout longer than
-    /// `ack_timeout`.
+    /// `conns` ([`ROUNDS_IN_FLIGHT`] of them) must be connections of the confirmer's own, with a
+    /// response timeout longer than `ack_timeout`.
     pub fn new(
-        conn: RedisConn,
+        conns: Vec<RedisConn>,
         topology: Option<Arc<TopologyCache>>,
         min_replicas: u32,
         ack_timeout: Duration,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                conn,
+                conns,
                 topology,
                 min_replicas,
                 ack_timeout,
@@ -137,7 +141,17 @@ impl Confirmer {
 
 /// One node's rounds, one at a time, each with everything queued since the last one.
 async fn node_rounds(inner: std::sync::Weak<Inner>, mut rx: mpsc::Receiver<Job>) {
-    while let Some(first) = rx.recv().await {
+    let lanes = Arc::new(tokio::sync::Semaphore::new(ROUNDS_IN_FLIGHT));
+    let mut next_lane = 0usize;
+    loop {
+        // A lane first, then the reservations: everything queued while the lanes were busy
+        // goes into this round.
+        let Ok(permit) = Arc::clone(&lanes).acquire_owned().await else {
+            return;
+        };
+        let Some(first) = rx.recv().await else {
+            return;
+        };
         let mut jobs = vec![first];
         while jobs.len() < MAX_ROUND {
             match rx.try_recv() {
@@ -153,19 +167,24 @@ async fn node_rounds(inner: std::sync::Weak<Inner>, mut rx: mpsc::Receiver<Job>)
         let Some(inner) = inner.upgrade() else {
             return;
         };
-        let outcomes = round(&inner, &jobs).await;
-        for (job, outcome) in jobs.into_iter().zip(outcomes) {
-            let _ = job.reply.send(outcome);
-        }
+        let lane = next_lane % inner.conns.len().max(1);
+        next_lane = next_lane.wrapping_add(1);
+        tokio::spawn(async move {
+            let outcomes = round(&inner, lane, &jobs).await;
+            for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                let _ = job.reply.send(outcome);
+            }
+            drop(permit);
+        });
     }
 }
 
 /// Confirms `jobs` (all on one node, as far as the topology knows): one pipeline; if the
 /// cluster refuses it (the topology moved under it), one pipeline per slot.
-async fn round(inner: &Inner, jobs: &[Job]) -> Vec<Confirmed> {
+async fn round(inner: &Inner, lane: usize, jobs: &[Job]) -> Vec<Confirmed> {
     let all: Vec<usize> = (0..jobs.len()).collect();
     let started = std::time::Instant::now();
-    let mut result = pipeline_round(inner, jobs, &all).await;
+    let mut result = pipeline_round(inner, lane, jobs, &all).await;
     // A slot migrating or failing over under the round (a reply was a redirect): the move is
     // short, so the round is sent again, to the node that serves the slot now, until about
     // one ack timeout has passed.
@@ -176,7 +195,7 @@ async fn round(inner: &Inner, jobs: &[Job]) -> Vec<Confirmed> {
             t.mark_stale();
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        result = pipeline_round(inner, jobs, &all).await;
+        result = pipeline_round(inner, lane, jobs, &all).await;
     }
     match result {
         Ok(outcomes) => outcomes,
@@ -195,7 +214,7 @@ async fn round(inner: &Inner, jobs: &[Job]) -> Vec<Confirmed> {
                 return out;
             }
             for idx in by_slot.values() {
-                match pipeline_round(inner, jobs, idx).await {
+                match pipeline_round(inner, lane, jobs, idx).await {
                     Ok(o) => {
                         for (i, c) in idx.iter().zip(o) {
                             out[*i] = c;
@@ -213,6 +232,7 @@ async fn round(inner: &Inner, jobs: &[Job]) -> Vec<Confirmed> {
 /// primary of the first one's slot; the outcome of each, in `idx` order.
 async fn pipeline_round(
     inner: &Inner,
+    lane: usize,
     jobs: &[Job],
     idx: &[usize],
 ) -> Result<Vec<Confirmed>, redis::RedisError> {
@@ -232,7 +252,9 @@ async fn pipeline_round(
         .arg(inner.min_replicas)
         .arg(inner.ack_timeout.as_millis() as u64);
     let n = idx.len() + 2;
-    let mut conn = inner.conn.clone();
+    let Some(mut conn) = inner.conns.get(lane).cloned() else {
+        return Ok(vec![Confirmed::Pending; idx.len()]);
+    };
     let values = match &mut conn {
         RedisConn::Cluster(router) => {
             let values = router
