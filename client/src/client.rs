@@ -146,7 +146,7 @@ impl SeckillClient {
         };
         // A round takes the ack timeout at most, plus its round trip.
         let bound = self.replica_ack_timeout + Duration::from_millis(250);
-        r.durability = match tokio::time::timeout(bound, confirm.confirm(activity, &r.id)).await {
+        r.durability = match tokio::time::timeout(bound, confirm.confirm(activity, user)).await {
             Ok(Confirmed::Replicated(n)) => Durability::Replicated(n),
             Ok(Confirmed::Lost) => {
                 return Err(ClientError::Unavailable(format!(

@@ -10,11 +10,15 @@
 //! - A `WAIT` on the connection that carries the reservations blocks all of them behind it.
 //!
 //! So a confirmation is one pipeline, on a connection of its own, to the node that holds the
-//! activity: `XRANGE <stream> <rid> <rid>` for every reservation waiting on that node, then
-//! `SET seckill:{a}:fence 1` (a write in the slot of one of them), then `WAIT <n> <timeout>`.
-//! None of these can be refused, and a redirected pipeline did not run, so it is safe to send
-//! again. The `XRANGE`s prove each reservation is on the node that answers; the fence is a
-//! write that node makes after everything it holds, so `WAIT` covers the reservations too,
+//! activity: `HEXISTS seckill:{a}:buyers <user>` for every reservation waiting on that node,
+//! then `SET seckill:{a}:fence 1` (a write in the slot of one of them), then `WAIT <n>
+//! <timeout>`. None of these can be refused, and a redirected pipeline did not run, so it is
+//! safe to send again. The buyer's mark proves the reservation is on the node that answers:
+//! RESERVE writes the mark and the stream entry in one command on the primary, and replicas
+//! and the AOF get both in one `SECKILL.APPLY`, so on any node one exists exactly when the
+//! other does (until a release, which needs the order first); it is checked instead of
+//! `XRANGE <stream> <rid> <rid>`, which says the same but returns the whole entry. The fence is
+//! a write that node makes after everything it holds, so `WAIT` covers the reservations too,
 //! whichever connection wrote them (or whichever old primary, before a failover).
 //!
 //! Reservations queue per node and at most two confirmations per node are in flight, each on a
@@ -31,7 +35,7 @@ use crate::cluster::{RedisConn, TopologyCache};
 use crate::topology::slot_of;
 use redis::aio::ConnectionLike;
 use redis::Value;
-use seckill_core::{keys, ActivityId};
+use seckill_core::{keys, ActivityId, UserId};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -59,7 +63,7 @@ pub enum Confirmed {
 
 struct Job {
     activity: ActivityId,
-    rid: String,
+    user: UserId,
     reply: oneshot::Sender<Confirmed>,
 }
 
@@ -103,9 +107,10 @@ impl Confirmer {
         self.inner.min_replicas
     }
 
-    /// Waits for the round that confirms `rid` of `activity`. The caller bounds the wait (a
-    /// round takes about `ack_timeout` at most); giving up means [`Confirmed::Pending`].
-    pub async fn confirm(&self, activity: &ActivityId, rid: &str) -> Confirmed {
+    /// Waits for the round that confirms `user`'s reservation in `activity`. The caller bounds
+    /// the wait (a round takes about `ack_timeout` at most); giving up means
+    /// [`Confirmed::Pending`].
+    pub async fn confirm(&self, activity: &ActivityId, user: &UserId) -> Confirmed {
         let node = match &self.inner.topology {
             Some(t) => t.get().primary_for(activity).unwrap_or("").to_owned(),
             None => String::new(),
@@ -113,7 +118,7 @@ impl Confirmer {
         let (reply, rx) = oneshot::channel();
         let job = Job {
             activity: activity.clone(),
-            rid: rid.to_owned(),
+            user: user.clone(),
             reply,
         };
         let tx = self.queue(&node);
@@ -228,7 +233,7 @@ async fn round(inner: &Inner, lane: usize, jobs: &[Job]) -> Vec<Confirmed> {
     }
 }
 
-/// `[XRANGE ... per reservation, SET fence, WAIT n timeout]` for `jobs[idx]`, sent to the
+/// `[HEXISTS <buyers> <user> per reservation, SET fence, WAIT n timeout]` for `jobs[idx]`, sent to the
 /// primary of the first one's slot; the outcome of each, in `idx` order.
 async fn pipeline_round(
     inner: &Inner,
@@ -242,10 +247,9 @@ async fn pipeline_round(
     let mut pipe = redis::pipe();
     for i in idx {
         let j = &jobs[*i];
-        pipe.cmd("XRANGE")
-            .arg(keys::stream(&j.activity))
-            .arg(&j.rid)
-            .arg(&j.rid);
+        pipe.cmd("HEXISTS")
+            .arg(keys::buyers(&j.activity))
+            .arg(j.user.as_str());
     }
     pipe.cmd("SET").arg(keys::fence(&first.activity)).arg(1);
     pipe.cmd("WAIT")
@@ -290,8 +294,8 @@ async fn pipeline_round(
     Ok(values[..idx.len()]
         .iter()
         .map(|v| match v {
-            Value::Array(entries) if entries.is_empty() => Confirmed::Lost,
-            Value::Array(_) if replicated => Confirmed::Replicated(acked),
+            Value::Int(0) => Confirmed::Lost,
+            Value::Int(_) if replicated => Confirmed::Replicated(acked),
             // An error inline (a standalone connection) tells nothing about the reservation.
             _ => Confirmed::Pending,
         })
