@@ -128,11 +128,28 @@ async fn send_cluster(router: Router, batch: Vec<Job>) {
     for (node, jobs) in by_node {
         let router = router.clone();
         work.push(Box::pin(async move {
+            let mut conn = match router.node(&node).await {
+                Ok(c) => c,
+                // Not connected: nothing was sent; each goes through the router, which
+                // retries (a failover under way) within the caller's deadline.
+                Err(_) => {
+                    router.forget(&node);
+                    futures::future::join_all(
+                        jobs.into_iter().map(|job| reroute(job, router.clone())),
+                    )
+                    .await;
+                    return;
+                }
+            };
             let mut pipe = redis::pipe();
             for job in &jobs {
                 pipe.add_command(job.cmd.clone());
             }
-            match router.pipeline_on_node(&node, &pipe, jobs.len()).await {
+            let sent = conn.req_packed_commands(&pipe, 0, jobs.len()).await;
+            if sent.is_err() {
+                router.forget(&node);
+            }
+            match sent {
                 Ok(values) if values.len() == jobs.len() => {
                     let mut again = Vec::new();
                     for (job, value) in jobs.into_iter().zip(values) {

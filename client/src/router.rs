@@ -146,7 +146,7 @@ impl Router {
     }
 
     /// Forgets the connection to `addr` (it failed) and asks for a fresh layout.
-    fn forget(&self, addr: &str) {
+    pub fn forget(&self, addr: &str) {
         self.nodes().remove(addr);
         self.inner.topology.mark_stale();
     }

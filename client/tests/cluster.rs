@@ -259,6 +259,11 @@ async fn the_client_follows_a_failover() -> anyhow::Result<()> {
         failures.len(),
         elsewhere.len()
     );
+    let mut kinds: std::collections::BTreeMap<String, usize> = Default::default();
+    for (_, _, e) in &failures {
+        *kinds.entry(e.chars().take(60).collect()).or_default() += 1;
+    }
+    eprintln!("failures by kind: {kinds:?}");
     assert!(elsewhere.is_empty(), "other shards failed: {elsewhere:?}");
     Ok(())
 }
