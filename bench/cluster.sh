@@ -18,6 +18,8 @@
 #
 # Usage: bench/cluster.sh [duration] [connections]   (defaults 10s, 64)
 # Env: THREADS USERS ACTIVITIES REQUESTS, CLUSTER_ROWS ["standalone cluster0 cluster1"],
+#      CLUSTER_REDIS_ARGS [none] more redis-server arguments for every node of every row (e.g.
+#      "--appendonly no", to see what fsync costs apart from routing and replication),
 #      CLUSTER_BASE_PORT [free ports], STACK_SKIP_BUILD=1 (use the binaries in
 #      SECKILL_BIN_DIR [$CARGO_TARGET_DIR/release, else target/release] as they are)
 set -euo pipefail
@@ -34,6 +36,7 @@ USERS=${USERS:-20000}
 export REQUESTS=${REQUESTS:-1000000}
 ACTIVITIES=${ACTIVITIES:-100}
 ROWS=${CLUSTER_ROWS:-standalone cluster0 cluster1}
+read -r -a REDIS_ARGS <<<"${CLUSTER_REDIS_ARGS:-}"
 if [ "${STACK_SKIP_BUILD:-0}" != 1 ]; then
   cargo build --release -p seckill-module >&2
   cargo build --release -p seckill-gateway --bins >&2
@@ -50,19 +53,30 @@ DIR=$(mktemp -d "${TMPDIR:-/tmp}/seckill-cluster-bench.XXXXXX")
 cleanup_dir "$DIR"
 "$BIN/seckill-gateway-bench" tokens "$USERS" "$DIR/tokens.txt"
 
-# Six consecutive free ports whose bus ports (+10000) are free too.
+# Six consecutive ports whose bus ports (+10000) can be bound too, below the ephemeral range
+# (a bus port in it may be held by some process's outgoing connection: redis-server then
+# fails to bind it).
 cluster_base() {
-  local base p ok
-  for _ in $(seq 1 50); do
-    base=$((20000 + RANDOM % 20000))
-    ok=1
-    for p in $(cluster_ports "$base"); do
-      if port_in_use "$p" || port_in_use $((p + 10000)); then ok=0; fi
-    done
-    [ "$ok" = 1 ] && { echo "$base"; return 0; }
-  done
-  echo "cluster.sh: no free port range" >&2
-  return 1
+  python3 - "$GPORT" <<'PY'
+import random, socket, sys
+taken = {int(sys.argv[1])}
+def free(p):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+for _ in range(500):
+    base = random.randrange(20000, 22600)
+    ports = [p for b in range(base, base + 6) for p in (b, b + 10000)]
+    if not taken.intersection(ports) and all(free(p) for p in ports):
+        print(base)
+        sys.exit(0)
+sys.exit("cluster.sh: no free port range")
+PY
 }
 
 cpu_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
@@ -109,7 +123,7 @@ for row in $ROWS; do
   case $row in
   standalone)
     RPORT=$(free_port)
-    redis_cmd "$RPORT" "$DIR/redis" "$MODULE"
+    redis_cmd "$RPORT" "$DIR/redis" "$MODULE" "${REDIS_ARGS[@]}"
     spawn redis "$DIR/redis-$row.log" "${REDIS_CMD[@]}"
     wait_until 30 redis_up "$RPORT" || { tail "$DIR/redis-$row.log" >&2; exit 1; }
     for a in $(seq 0 $((ACTIVITIES - 1))); do
@@ -119,7 +133,8 @@ for row in $ROWS; do
     ;;
   cluster*)
     BASE=${CLUSTER_BASE_PORT:-$(cluster_base)}
-    spawn redis-cluster "$DIR/redis-$row.log" cluster_run "$DIR/redis" "$BASE" "$MODULE"
+    echo "cluster.sh: $name on 127.0.0.1:$BASE-$((BASE + 5))" >&2
+    spawn redis-cluster "$DIR/redis-$row.log" cluster_run "$DIR/redis" "$BASE" "$MODULE" "${REDIS_ARGS[@]}"
     cluster_form "$BASE" 60 >&2 || { tail -50 "$DIR/redis-$row.log" >&2; exit 1; }
     for a in $(seq 0 $((ACTIVITIES - 1))); do
       redis-cli -c -p "$BASE" SECKILL.CREATE "b$a" STOCK 1000000000 >/dev/null
@@ -145,5 +160,5 @@ for row in $ROWS; do
 done
 echo
 echo "wrk: $THREADS thread(s), $CONNS connections, $DUR per row; $USERS users x $ACTIVITIES activities;" \
-  "every Redis node with the shipped redis.conf (AOF, appendfsync always); $(nproc) cores," \
+  "every Redis node with the shipped redis.conf (AOF, appendfsync always)${CLUSTER_REDIS_ARGS:+ plus $CLUSTER_REDIS_ARGS}; $(nproc) cores," \
   "$(date -u +%Y-%m-%d). The cluster's 6 nodes share the cores with the gateway and wrk."
