@@ -198,6 +198,39 @@ def gateway_group(raw):
     return g
 
 
+def cluster_group(raw):
+    """bench/cluster.sh: the gateway on one redis-server (baseline) and on a 3-shard cluster
+    with min_replicas 0 (subject) and 1 (variant)."""
+    text = read(os.path.join(raw, "cluster.md"))
+    st = status_of(raw, "cluster")
+    g = {"name": "gateway on Redis Cluster", "status": st, "unit": "requests/s", "rows": [],
+         "command": "bench/cluster.sh"}
+    if st != "ok" or not text:
+        return g
+    for head, rows in md_tables(text):
+        if not col(head, "requests/s"):
+            continue
+        config_col = col(head, "config")
+        for r in rows:
+            config = r.get(config_col, "") if config_col else ""
+            if config.startswith("standalone"):
+                role, key = "baseline", "standalone"
+            elif "min_replicas 0" in config:
+                role, key = "subject", "cluster0"
+            else:
+                role, key = "variant", "cluster1"
+            row = row_of(head, r, f"POST /api/v1/seckill, {config}", role, "requests/s")
+            row["config"], row["key"], row["label"] = config, key, config
+            pending = col(head, "pending")
+            if pending:
+                row["pending_202"] = number(r.get(pending))
+            cpu = col(head, "cpu", "request")
+            if cpu:
+                row["server_cpu_us_per_request"] = number(r.get(cpu))
+            g["rows"].append(row)
+    return g
+
+
 def stack_group(raw):
     text = read(os.path.join(raw, "stack.md"))
     st = status_of(raw, "stack")
@@ -272,6 +305,16 @@ def check_targets(groups):
                            "short": ">= 0.4x trivial and >= 50k/s",
                            "ratio": round(ratio, 2),
                            "met": ratio >= 0.4 and s["throughput"] >= 50000}
+        elif g["name"] == "gateway on Redis Cluster" and b and b.get("throughput"):
+            ratio = s["throughput"] / b["throughput"]
+            g["target"] = {"text": "3-shard cluster >= 0.8x standalone (and min_replicas 1 >= 0.8x 0)",
+                           "short": "cluster >= 0.8x standalone", "ratio": round(ratio, 2),
+                           "met": ratio >= 0.8}
+            durable = next((r for r in g["rows"] if r.get("key") == "cluster1"), None)
+            if durable and durable.get("throughput"):
+                d = durable["throughput"] / s["throughput"]
+                g["target"]["durability_ratio"] = round(d, 2)
+                g["target"]["met"] = g["target"]["met"] and d >= 0.8
         elif g["name"] == "worker drain":
             g["target"] = {"text": ">= 50,000 orders/s", "short": ">= 50k orders/s", "met": (s["throughput"] or 0) >= 50000}
             if b and b.get("throughput"):
@@ -307,6 +350,12 @@ def ratios(groups):
         "one JSON access-log line per request, written to a file")
     add("gateway access log shipped / off (no AOF)", gwk.get("noaof"), gwk.get("noaof-nolog"),
         "one JSON access-log line per request, written to a file")
+    cl = by_name.get("gateway on Redis Cluster", {"rows": []})
+    clk = {r.get("key"): r for r in cl["rows"]}
+    add("gateway cluster / standalone", clk.get("cluster0"), clk.get("standalone"),
+        "routing each RESERVE to its activity's primary over 3 shards, against one redis-server")
+    add("gateway cluster min_replicas 1 / 0", clk.get("cluster1"), clk.get("cluster0"),
+        "confirming every reservation on its shard's replica before the 200 (WAIT per node per batch)")
     modules = [g for g in groups if g["name"].startswith("module") and g["status"] == "ok"]
     for g in modules:
         s = pick(g, "subject")
@@ -329,7 +378,8 @@ def ratios(groups):
 
 def collect(raw, out):
     meta = json.loads(read(os.path.join(raw, "meta.json")) or "{}")
-    groups = module_groups(raw) + [gateway_group(raw), stack_group(raw), worker_group(raw)]
+    groups = module_groups(raw) + [gateway_group(raw), stack_group(raw), cluster_group(raw),
+                                   worker_group(raw)]
     # Memory last: it is not a throughput/latency row.
     groups.sort(key=lambda g: g["name"].startswith("Redis memory"))
     # The stack's row is read next to the gateway's own rows of the same run: the trivial

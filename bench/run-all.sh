@@ -13,6 +13,8 @@
 #                        access log off, no AOF + access log off (wrk);
 #      bench/stack.sh    the whole stack as `make run` starts it (scripts/run-local.sh), the
 #                        worker draining into MariaDB, same wrk load; orders checked after;
+#      bench/cluster.sh  the gateway on one redis-server (baseline) and on a 3-primary,
+#                        3-replica Redis Cluster with min_replicas 0 and 1, same wrk load;
 #      the worker's drain bench (worker vs plain batched INSERTs);
 #      a benchmark that does not exist yet becomes a "not available yet" row, never a number;
 #   3. bench/plot.py turns their tables into docs/bench-results/<date>.json and the plot
@@ -22,7 +24,7 @@
 #      INSERT), also written to docs/bench-results/<date>.md.
 # The raw output of each benchmark is kept in .state/bench/<date>/ (NAME.md tables, NAME.log).
 #
-# Environment: BENCH_ONLY ["module gateway stack worker"] BENCH_MODULE_REQUESTS [1000000 per
+# Environment: BENCH_ONLY ["module gateway stack cluster worker"] BENCH_MODULE_REQUESTS [1000000 per
 #   pipelined row] BENCH_MODULE_UNPIPELINED_REQUESTS [200000 per unpipelined row]
 #   BENCH_GATEWAY_DURATION [10s per row, also the stack's] BENCH_GATEWAY_CONNECTIONS [64]
 #   BENCH_WORKER_ENTRIES [200000] BENCH_STEP_TIMEOUT [1200 s per benchmark]
@@ -34,7 +36,7 @@ cd "$ROOT"
 # shellcheck source-path=SCRIPTDIR source=sim/stack.sh
 source "$ROOT/bench/sim/stack.sh"
 
-ONLY=${BENCH_ONLY:-module gateway stack worker}
+ONLY=${BENCH_ONLY:-module gateway stack cluster worker}
 STEP_TIMEOUT=${BENCH_STEP_TIMEOUT:-1200}
 DATE=$(date -u +%Y-%m-%d)
 OUT=$ROOT/docs/bench-results
@@ -73,6 +75,7 @@ except Exception:
         "commands": {"module": "bash bench/module.sh $BENCH_MODULE_REQUESTS $BENCH_MODULE_UNPIPELINED_REQUESTS",
                      "gateway": "bash bench/gateway.sh $BENCH_GATEWAY_DURATION $BENCH_GATEWAY_CONNECTIONS",
                      "stack": "bash bench/stack.sh $BENCH_GATEWAY_DURATION $BENCH_GATEWAY_CONNECTIONS",
+                     "cluster": "bash bench/cluster.sh $BENCH_GATEWAY_DURATION $BENCH_GATEWAY_CONNECTIONS",
                      "worker": "ENTRIES=$BENCH_WORKER_ENTRIES cargo bench -p seckill-worker --bench drain"},
         "configurations": {
             "shipped": "redis-server with the repository's redis.conf (appendonly yes, appendfsync always) "
@@ -144,6 +147,11 @@ if wanted stack; then
   if [ -f bench/stack.sh ]; then
     step stack bash bench/stack.sh "$BENCH_GATEWAY_DURATION" "$BENCH_GATEWAY_CONNECTIONS"
   else missing stack "bench/stack.sh not found"; fi
+fi
+if wanted cluster; then
+  if [ -f bench/cluster.sh ]; then
+    step cluster bash bench/cluster.sh "$BENCH_GATEWAY_DURATION" "$BENCH_GATEWAY_CONNECTIONS"
+  else missing cluster "bench/cluster.sh not found"; fi
 fi
 if wanted worker; then
   if [ "$HAVE_DRAIN" = 1 ]; then

@@ -1,9 +1,12 @@
 # The local stack (scripts/run-local.sh, Procfile), included from the Makefile.
 # Ports and state directory: see `scripts/run-local.sh --help` (SECKILL_*_PORT, SECKILL_STATE_DIR).
-.PHONY: run health logs dev stop db-init db-migrate db-rollback
+.PHONY: run run-cluster health logs dev stop db-init db-migrate db-rollback
 
 run: ## Build and run the whole stack in the foreground (Redis+module, MariaDB, etcd, gateway, worker); Ctrl-C stops it
 	bash scripts/run-local.sh run
+
+run-cluster: ## Like run, with a Redis Cluster (3 primaries + 3 replicas, the module on each, redis.min_replicas 1) instead of one redis-server
+	bash scripts/run-local.sh run-cluster
 
 health: ## Check the running stack: gateway /health and /metrics, worker /metrics, Redis, MariaDB, etcd
 	bash scripts/run-local.sh health

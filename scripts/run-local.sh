@@ -9,6 +9,9 @@
 # shared with the benchmarks. A second run reuses .state/ (data, demo activity, users).
 #
 #   scripts/run-local.sh [run]          set up, build, start, seed, print URLs and logins
+#   scripts/run-local.sh run-cluster    the same with a Redis Cluster (3 primaries, 3 replicas,
+#                                       the module on each) instead of one redis-server
+#                                       (`make run-cluster`; = SECKILL_REDIS_CLUSTER=1 run)
 #   scripts/run-local.sh health         check a running stack (exit 1 when something is down)
 #   scripts/run-local.sh logs           follow the processes' logs (.state/logs/*.log)
 #   scripts/run-local.sh stop           stop what a killed run left behind (normally nothing)
@@ -33,6 +36,11 @@
 #   SECKILL_BIN_DIR [$CARGO_TARGET_DIR/release, else target/release] where seckill,
 #                                seckill-gateway, seckill-worker and libseckill_module.so are
 #   SECKILL_STARTUP_TIMEOUT [120] seconds to wait for each server to come up
+#   SECKILL_REDIS_CLUSTER [0]    1: a Redis Cluster on SECKILL_REDIS_CLUSTER_PORT.. (6 ports,
+#                                each with its bus port + 10000), redis.min_replicas 1 unless
+#                                SECKILL_REDIS__MIN_REPLICAS says otherwise; data in
+#                                STATE/redis-cluster/<port>/ (see scripts/lib/cluster.sh)
+#   SECKILL_REDIS_CLUSTER_PORT [7000]  first port of the cluster's nodes
 # The binaries also read configs/config.yaml; this script overrides the addresses with
 # SECKILL_<SECTION>__<KEY> variables so they point at the servers it started, and writes
 # .state/stack.yaml (addresses, each binary's Redis ACL user, the MySQL application and
@@ -47,6 +55,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 # shellcheck source-path=SCRIPTDIR source=lib/stack.sh
 source "$ROOT/scripts/lib/stack.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/cluster.sh
+source "$ROOT/scripts/lib/cluster.sh"
 
 STATE=${SECKILL_STATE_DIR:-$ROOT/.state}
 case $STATE in /*) ;; *) STATE=$ROOT/$STATE ;; esac
@@ -59,6 +69,17 @@ WORKER_METRICS_PORT=${SECKILL_WORKER_METRICS_PORT:-9101}
 DEV=${SECKILL_DEV:-1}
 DEMO_STOCK=${SECKILL_DEMO_STOCK:-100}
 STARTUP_TIMEOUT=${SECKILL_STARTUP_TIMEOUT:-120}
+# Redis Cluster instead of one redis-server (`run-cluster`). health, logs and stop find out
+# from the stack file which kind of stack ran last.
+CLUSTER=${SECKILL_REDIS_CLUSTER:-0}
+case ${1:-run} in
+health | logs | stop)
+  if [ -z "${SECKILL_REDIS_CLUSTER:-}" ] && grep -qs 'cluster_nodes' "$STATE/stack.yaml"; then
+    CLUSTER=1
+  fi
+  ;;
+esac
+CLUSTER_PORT=${SECKILL_REDIS_CLUSTER_PORT:-7000}
 # The venv is kept in the repository's .state even when SECKILL_STATE_DIR points elsewhere
 # (tests use throwaway state directories and should not reinstall honcho each time).
 VENV=${SECKILL_VENV:-$ROOT/.state/venv}
@@ -91,6 +112,14 @@ export_stack_env() {
   export SECKILL_ETCD_PORT=$ETCD_PORT SECKILL_ETCD_PEER_PORT=$ETCD_PEER_PORT
   export SECKILL_GATEWAY_PORT=$GATEWAY_PORT SECKILL_WORKER_METRICS_PORT=$WORKER_METRICS_PORT
   export SECKILL_REDIS__URL="redis://127.0.0.1:$REDIS_PORT/"
+  if [ "$CLUSTER" = 1 ]; then
+    export SECKILL_REDIS_CLUSTER=1 SECKILL_REDIS_CLUSTER_PORT=$CLUSTER_PORT
+    export SECKILL_REDIS__URL="redis://127.0.0.1:$CLUSTER_PORT/"
+    SECKILL_REDIS__CLUSTER_NODES="[$(cluster_seeds "$CLUSTER_PORT")]"
+    export SECKILL_REDIS__CLUSTER_NODES
+    # Acknowledge only what a replica holds (README, "Durability"); 0 turns it off.
+    export SECKILL_REDIS__MIN_REPLICAS=${SECKILL_REDIS__MIN_REPLICAS:-1}
+  fi
   # The application user; the schema owner's URL is in stack.yaml only (migrations).
   SECKILL_MYSQL__URL=$(mysql_stack_url "$MYSQL_APP_USER" mysql-app)
   export SECKILL_MYSQL__URL
@@ -134,6 +163,22 @@ write_redis_users() {
     SECKILL_REDIS_EXPORTER_PASSWORD=$(stack_secret redis-exporter) \
     SECKILL_REDIS_ADMIN_PASSWORD=$(stack_secret redis-admin) \
     sh "$ROOT/scripts/redis-users.sh" "$STACK_REDIS_USERS" "$STATE/redis-users.conf" "$mode"
+  # A cluster's replicas log in to their primaries as seckill-admin (`default` may be off);
+  # the password stays in a private file, not on a command line.
+  (
+    umask 077
+    printf 'masteruser seckill-admin\nmasterauth "%s"\n' "$(stack_secret redis-admin)" \
+      >"$STATE/redis-replication.conf"
+  )
+}
+
+# The cluster's own redis-cli calls (scripts/lib/cluster.sh) log in as seckill-admin unless
+# `default` is open.
+cluster_admin_env() {
+  if ! redis_default_open; then
+    CLUSTER_ADMIN_USER=seckill-admin CLUSTER_ADMIN_PASSWORD=$(stack_secret redis-admin)
+    export CLUSTER_ADMIN_USER CLUSTER_ADMIN_PASSWORD
+  fi
 }
 
 # Whether this stack's Redis leaves the `default` user open (dev mode), read from the users
@@ -142,12 +187,15 @@ redis_default_open() { grep -q '^user default on' "$STATE/redis-users.conf" 2>/d
 
 # redis-cli on this stack: as `default` in dev mode, else as seckill-admin (password from
 # the environment, never on the command line).
+# In a cluster: node CLUSTER_PORT, following redirects (-c).
 rcli() {
+  local where=(-h 127.0.0.1 -p "$REDIS_PORT")
+  [ "$CLUSTER" = 1 ] && where=(-c -h 127.0.0.1 -p "$CLUSTER_PORT")
   if redis_default_open; then
-    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"
+    redis-cli "${where[@]}" "$@"
   else
-    REDISCLI_AUTH=$(stack_secret redis-admin) redis-cli --user seckill-admin \
-      -h 127.0.0.1 -p "$REDIS_PORT" "$@"
+    REDISCLI_AUTH=$(stack_secret redis-admin) redis-cli --user seckill-admin --no-auth-warning \
+      "${where[@]}" "$@"
   fi
 }
 
@@ -179,6 +227,10 @@ write_stack_file() {
       echo "# Holds this stack's passwords (from .state/secrets/): keep it private."
       echo "redis:"
       echo "  url: '$SECKILL_REDIS__URL'"
+      if [ "$CLUSTER" = 1 ]; then
+        echo "  cluster_nodes: $SECKILL_REDIS__CLUSTER_NODES"
+        echo "  min_replicas: $SECKILL_REDIS__MIN_REPLICAS"
+      fi
       echo "  # Each binary logs in as its own ACL user (redis-users.conf)."
       echo "  users:"
       echo "    gateway: {username: seckill-gateway, password: '$(stack_secret redis-gateway)'}"
@@ -211,7 +263,14 @@ init_mariadb() {
 # fail with a less helpful message: say which port and how to move.
 check_ports_free() {
   local name port var busy=0
-  for spec in redis:$REDIS_PORT:SECKILL_REDIS_PORT mysql:$MYSQL_PORT:SECKILL_MYSQL_PORT \
+  local redis_specs=("redis:$REDIS_PORT:SECKILL_REDIS_PORT")
+  if [ "$CLUSTER" = 1 ]; then
+    redis_specs=()
+    for port in $(cluster_ports "$CLUSTER_PORT"); do
+      redis_specs+=("redis-cluster:$port:SECKILL_REDIS_CLUSTER_PORT" "redis-cluster-bus:$((port + 10000)):SECKILL_REDIS_CLUSTER_PORT")
+    done
+  fi
+  for spec in "${redis_specs[@]}" mysql:$MYSQL_PORT:SECKILL_MYSQL_PORT \
     etcd:$ETCD_PORT:SECKILL_ETCD_PORT etcd-peer:$ETCD_PEER_PORT:SECKILL_ETCD_PEER_PORT \
     gateway:$GATEWAY_PORT:SECKILL_GATEWAY_PORT \
     worker-metrics:$WORKER_METRICS_PORT:SECKILL_WORKER_METRICS_PORT; do
@@ -307,13 +366,28 @@ cmd_proc() {
       --pidfile "$STATE/run/redis.pid" --include "$STATE/redis-users.conf"
     cmd=("${REDIS_CMD[@]}")
     ;;
+  redis-cluster)
+    say "$name: pid $$, output in $log"
+    # Six nodes under this shell; honcho's SIGTERM reaches them all (scripts/lib/cluster.sh).
+    export NO_COLOR=${NO_COLOR:-1}
+    cluster_run "$STATE/redis-cluster" "$CLUSTER_PORT" "$RELEASE_DIR/libseckill_module.so" \
+      --include "$STATE/redis-users.conf" --include "$STATE/redis-replication.conf" >>"$log" 2>&1
+    exit 0
+    ;;
   mysql) cmd=(mariadbd --defaults-file="$STATE/my.cnf") ;;
   etcd)
     etcd_cmd "$ETCD_PORT" "$ETCD_PEER_PORT" "$STATE/etcd"
     cmd=("${ETCD_CMD[@]}")
     ;;
   gateway)
-    await "redis-server on 127.0.0.1:$REDIS_PORT" redis redis_ready
+    if [ "$CLUSTER" = 1 ]; then
+      # First run: join the nodes; later runs: they rejoin from their nodes.conf.
+      cluster_admin_env
+      cluster_form "$CLUSTER_PORT" "$STARTUP_TIMEOUT" 2>&1 | tee -a "$log" ||
+        die "the Redis Cluster did not form; see $STATE/logs/redis-cluster.log"
+    else
+      await "redis-server on 127.0.0.1:$REDIS_PORT" redis redis_ready
+    fi
     await "MariaDB on 127.0.0.1:$MYSQL_PORT" mysql mariadb_up "$STATE/my.cnf"
     await "etcd on 127.0.0.1:$ETCD_PORT" etcd etcd_up "$ETCD_PORT"
     bootstrap_db 2>&1 | tee -a "$log"
@@ -324,7 +398,7 @@ cmd_proc() {
     await "the database bootstrap (migrations)" gateway test -e "$STATE/run/db-ready"
     cmd=("$RELEASE_DIR/seckill-worker")
     ;;
-  *) die "unknown process '$name' (redis, mysql, etcd, gateway, worker)" ;;
+  *) die "unknown process '$name' (redis, redis-cluster, mysql, etcd, gateway, worker)" ;;
   esac
   say "$name: pid $$, output in $log"
   # The binaries write to a file, not a terminal: no ANSI colours.
@@ -349,10 +423,12 @@ seed_demo_users() {
 
 # How to open redis-cli on this stack (the admin password is read from its file, not shown).
 redis_cli_hint() {
+  local where="-p $REDIS_PORT"
+  [ "$CLUSTER" = 1 ] && where="-c -p $CLUSTER_PORT"
   if redis_default_open; then
-    echo "redis-cli -p $REDIS_PORT"
+    echo "redis-cli $where"
   else
-    echo "REDISCLI_AUTH=\$(cat $STATE/secrets/redis-admin) redis-cli --user seckill-admin -p $REDIS_PORT"
+    echo "REDISCLI_AUTH=\$(cat $STATE/secrets/redis-admin) redis-cli --user seckill-admin $where"
   fi
 }
 
@@ -371,7 +447,7 @@ banner() {
    API            $GATEWAY_URL/api/v1/activities
    health         $GATEWAY_URL/health          (make health)
    metrics        $GATEWAY_URL/metrics   $WORKER_METRICS_URL
-   Redis          $(redis_cli_hint)        e.g. SECKILL.STATUS ${activity:-<id>}
+$(redis_banner_line "${activity:-<id>}")
    MariaDB        mariadb --defaults-file=$STATE/my.cnf seckill
    etcd           $ETCD_URL
    logs           $STATE/logs/*.log   (make logs)
@@ -397,6 +473,18 @@ EOF
 EOF
 }
 
+# The banner's Redis line(s).
+redis_banner_line() { # ACTIVITY
+  if [ "$CLUSTER" = 1 ]; then
+    local last=$((CLUSTER_PORT + 2 * CLUSTER_PRIMARIES - 1))
+    printf '   Redis Cluster  %s    e.g. SECKILL.STATUS %s\n' "$(redis_cli_hint)" "$1"
+    printf '                  nodes 127.0.0.1:%s-%s (3 primaries, 3 replicas), redis.min_replicas %s' \
+      "$CLUSTER_PORT" "$last" "${SECKILL_REDIS__MIN_REPLICAS:-1}"
+  else
+    printf '   Redis          %s        e.g. SECKILL.STATUS %s' "$(redis_cli_hint)" "$1"
+  fi
+}
+
 cmd_run() {
   if [ "${SECKILL_SKIP_SETUP:-0}" != 1 ]; then
     bash "$ROOT/scripts/setup.sh"
@@ -419,11 +507,16 @@ cmd_run() {
   write_stack_file
   write_redis_users
 
-  say "starting redis, mysql, etcd, gateway, worker (honcho -f Procfile); Ctrl-C stops them"
+  local procfile=$ROOT/Procfile
+  if [ "$CLUSTER" = 1 ]; then
+    procfile=$ROOT/Procfile.cluster
+    mkdir -p "$STATE/redis-cluster"
+  fi
+  say "starting $(cut -d: -f1 "$procfile" | grep -v '^#' | paste -sd, - | sed 's/,/, /g') (honcho -f $(basename "$procfile")); Ctrl-C stops them"
   say "each process writes to $STATE/logs/<name>.log; follow them all with 'make logs'"
   # Marks every process of this stack (see stack_pids).
   export SECKILL_STACK_DIR=$STATE
-  "$VENV/bin/honcho" start -f "$ROOT/Procfile" -d "$ROOT" &
+  "$VENV/bin/honcho" start -f "$procfile" -d "$ROOT" &
   local honcho=$!
   # Ctrl-C reaches honcho directly (same process group); SIGTERM sent to this script only
   # (kill, timeout, watchexec) is passed on. honcho stops each process group with SIGTERM,
@@ -472,7 +565,13 @@ cmd_health() {
     fi
   }
   metrics_ok() { curl -fsS --max-time 3 "$1" | grep -c '^seckill_' | sed 's/$/ seckill_* samples/'; }
-  redis_ping() { [ "$(rcli ping)" = PONG ] && echo PONG; }
+  redis_ping() {
+    if [ "$CLUSTER" = 1 ]; then
+      rcli CLUSTER INFO | grep -E '^cluster_(state|slots_ok|known_nodes)' | tr -d '\r' | paste -sd' ' - | grep 'cluster_state:ok'
+    else
+      [ "$(rcli ping)" = PONG ] && echo PONG
+    fi
+  }
   check "gateway" curl -fsS --max-time 3 "$GATEWAY_URL/health"
   check "gateway metrics" metrics_ok "$GATEWAY_URL/metrics"
   check "worker metrics" metrics_ok "$WORKER_METRICS_URL"
@@ -514,7 +613,9 @@ cmd_stop() {
 cmd_logs() {
   compgen -G "$STATE/logs/*.log" >/dev/null || die "no logs in $STATE/logs yet: start the stack with 'make run'"
   local files=() name
-  for name in redis mysql etcd gateway worker; do files+=("$STATE/logs/$name.log"); done
+  local redis="redis"
+  [ "$CLUSTER" = 1 ] && redis="redis-cluster"
+  for name in "$redis" mysql etcd gateway worker; do files+=("$STATE/logs/$name.log"); done
   exec tail -n 20 -F "${files[@]}"
 }
 
@@ -581,6 +682,10 @@ cmd_db_rollback() {
 
 case ${1:-run} in
 run) cmd_run ;;
+run-cluster)
+  CLUSTER=1
+  cmd_run
+  ;;
 proc)
   [ $# -eq 2 ] || die "usage: $0 proc NAME"
   export_stack_env

@@ -2,6 +2,13 @@
 //! code), an argument error, an activity that exists, Redis being full (`OOM` at
 //! `maxmemory`), or Redis being unreachable, slow or answering something unexpected. Callers
 //! map these to their own world (HTTP statuses, retries).
+//!
+//! In Redis Cluster a command can also be refused because the cluster is moving: `MOVED` /
+//! `ASK` (the slot is elsewhere or migrating), `TRYAGAIN` (a migration is half done for the
+//! command's keys), `CLUSTERDOWN` (slots uncovered while a failover runs), `MASTERDOWN`,
+//! `LOADING`, `READONLY` (a demoted primary). The cluster connection follows or retries these
+//! itself; one that still comes back (the deadline or the retries ran out) changed nothing
+//! and is [`ClientError::Unavailable`]: try again, never an internal error.
 
 use redis::RedisError;
 use seckill_core::Refusal;
@@ -40,6 +47,9 @@ pub fn classify(e: &RedisError) -> ClientError {
                 message: detail,
             };
         }
+        if is_cluster_transient(code) {
+            return ClientError::Unavailable(format!("{code} {detail}"));
+        }
         match code {
             "ERR" => return ClientError::Argument(detail),
             "EXISTS" => return ClientError::Exists(detail),
@@ -56,6 +66,22 @@ pub fn classify(e: &RedisError) -> ClientError {
         }
         _ => ClientError::Unavailable(e.to_string()),
     }
+}
+
+/// Refusals of a cluster (or a server) in transition: nothing ran, try again later.
+fn is_cluster_transient(code: &str) -> bool {
+    matches!(
+        code,
+        "MOVED"
+            | "ASK"
+            | "TRYAGAIN"
+            | "CLUSTERDOWN"
+            | "MASTERDOWN"
+            | "LOADING"
+            | "READONLY"
+            | "NOREPLICAS"
+            | "BUSY"
+    )
 }
 
 #[cfg(test)]
@@ -112,5 +138,27 @@ mod tests {
         ));
         let io = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
         assert!(matches!(classify(&io), ClientError::Unavailable(_)));
+    }
+
+    #[test]
+    fn a_cluster_in_transition_is_unavailable_not_internal() {
+        for reply in [
+            "MOVED 3999 127.0.0.1:6381",
+            "ASK 3999 127.0.0.1:6381",
+            "TRYAGAIN Multiple keys request during rehashing of slot",
+            "CLUSTERDOWN The cluster is down",
+            "MASTERDOWN Link with MASTER is down",
+            "LOADING Redis is loading the dataset in memory",
+            "READONLY You can't write against a read only replica.",
+            "NOREPLICAS Not enough good replicas to write.",
+        ] {
+            let e = redis::parse_redis_value(format!("-{reply}\r\n").as_bytes())
+                .and_then(|v| v.extract_error())
+                .err();
+            assert!(
+                matches!(e.as_ref().map(classify), Some(ClientError::Unavailable(_))),
+                "{reply}: {e:?}"
+            );
+        }
     }
 }

@@ -1,7 +1,12 @@
 //! The `SECKILL.*` commands, typed: each command is built and its reply parsed here, once,
 //! for every process (the gateway's hot path, the worker's releases and gauges, the CLI).
 //! The functions work over any `ConnectionLike`, so a caller chooses the connection (shared
-//! multiplexed, dedicated, pipelined through [`crate::coalesce`]).
+//! multiplexed, dedicated, pipelined through [`crate::coalesce`], a cluster connection).
+//!
+//! Every `SECKILL.*` command is sent with the trailing `KEYS <meta> <buyers> <stream>
+//! <released>` clause: it changes nothing on a standalone server, and in Redis Cluster it lets
+//! the server see the activity's real keys while its slot migrates (TRYAGAIN/ASK until the
+//! whole activity has moved, instead of running on a node that has half of it).
 
 use crate::error::{classify, ClientError};
 use redis::aio::ConnectionLike;
@@ -16,6 +21,32 @@ pub struct Reservation {
     pub id: String,
     /// Stock left after it.
     pub remaining: u64,
+    /// Whether replicas confirmed it (`redis.min_replicas`).
+    pub durability: Durability,
+}
+
+/// What is known of a reservation's copies on replicas when it is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Not asked (`redis.min_replicas` is 0): on the primary that answered.
+    #[default]
+    Unchecked,
+    /// On the primary that holds the activity and on this many replicas (at least the
+    /// configured minimum): it survives a failover.
+    Replicated(u32),
+    /// On the primary, not confirmed on enough replicas in time: held unless a failover
+    /// loses it; the outcome is pending (`GET /api/v1/seckill/result` tells it later).
+    Pending,
+}
+
+/// Appends `KEYS <meta> <buyers> <stream> <released>`: the activity's real keys, declared to
+/// Redis Cluster (see the module's `commands::without_keys`).
+fn with_keys(cmd: &mut Cmd, activity: &ActivityId) {
+    cmd.arg("KEYS")
+        .arg(keys::meta(activity))
+        .arg(keys::buyers(activity))
+        .arg(keys::stream(activity))
+        .arg(keys::released(activity));
 }
 
 /// `SECKILL.STATUS`, read by field name (fields a newer module adds are ignored).
@@ -64,6 +95,7 @@ pub fn reserve_cmd(activity: &ActivityId, user: &UserId, qty: u64, product: &str
         .arg(qty)
         .arg("PRODUCT")
         .arg(product);
+    with_keys(&mut cmd, activity);
     cmd
 }
 
@@ -74,6 +106,7 @@ pub fn parse_reservation(v: Value) -> Result<Reservation, ClientError> {
     Ok(Reservation {
         id,
         remaining: u64::try_from(remaining).unwrap_or(0),
+        durability: Durability::Unchecked,
     })
 }
 
@@ -109,6 +142,7 @@ fn create_cmd(a: &CreateArgs) -> Cmd {
     if !a.product.is_empty() {
         cmd.arg("PRODUCT").arg(&a.product);
     }
+    with_keys(&mut cmd, &a.activity);
     cmd
 }
 
@@ -130,12 +164,10 @@ pub async fn release<C: ConnectionLike + Send>(
     activity: &ActivityId,
     reservation: &str,
 ) -> Result<u64, ClientError> {
-    let n: i64 = redis::cmd("SECKILL.RELEASE")
-        .arg(activity.as_str())
-        .arg(reservation)
-        .query_async(conn)
-        .await
-        .map_err(|e| classify(&e))?;
+    let mut cmd = redis::cmd("SECKILL.RELEASE");
+    cmd.arg(activity.as_str()).arg(reservation);
+    with_keys(&mut cmd, activity);
+    let n: i64 = cmd.query_async(conn).await.map_err(|e| classify(&e))?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
@@ -147,12 +179,10 @@ pub async fn trim<C: ConnectionLike + Send>(
     activity: &ActivityId,
     min_id: StreamId,
 ) -> Result<u64, ClientError> {
-    let n: i64 = redis::cmd("SECKILL.TRIM")
-        .arg(activity.as_str())
-        .arg(min_id.to_string())
-        .query_async(conn)
-        .await
-        .map_err(|e| classify(&e))?;
+    let mut cmd = redis::cmd("SECKILL.TRIM");
+    cmd.arg(activity.as_str()).arg(min_id.to_string());
+    with_keys(&mut cmd, activity);
+    let n: i64 = cmd.query_async(conn).await.map_err(|e| classify(&e))?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
@@ -161,10 +191,10 @@ pub async fn status<C: ConnectionLike + Send>(
     conn: &mut C,
     activity: &ActivityId,
 ) -> Result<Option<Status>, ClientError> {
-    let reply: Result<Value, _> = redis::cmd("SECKILL.STATUS")
-        .arg(activity.as_str())
-        .query_async(conn)
-        .await;
+    let mut cmd = redis::cmd("SECKILL.STATUS");
+    cmd.arg(activity.as_str());
+    with_keys(&mut cmd, activity);
+    let reply: Result<Value, _> = cmd.query_async(conn).await;
     match reply.map_err(|e| classify(&e)) {
         Ok(v) => parse_status(&v).map(Some),
         Err(ClientError::Refused {
@@ -298,7 +328,8 @@ mod tests {
             ok.ok(),
             Some(Reservation {
                 id: "1-0".into(),
-                remaining: 9
+                remaining: 9,
+                durability: Durability::Unchecked,
             })
         );
         assert!(matches!(

@@ -175,8 +175,14 @@ pub async fn read_new<C: ConnectionLike + Send>(
         cmd.arg(">");
     }
     let reply: Value = cmd.query_async(conn).await?;
-    let by_key: HashMap<&str, &ActivityId> = streams.iter().map(|(k, a)| (k.as_str(), a)).collect();
     let mut out = Vec::new();
+    parse_read_reply(reply, streams, &mut out);
+    Ok(out)
+}
+
+/// Parses an `XREADGROUP` reply (RESP2 array or RESP3 map of stream → entries).
+fn parse_read_reply(reply: Value, streams: &[(String, ActivityId)], out: &mut Vec<RawEntry>) {
+    let by_key: HashMap<&str, &ActivityId> = streams.iter().map(|(k, a)| (k.as_str(), a)).collect();
     let pairs: Vec<(Value, Value)> = match reply {
         Value::Array(items) => items
             .into_iter()
@@ -194,10 +200,66 @@ pub async fn read_new<C: ConnectionLike + Send>(
     };
     for (k, v) in pairs {
         if let Some(activity) = text(&k).and_then(|k| by_key.get(k.as_str()).copied()) {
-            parse_entries(&v, activity, &mut out);
+            parse_entries(&v, activity, out);
         }
     }
-    Ok(out)
+}
+
+/// Streams grouped by cluster slot (XREADGROUP cannot name keys of two slots in a cluster),
+/// in a stable order.
+pub fn by_slot(streams: &[(String, ActivityId)]) -> Vec<Vec<(String, ActivityId)>> {
+    let mut groups: std::collections::BTreeMap<u16, Vec<(String, ActivityId)>> =
+        std::collections::BTreeMap::new();
+    for (k, a) in streams {
+        groups
+            .entry(crate::topology::slot_of(a))
+            .or_default()
+            .push((k.clone(), a.clone()));
+    }
+    groups.into_values().collect()
+}
+
+/// The new entries of streams in several slots of one node: one non-blocking `XREADGROUP` per
+/// slot group, pipelined. Each group's failure is its own (returned with the group's index):
+/// a stream whose slot moved away (`MOVED`/`ASK`) or whose group vanished (`NOGROUP`) does not
+/// fail the others' reads.
+pub async fn read_new_by_slot<C: ConnectionLike + Send>(
+    conn: &mut C,
+    group: &str,
+    consumer: &str,
+    groups: &[Vec<(String, ActivityId)>],
+    count: usize,
+) -> Result<(Vec<RawEntry>, Vec<(usize, RedisError)>), RedisError> {
+    let mut pipe = redis::pipe();
+    for streams in groups {
+        let cmd = pipe
+            .cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(group)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count)
+            .arg("STREAMS");
+        for (k, _) in streams {
+            cmd.arg(k);
+        }
+        for _ in streams {
+            cmd.arg(">");
+        }
+    }
+    let mut out = Vec::new();
+    let mut failed = Vec::new();
+    if groups.is_empty() {
+        return Ok((out, failed));
+    }
+    let replies = conn.req_packed_commands(&pipe, 0, groups.len()).await?;
+    for (i, (reply, streams)) in replies.into_iter().zip(groups).enumerate() {
+        match reply.extract_error() {
+            Ok(v) => parse_read_reply(v, streams, &mut out),
+            Err(e) => failed.push((i, e)),
+        }
+    }
+    Ok((out, failed))
 }
 
 /// Takes over entries idle longer than `min_idle_ms` in any consumer of the group

@@ -36,6 +36,13 @@ pub fn dead_letters(id: &ActivityId) -> String {
     format!("seckill:{{{id}}}:dead")
 }
 
+/// A tiny string written right before `WAIT` when a reservation must be on replicas before it
+/// is acknowledged (`redis.min_replicas`): a write in the activity's slot, so it lands on the
+/// node that holds the activity, after everything that node holds, and `WAIT` covers it.
+pub fn fence(id: &ActivityId) -> String {
+    format!("seckill:{{{id}}}:fence")
+}
+
 /// `SCAN` pattern that finds every activity's reservation stream.
 pub const STREAM_SCAN_PATTERN: &str = "seckill:{*}:stream";
 
@@ -58,6 +65,7 @@ mod tests {
             stream(&id),
             released(&id),
             dead_letters(&id),
+            fence(&id),
         ] {
             assert!(key.starts_with("seckill:{42}"), "{key}");
         }

@@ -585,3 +585,113 @@ fn the_redis_image_starts_with_the_acl_users() {
         drop(child);
     }
 }
+
+/// `docker-compose.cluster.yml`: the same stack on a Redis Cluster (six nodes with the
+/// module in cluster mode, joined by a one-shot init), the gateway and the worker pointed at
+/// it with `redis.min_replicas` 1, and otherwise configured as in `docker-compose.yml`.
+#[test]
+fn cluster_compose_file_is_valid_and_matches_the_standalone_one() {
+    let c = rendered(&["docker-compose.cluster.yml"], &[]);
+    let base = rendered(&["docker-compose.yml"], &[]);
+    let services: BTreeSet<String> = c["services"]
+        .as_mapping()
+        .expect("services")
+        .keys()
+        .filter_map(|k| k.as_str().map(String::from))
+        .collect();
+    let nodes: Vec<String> = (1..=6).map(|n| format!("redis-{n}")).collect();
+    for s in LONG_RUNNING.iter().filter(|s| **s != "redis") {
+        assert!(services.contains(*s), "service {s} missing: {services:?}");
+        assert!(
+            c["services"][*s]["healthcheck"]["test"].is_sequence(),
+            "service {s} has no healthcheck"
+        );
+    }
+    assert!(
+        !services.contains("redis"),
+        "no standalone redis in the cluster variant"
+    );
+    for n in &nodes {
+        let svc = &c["services"][n.as_str()];
+        assert_eq!(svc["build"]["target"], "redis", "{n}");
+        let command = serde_yaml::to_string(&svc["command"]).unwrap();
+        for want in [
+            "--cluster-enabled",
+            "--loadmodule",
+            "/usr/local/lib/redis/modules/libseckill_module.so",
+            "--cluster-require-full-coverage",
+        ] {
+            assert!(command.contains(want), "{n} lacks {want}: {command}");
+        }
+        assert!(svc["healthcheck"]["test"].is_sequence(), "{n}");
+        assert!(
+            !svc["volumes"].is_null(),
+            "{n} keeps its data (nodes.conf) in a volume"
+        );
+    }
+    let init = &c["services"]["redis-cluster-init"];
+    let command = serde_yaml::to_string(&init["command"]).unwrap();
+    assert!(
+        command.contains("--cluster create") && command.contains("--cluster-replicas 1"),
+        "{command}"
+    );
+    for n in &nodes {
+        assert_eq!(
+            init["depends_on"][n.as_str()]["condition"],
+            "service_healthy",
+            "the init waits for {n}"
+        );
+    }
+    let env = |c: &Yaml, s: &str| -> Vec<(String, String)> {
+        let mut e = env_of(&c["services"][s]);
+        e.sort();
+        e
+    };
+    for s in ["gateway", "worker", "migrate"] {
+        let e = env(&c, s);
+        let get = |k: &str| {
+            e.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.trim().to_owned())
+        };
+        assert_eq!(
+            get("SECKILL_REDIS__CLUSTER_NODES").as_deref(),
+            Some("[redis-1:6379,redis-2:6379,redis-3:6379,redis-4:6379,redis-5:6379,redis-6:6379]"),
+            "{s}"
+        );
+        assert_eq!(
+            get("SECKILL_REDIS__MIN_REPLICAS").as_deref(),
+            Some("1"),
+            "{s}"
+        );
+        // Everything but where Redis is equals the standalone file's.
+        let rest = |e: Vec<(String, String)>| -> Vec<(String, String)> {
+            e.into_iter()
+                .filter(|(k, _)| !k.starts_with("SECKILL_REDIS__"))
+                .collect()
+        };
+        assert_eq!(
+            rest(e.clone()),
+            rest(env(&base, s)),
+            "{s} drifted from docker-compose.yml"
+        );
+    }
+    for s in ["gateway", "worker"] {
+        assert_eq!(
+            c["services"][s]["depends_on"]["redis-cluster-init"]["condition"],
+            "service_completed_successfully",
+            "{s} must wait for the cluster"
+        );
+        assert_eq!(
+            c["services"][s]["depends_on"]["migrate"]["condition"],
+            "service_completed_successfully",
+            "{s} must wait for migrate"
+        );
+        for key in ["ports", "healthcheck", "stop_grace_period"] {
+            assert_eq!(
+                c["services"][s][key], base["services"][s][key],
+                "{s}.{key} drifted from docker-compose.yml"
+            );
+        }
+    }
+}

@@ -115,6 +115,17 @@ struct Stack {
 
 impl Stack {
     fn start(state: &Path, ports: &Ports, log: PathBuf) -> Self {
+        Self::start_with(state, ports, log, "run", &[])
+    }
+
+    /// `scripts/run-local.sh <command>` (`run` or `run-cluster`) with more variables.
+    fn start_with(
+        state: &Path,
+        ports: &Ports,
+        log: PathBuf,
+        command: &str,
+        extra_env: &[(&str, String)],
+    ) -> Self {
         require_tool(
             "python3",
             "the Debian packages `python3` and `python3-venv`",
@@ -137,7 +148,7 @@ impl Stack {
             .unwrap();
         let mut cmd = Command::new("bash");
         cmd.arg(root().join("scripts/run-local.sh"))
-            .arg("run")
+            .arg(command)
             .current_dir(root())
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
@@ -145,6 +156,9 @@ impl Stack {
             // Its own process group, like a job in a terminal: SIGINT can go to the group.
             .process_group(0);
         stack_env(&mut cmd, state, ports);
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
         let child = cmd.spawn().expect("start scripts/run-local.sh");
         let mut s = Self {
             child: Some(child),
@@ -224,13 +238,17 @@ impl Stack {
     /// No process of the stack is left (redis-server overwrites its environment with its
     /// title, so every port being closed is checked too).
     fn assert_nothing_left(&self, ports: &Ports) {
+        self.assert_nothing_left_on(&ports.all());
+    }
+
+    fn assert_nothing_left_on(&self, ports: &[u16]) {
         // honcho SIGKILLs stragglers 5 s after SIGTERM; allow for that and a little more.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let left = stack_processes(&self.state);
             let open: Vec<u16> = ports
-                .all()
-                .into_iter()
+                .iter()
+                .copied()
                 .filter(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok())
                 .collect();
             if left.is_empty() && open.is_empty() {
@@ -691,6 +709,132 @@ fn assert_least_privilege(state: &Path, ports: &Ports, console: &str) {
 
 /// The shell scripts (the local stack, its shared library, the benchmarks) are checked by
 /// shellcheck, following what they source (quoting and error handling mistakes).
+/// Six consecutive free ports whose cluster bus ports (+10000) are free too, all below the
+/// ephemeral range (32768..): a bus port there may be held by an outgoing connection.
+fn cluster_base_port() -> u16 {
+    let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+    for n in 0..2_000u32 {
+        let base = 20_000 + ((std::process::id().wrapping_mul(7919) + n * 131) % 2_700) as u16;
+        if (base..base + 6).all(|p| free(p) && free(p + 10_000)) {
+            return base;
+        }
+    }
+    panic!("no six consecutive free ports");
+}
+
+/// `make run-cluster`: the same stack on a 3-primary, 3-replica Redis Cluster with
+/// `redis.min_replicas` 1: a reservation is acknowledged once its shard's replica holds it,
+/// its order reaches MariaDB, the CLI finds the cluster through `stack.yaml` (`seckill lag`
+/// per shard, `seckill audit` names the node), and SIGTERM leaves no process or port behind.
+#[test]
+fn run_cluster_serves_a_sale_on_a_redis_cluster_and_stops_without_leftovers() {
+    let state_dir = tempfile::Builder::new()
+        .prefix("seckill-cluster-stack-")
+        .tempdir()
+        .unwrap();
+    let state = state_dir.path().join("state");
+    let log = state_dir.path().join("run-cluster.log");
+    let ports = Ports::free();
+    let base = cluster_base_port();
+    let mut stack = Stack::start_with(
+        &state,
+        &ports,
+        log,
+        "run-cluster",
+        &[("SECKILL_REDIS_CLUSTER_PORT", base.to_string())],
+    );
+    let banner = stack.log();
+    for want in [
+        "Redis Cluster".to_owned(),
+        format!("redis-cli -c -p {base}"),
+        "redis.min_replicas 1".to_owned(),
+        "admin / admin".to_owned(),
+    ] {
+        assert!(
+            banner.contains(&want),
+            "banner lacks {want:?}:\n{}",
+            stack.tail()
+        );
+    }
+    let stack_file = std::fs::read_to_string(state.join("stack.yaml")).unwrap();
+    assert!(
+        stack_file.contains(&format!("127.0.0.1:{base}")) && stack_file.contains("cluster_nodes"),
+        "{stack_file}"
+    );
+    let activity = std::fs::read_to_string(state.join("demo-activity"))
+        .expect("the demo activity")
+        .trim()
+        .to_owned();
+    let (status, body) = get(ports.gateway, &format!("/api/v1/activities/{activity}")).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let product = json(&body)["data"]["product_id"]
+        .to_string()
+        .trim_matches('"')
+        .to_owned();
+    let token = login(ports.gateway, "alice", "demo-password");
+    let (status, reply) = reserve(ports.gateway, &token, &activity, &product);
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["data"]["status"], "queued", "{reply}");
+    let auth = format!("Bearer {token}");
+    wait_for(
+        "the order of the reservation",
+        Duration::from_secs(30),
+        || {
+            let (_, body) = http(
+                "GET",
+                ports.gateway,
+                &format!("/api/v1/seckill/result?activity_id={activity}"),
+                &[("Authorization", &auth)],
+                None,
+            )
+            .ok()?;
+            (json(&body)["data"]["status"] == "success").then_some(())
+        },
+    );
+    let cli = |args: &[&str]| {
+        let mut cmd = Command::new(built("seckill"));
+        cmd.current_dir(root())
+            .env("SECKILL_STATE_DIR", &state)
+            .args(args);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("SECKILL_") && k.contains("__") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd
+    };
+    let lag = run_ok(&mut cli(&["lag"]), Duration::from_secs(30));
+    assert_eq!(lag.matches("shard 127.0.0.1:").count(), 3, "{lag}");
+    assert!(lag.contains("1 acknowledging"), "{lag}");
+    assert!(lag.contains(&activity), "{lag}");
+    let audit = run_ok(&mut cli(&["audit", &activity]), Duration::from_secs(30));
+    assert!(
+        audit.contains("served by 127.0.0.1:") && audit.contains("OK"),
+        "{audit}"
+    );
+    let health = run_ok(
+        Command::new("bash")
+            .arg(root().join("scripts/run-local.sh"))
+            .arg("health")
+            .env("SECKILL_STATE_DIR", &state)
+            .env("SECKILL_REDIS_CLUSTER_PORT", base.to_string())
+            .env("SECKILL_GATEWAY_PORT", ports.gateway.to_string())
+            .env(
+                "SECKILL_WORKER_METRICS_PORT",
+                ports.worker_metrics.to_string(),
+            )
+            .env("SECKILL_MYSQL_PORT", ports.mysql.to_string())
+            .env("SECKILL_ETCD_PORT", ports.etcd.to_string()),
+        Duration::from_secs(30),
+    );
+    assert!(health.contains("cluster_state:ok"), "{health}");
+
+    assert!(matches!(stack.stop("TERM", false), 0 | 130 | 143));
+    let mut all: Vec<u16> = ports.all().to_vec();
+    all.extend((base..base + 6).flat_map(|p| [p, p + 10_000]));
+    stack.assert_nothing_left_on(&all);
+}
+
 #[test]
 fn scripts_pass_shellcheck() {
     require_tool("shellcheck", "the Debian package `shellcheck`");

@@ -568,7 +568,9 @@ pub(crate) struct LoginView {
 pub(crate) struct ReservationView {
     /// The reservation (a stream id, `<ms>-<seq>`).
     pub reservation_id: String,
-    /// Always `queued`: the order is written asynchronously; poll the result.
+    /// `queued` (200): held, the order is written asynchronously; poll the result.
+    /// `pending` (202): held, but not yet confirmed on `redis.min_replicas` replicas in time;
+    /// the result tells the outcome.
     pub status: &'static str,
     pub activity_id: String,
     pub quantity: u64,

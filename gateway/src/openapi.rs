@@ -136,6 +136,8 @@ struct Doc {
     query_activity: bool,
     ok: (u16, Data),
     errors: &'static [u16],
+    /// Also answers 202 with the `ok` data when replicas did not confirm in time.
+    pending: bool,
     description: &'static str,
 }
 
@@ -150,6 +152,7 @@ fn doc(route: &RouteSpec) -> Option<Doc> {
         ok,
         errors,
         description: "",
+        pending: false,
     };
     Some(match route.label {
         "seckill" => Doc {
@@ -159,7 +162,11 @@ fn doc(route: &RouteSpec) -> Option<Doc> {
                 for this user and activity, unexpired, whose turn has come (425 until then); \
                 without one: 403 ADMISSION_REQUIRED / ADMISSION_INVALID / ADMISSION_EXPIRED, \
                 409 ADMISSION_USED, and nothing changes. Refusals: 409 SOLD_OUT / \
-                LIMIT_EXCEEDED, 403 NOT_STARTED, 410 ENDED, 404 NO_ACTIVITY.",
+                LIMIT_EXCEEDED, 403 NOT_STARTED, 410 ENDED, 404 NO_ACTIVITY. With \
+                redis.min_replicas > 0 the answer is 200 only once that many replicas hold the \
+                reservation; 202 with status `pending` when they did not confirm in time (GET \
+                /api/v1/seckill/result tells the outcome).",
+            pending: true,
             ..d(
                 "Reserve units of an activity",
                 "sale",
@@ -452,6 +459,10 @@ pub(crate) fn document(settings: &Settings) -> Result<OpenApi, String> {
                     .build(),
             ));
         }
+        let pending = match (&d.ok.1, d.pending) {
+            (Data::One(name), true) => Some(*name),
+            _ => None,
+        };
         let (status, data) = d.ok;
         let ok = match data {
             Data::One(name) => ResponseBuilder::new().description(reason(status)).content(
@@ -472,6 +483,23 @@ pub(crate) fn document(settings: &Settings) -> Result<OpenApi, String> {
                 .content(content_type, json_content(*schema)),
         };
         op = op.response(status.to_string(), ok.build());
+        if let Some(name) = pending {
+            {
+                op = op.response(
+                    "202",
+                    ResponseBuilder::new()
+                        .description(
+                            "held, but not yet confirmed on redis.min_replicas replicas in time \
+                             (status pending): GET /api/v1/seckill/result tells the outcome",
+                        )
+                        .content(
+                            "application/json",
+                            json_content(envelope(Ref::from_schema_name(name).into())),
+                        )
+                        .build(),
+                );
+            }
+        }
         let mut errors: Vec<u16> = d.errors.to_vec();
         if d.auth == Auth::Admin {
             errors.push(403);

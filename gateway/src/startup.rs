@@ -38,10 +38,15 @@ impl Application {
         let metrics = Arc::new(Metrics::new().context("Failed to register metrics")?);
         // As the `gateway` ACL user (redis.users.gateway, else redis.username); URLs only
         // ever reach logs and errors redacted.
-        let redis = settings.redis.client("gateway")?;
-        let store = Store::connect(redis, settings.redis_timeout(), metrics.clone())
-            .await
-            .map_err(|e| connect_error(e, "Redis", &settings.redis.redacted_url(), "redis.tls"))?;
+        let target = settings.redis.target("gateway")?;
+        let store = Store::connect(
+            target,
+            &settings.redis,
+            settings.redis_timeout(),
+            metrics.clone(),
+        )
+        .await
+        .map_err(|e| connect_error(e, "Redis", &settings.redis.shown(), "redis.tls"))?;
         // The application user: rows only. Migrations run as the schema owner
         // (mysql.migrate_url), on a pool of their own that is closed afterwards.
         let db = pool::connect_lazy_with(

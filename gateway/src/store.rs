@@ -1,11 +1,14 @@
 //! The gateway's Redis: [`seckill_client::SeckillClient`] (deadlines, the hot path's
-//! coalesced pipeline) with a tracing span and a latency metric (by command and result)
-//! around every call. Errors stay [`ClientError`]s; the HTTP layer maps them
-//! (`crate::error`).
+//! coalesced pipeline, standalone or Redis Cluster, replica confirmation) with a tracing span
+//! and a latency metric (by command and result) around every call.
+//! Errors stay [`ClientError`]s; the HTTP layer maps them (`crate::error`).
 
 use crate::metrics::Metrics;
-use seckill_client::{ClientError, CreateArgs, Reservation, SeckillClient, Status};
+use seckill_client::{
+    ClientError, ClientSettings, CreateArgs, Reservation, SeckillClient, Status, Target,
+};
 use seckill_core::{ActivityId, UserId};
+use seckill_runtime::RedisSettings;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,14 +21,22 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    /// Connects; reconnects happen in the background later.
+    /// Connects to the standalone server or the cluster of `target` (which says how to log
+    /// in to each node); reconnects happen in the background later.
     pub(crate) async fn connect(
-        redis: redis::Client,
+        target: Target,
+        redis: &RedisSettings,
         timeout: Duration,
         metrics: Arc<Metrics>,
     ) -> Result<Self, ClientError> {
+        let settings = ClientSettings {
+            target,
+            timeout,
+            min_replicas: redis.min_replicas,
+            replica_ack_timeout: redis.replica_ack_timeout(),
+        };
         Ok(Self {
-            client: SeckillClient::connect_with(redis, timeout).await?,
+            client: SeckillClient::connect_with(&settings).await?,
             metrics,
         })
     }

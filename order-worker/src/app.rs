@@ -1,14 +1,15 @@
 //! Startup: [`Worker::build`] connects and binds (so tests read the metrics port), then
-//! [`Worker::run_until_stopped`] runs the consumers, the lag poller, the sweeper and the
-//! metrics endpoint until the shutdown token fires, and waits for all of them.
+//! [`Worker::run_until_stopped`] runs the consumers (per node, [`crate::shards`]), the lag
+//! poller, the sweeper and the metrics endpoint until the shutdown token fires, and waits for
+//! all of them.
 
 use crate::config::Settings;
-use crate::consumer::Consumer;
 use crate::leader::{election_kind, run_sweeper};
 use crate::metrics::Metrics;
+use crate::shards::{run_consumers, Redis};
 use anyhow::Context;
-use redis::aio::ConnectionManager;
-use seckill_client::{lag, sale};
+use redis::aio::ConnectionLike;
+use seckill_client::{sale, shards};
 use seckill_core::ActivityId;
 use seckill_db::{pool, MySqlPool};
 use seckill_runtime::config::connect_error;
@@ -20,10 +21,10 @@ use tokio_util::sync::CancellationToken;
 
 pub struct Worker {
     settings: Settings,
-    redis: redis::Client,
-    /// Shared by the lag poller and the sweeper (consumers have their own, since their
-    /// blocking reads would hold up everything else on a shared connection).
-    shared_redis: ConnectionManager,
+    /// Where Redis is, and a connection routed by key shared by the lag poller and the
+    /// sweeper (consumers have their own, to their node, since their blocking reads and
+    /// WAITs would hold up everything else on a shared connection).
+    redis: Redis,
     pool: MySqlPool,
     metrics: Arc<Metrics>,
     listener: Option<TcpListener>,
@@ -33,10 +34,10 @@ impl Worker {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         // As the `worker` ACL user (redis.users.worker, else redis.username); URLs only ever
         // reach logs and errors redacted.
-        let redis = settings.redis.client("worker")?;
-        let shared_redis = manager(redis.clone())
+        let target = settings.redis.target("worker")?;
+        let redis = Redis::connect(target, &settings)
             .await
-            .map_err(|e| connect_error(e, "Redis", &settings.redis.redacted_url(), "redis.tls"))?;
+            .map_err(|e| connect_error(e, "Redis", &settings.redis.shown(), "redis.tls"))?;
         // The application user (rows only); connects on first use.
         let pool = pool::connect_lazy_with(
             settings.mysql.connect_options()?,
@@ -55,10 +56,12 @@ impl Worker {
                     })?,
             )
         };
+        metrics
+            .min_replicas
+            .set(i64::from(settings.redis.min_replicas));
         Ok(Self {
             settings,
             redis,
-            shared_redis,
             pool,
             metrics,
             listener,
@@ -85,21 +88,16 @@ impl Worker {
             w.consumer.clone()
         };
         let mut tasks = tokio::task::JoinSet::new();
-        for n in 0..w.consumers.max(1) {
-            let conn = manager(self.redis.clone()).await.map_err(|e| {
-                connect_error(e, "Redis", &self.settings.redis.redacted_url(), "redis.tls")
-            })?;
-            let c = Consumer::new(
-                conn,
-                self.pool.clone(),
-                w.clone(),
-                format!("{base}-{n}"),
-                self.metrics.clone(),
-            );
-            tasks.spawn(c.run(shutdown.clone()));
-        }
+        tasks.spawn(run_consumers(
+            self.redis.clone(),
+            self.pool.clone(),
+            self.settings.clone(),
+            base,
+            self.metrics.clone(),
+            shutdown.clone(),
+        ));
         tasks.spawn(poll_lag(
-            self.shared_redis.clone(),
+            self.redis.clone(),
             w.group.clone(),
             Duration::from_millis(w.lag_interval_ms.max(100)),
             self.metrics.clone(),
@@ -113,7 +111,7 @@ impl Worker {
             tasks.spawn(run_sweeper(
                 self.settings.clone(),
                 self.pool.clone(),
-                self.shared_redis.clone(),
+                self.redis.clone(),
                 self.metrics.clone(),
                 shutdown.clone(),
             ));
@@ -138,7 +136,7 @@ impl Worker {
             tasks.spawn(seckill_runtime::metrics::serve(
                 l,
                 Arc::new(move || m.render()),
-                health_check(self.shared_redis.clone(), self.pool.clone()),
+                health_check(self.redis.shared.clone(), self.pool.clone()),
                 shutdown.clone(),
             ));
         }
@@ -153,22 +151,10 @@ impl Worker {
     }
 }
 
-/// A reconnecting connection whose attempts give up within seconds (redis-rs's default
-/// waits up to a minute between each of its six attempts: a wrong password or a server that
-/// is down at startup kept the worker silent for minutes). Reconnections after an outage use the
-/// same bounds; the consumers retry with their own backoff on top.
-async fn manager(client: redis::Client) -> redis::RedisResult<ConnectionManager> {
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Duration::from_secs(5))
-        .set_number_of_retries(3)
-        .set_max_delay(2_000);
-    ConnectionManager::new_with_config(client, config).await
-}
-
 /// `/health`: the worker is healthy when it can reach both Redis and MySQL (each answers a
 /// round trip within 2 s); otherwise 503 naming what is down.
 fn health_check(
-    redis: ConnectionManager,
+    redis: seckill_client::RedisConn,
     pool: MySqlPool,
 ) -> seckill_runtime::metrics::HealthCheck {
     const DEADLINE: Duration = Duration::from_secs(2);
@@ -176,7 +162,9 @@ fn health_check(
         let (mut redis, pool) = (redis.clone(), pool.clone());
         Box::pin(async move {
             let redis_ok = tokio::time::timeout(DEADLINE, async {
-                redis::cmd("PING").query_async::<String>(&mut redis).await
+                redis::cmd("PING")
+                    .query_async::<redis::Value>(&mut redis)
+                    .await
             })
             .await
             .is_ok_and(|r| r.is_ok());
@@ -202,17 +190,23 @@ fn hostname() -> String {
 }
 
 async fn poll_lag(
-    mut redis: ConnectionManager,
+    redis: Redis,
     group: String,
     every: Duration,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
-    // Activities with exported series, to drop those whose stream has vanished.
+    // Activities and nodes with exported series, to drop those that vanished.
     let mut exported: HashSet<String> = HashSet::new();
+    let mut nodes: HashSet<String> = HashSet::new();
+    let mut conn = redis.shared.clone();
     loop {
-        match lag::all_lags(&mut redis, &group).await {
-            Ok(rows) => {
+        match redis.topology().await {
+            Ok(topology) => {
+                let views =
+                    shards::shard_views(&redis.target, &topology, &group, redis.node_timeout).await;
+                nodes = metrics.set_shards(&views, &nodes);
+                let rows: Vec<_> = views.iter().flat_map(|v| v.streams.iter()).collect();
                 let current: HashSet<String> = rows.iter().map(|r| r.activity.clone()).collect();
                 for gone in exported.difference(&current) {
                     tracing::info!(activity = %gone, "stream vanished; dropping its gauges");
@@ -220,38 +214,7 @@ async fn poll_lag(
                 }
                 exported = current;
                 for r in rows {
-                    let l = [r.activity.as_str()];
-                    metrics
-                        .stream_length
-                        .with_label_values(&l)
-                        .set(r.length as i64);
-                    metrics
-                        .group_lag
-                        .with_label_values(&l)
-                        .set(r.undelivered() as i64);
-                    metrics
-                        .group_pending
-                        .with_label_values(&l)
-                        .set(r.pending as i64);
-                    metrics
-                        .dead_letters
-                        .with_label_values(&l)
-                        .set(r.dead_letters as i64);
-                    let status = match ActivityId::parse(&r.activity) {
-                        Ok(id) => sale::status(&mut redis, &id).await,
-                        Err(_) => Ok(None),
-                    };
-                    match status {
-                        Ok(Some(st)) => metrics
-                            .stock_remaining
-                            .with_label_values(&l)
-                            .set(i64::try_from(st.remaining).unwrap_or(i64::MAX)),
-                        // The activity was deleted while its stream stays: no stock to show.
-                        Ok(None) => {
-                            let _ = metrics.stock_remaining.remove_label_values(&l);
-                        }
-                        Err(e) => tracing::debug!(error = %e, "SECKILL.STATUS failed"),
-                    }
+                    set_activity(&metrics, &mut conn, r).await;
                 }
             }
             Err(e) => tracing::warn!(error = %e, "lag poll failed"),
@@ -260,5 +223,44 @@ async fn poll_lag(
             _ = tokio::time::sleep(every) => {}
             _ = shutdown.cancelled() => return,
         }
+    }
+}
+
+async fn set_activity<C: ConnectionLike + Send>(
+    metrics: &Metrics,
+    conn: &mut C,
+    r: &seckill_core::lag::StreamLag,
+) {
+    let l = [r.activity.as_str()];
+    metrics
+        .stream_length
+        .with_label_values(&l)
+        .set(r.length as i64);
+    metrics
+        .group_lag
+        .with_label_values(&l)
+        .set(r.undelivered() as i64);
+    metrics
+        .group_pending
+        .with_label_values(&l)
+        .set(r.pending as i64);
+    metrics
+        .dead_letters
+        .with_label_values(&l)
+        .set(r.dead_letters as i64);
+    let status = match ActivityId::parse(&r.activity) {
+        Ok(id) => sale::status(conn, &id).await,
+        Err(_) => Ok(None),
+    };
+    match status {
+        Ok(Some(st)) => metrics
+            .stock_remaining
+            .with_label_values(&l)
+            .set(i64::try_from(st.remaining).unwrap_or(i64::MAX)),
+        // The activity was deleted while its stream stays: no stock to show.
+        Ok(None) => {
+            let _ = metrics.stock_remaining.remove_label_values(&l);
+        }
+        Err(e) => tracing::debug!(error = %e, "SECKILL.STATUS failed"),
     }
 }

@@ -56,6 +56,9 @@ pub struct WorkerSettings {
     pub metrics_addr: String,
     /// How often the per-activity lag gauges are refreshed.
     pub lag_interval_ms: u64,
+    /// Redis Cluster: the pause between reads when every stream of a node is empty (streams
+    /// of several slots cannot share one blocking XREADGROUP).
+    pub cluster_poll_ms: u64,
     pub sweeper: SweeperSettings,
 }
 
@@ -76,6 +79,7 @@ impl Default for WorkerSettings {
             backoff_max_ms: 5_000,
             metrics_addr: "127.0.0.1:9101".into(),
             lag_interval_ms: 2_000,
+            cluster_poll_ms: 20,
             sweeper: SweeperSettings::default(),
         }
     }

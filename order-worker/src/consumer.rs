@@ -20,6 +20,18 @@
 //! consumer's `XAUTOCLAIM` cannot take them over and push their delivery count to the
 //! dead-letter limit during a long outage. On shutdown the batch in hand is finished (or,
 //! if the database stays down, left pending for another worker to claim).
+//!
+//! A consumer reads from one node (the standalone server, or one primary of a Redis Cluster,
+//! see [`crate::shards`]) over a connection to that node. With `redis.min_replicas` > 0 a
+//! batch becomes orders only once that many replicas hold it: after the read, `SET` of a
+//! fence key in the slot of one of its streams and `WAIT <n> <timeout>` on the same
+//! connection (the fence is written after everything the node held, so `WAIT` covers the
+//! batch). Unconfirmed, the batch stays in hand and is retried; so a failover cannot leave an
+//! order in MySQL whose reservation the new primary lacks. In a cluster, XREADGROUP cannot
+//! name streams of two slots: the streams are read one slot at a time, pipelined, without
+//! BLOCK (a short pause when all are empty). A stream whose slot moved away (`MOVED`/`ASK`)
+//! drops out until the next discovery; a batch in hand whose stream moved is let go (its
+//! entries stay pending, now on the node that serves them, where they are claimed).
 
 use crate::config::WorkerSettings;
 use crate::metrics::Metrics;
@@ -41,6 +53,8 @@ use tracing::Instrument;
 pub(crate) enum ConsumeError {
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("{acked} of the {wanted} replicas required confirmed the batch")]
+    NotReplicated { acked: u32, wanted: u32 },
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("SECKILL.RELEASE of a dead-lettered reservation failed: {0}")]
@@ -51,6 +65,7 @@ impl ConsumeError {
     fn dependency(&self) -> &'static str {
         match self {
             ConsumeError::Redis(_) | ConsumeError::Release(_) => "redis",
+            ConsumeError::NotReplicated { .. } => "replicas",
             ConsumeError::Db(_) => "mysql",
         }
     }
@@ -59,7 +74,20 @@ impl ConsumeError {
     fn db_code(&self) -> Option<String> {
         match self {
             ConsumeError::Db(e) => Some(e.code()),
-            ConsumeError::Redis(_) | ConsumeError::Release(_) => None,
+            ConsumeError::Redis(_)
+            | ConsumeError::Release(_)
+            | ConsumeError::NotReplicated { .. } => None,
+        }
+    }
+
+    /// The slot of a stream moved to another node (`MOVED`/`ASK`, also on a release).
+    fn moved(&self) -> bool {
+        match self {
+            ConsumeError::Redis(e) => seckill_client::shards::is_elsewhere(e),
+            ConsumeError::Release(ClientError::Unavailable(m)) => {
+                m.starts_with("MOVED") || m.starts_with("ASK")
+            }
+            _ => false,
         }
     }
 }
@@ -87,16 +115,31 @@ struct InHand {
     released: HashSet<usize>,
     /// Whether the rows are committed (only dead-lettering `refused` and the ack are left).
     committed: bool,
+    /// Whether `min_replicas` replicas confirmed the batch (always, when none are required).
+    replicated: bool,
     /// Rows the committed insert refused (another live order of the user): they must reach
     /// the dead-letter stream even when the batch is retried after the commit.
     refused: Vec<(usize, DeadReason)>,
     outcome: Outcome,
 }
 
+/// What a batch must reach before it becomes orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Replicas {
+    /// Replicas that must hold the batch (`redis.min_replicas`); 0: none.
+    pub(crate) min: u32,
+    /// `WAIT`'s timeout.
+    pub(crate) timeout: Duration,
+}
+
 pub(crate) struct Consumer {
+    /// A connection to the node this consumer drains.
     redis: ConnectionManager,
     pool: MySqlPool,
     settings: WorkerSettings,
+    replicas: Replicas,
+    /// The node is in a Redis Cluster (streams read one slot at a time).
+    cluster: bool,
     pub name: String,
     metrics: Arc<Metrics>,
     streams: Vec<(String, ActivityId)>,
@@ -116,6 +159,8 @@ impl Consumer {
         settings: WorkerSettings,
         name: String,
         metrics: Arc<Metrics>,
+        replicas: Replicas,
+        cluster: bool,
     ) -> Self {
         let windows = Windows {
             by_activity: Default::default(),
@@ -125,6 +170,8 @@ impl Consumer {
             redis,
             pool,
             settings,
+            replicas,
+            cluster,
             name,
             metrics,
             streams: Vec::new(),
@@ -174,11 +221,24 @@ impl Consumer {
                         tracing::info!(consumer = %self.name, "mysql accepts the batches again");
                     }
                 }
+                Err(e) if e.moved() => {
+                    // The stream's slot is served elsewhere now (resharding): its entries
+                    // are pending there under this consumer's name and get claimed there;
+                    // this node's view of the streams is read again.
+                    tracing::info!(consumer = %self.name, error = %e,
+                        "a stream moved to another node; letting the batch in hand go");
+                    self.in_hand = None;
+                    self.streams.clear();
+                    self.last_discover = None;
+                }
                 Err(e) => {
                     self.metrics
                         .retries_total
                         .with_label_values(&[e.dependency()])
                         .inc();
+                    if let ConsumeError::NotReplicated { .. } = e {
+                        self.metrics.unreplicated_waits_total.inc();
+                    }
                     if let Some(code) = e.db_code() {
                         self.metrics
                             .database_errors_total
@@ -265,6 +325,7 @@ impl Consumer {
                 dead_done: HashSet::new(),
                 released: HashSet::new(),
                 committed: false,
+                replicated: self.replicas.min == 0,
                 refused: Vec::new(),
             });
         }
@@ -307,12 +368,20 @@ impl Consumer {
             // The payment window must be known before the first row of an activity is
             // written, so a stream joins only once the lookup succeeded.
             let found = activities::payment_windows(&self.pool, &ids).await?;
-            for (key, _) in &new {
-                streams::ensure_group(&mut self.redis, key, &self.settings.group).await?;
+            let mut served = Vec::with_capacity(new.len());
+            for (key, activity) in new {
+                match streams::ensure_group(&mut self.redis, &key, &self.settings.group).await {
+                    Ok(()) => served.push((key, activity)),
+                    // Its slot is being imported (or moved): the node that serves it reads it.
+                    Err(e) if seckill_client::shards::is_elsewhere(&e) => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
             self.windows.by_activity.extend(found);
-            tracing::info!(consumer = %self.name, streams = new.len(), "discovered activity streams");
-            self.streams.extend(new);
+            if !served.is_empty() {
+                tracing::info!(consumer = %self.name, streams = served.len(), "discovered activity streams");
+            }
+            self.streams.extend(served);
         }
         self.last_discover = Some(Instant::now());
         Ok(())
@@ -325,6 +394,7 @@ impl Consumer {
         if claim_due {
             self.last_claim = Some(Instant::now());
             let mut claimed = Vec::new();
+            let mut stale: Vec<String> = Vec::new();
             for (key, activity) in &self.streams {
                 let room = self.settings.batch_size.saturating_sub(claimed.len());
                 if room == 0 {
@@ -344,9 +414,14 @@ impl Consumer {
                 match got {
                     Ok(got) => claimed.extend(got),
                     Err(e) if e.code() == Some("NOGROUP") => self.last_discover = None,
+                    Err(e) if seckill_client::shards::is_elsewhere(&e) => {
+                        self.last_discover = None;
+                        stale.push(key.clone());
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }
+            self.streams.retain(|(k, _)| !stale.contains(k));
             if !claimed.is_empty() {
                 self.metrics.claimed_total.inc_by(claimed.len() as u64);
                 tracing::info!(consumer = %self.name, entries = claimed.len(), "claimed idle entries");
@@ -354,6 +429,14 @@ impl Consumer {
                 self.last_claim = None;
                 return Ok(claimed);
             }
+        }
+        let slots = if self.cluster {
+            streams::by_slot(&self.streams)
+        } else {
+            Vec::new()
+        };
+        if slots.len() > 1 {
+            return self.read_by_slot(&slots).await;
         }
         let r = streams::read_new(
             &mut self.redis,
@@ -369,8 +452,9 @@ impl Consumer {
         ))
         .await;
         match r {
-            Err(e) if e.code() == Some("NOGROUP") => {
-                // A stream was deleted and recreated: forget the streams, rediscover.
+            Err(e) if e.code() == Some("NOGROUP") || seckill_client::shards::is_elsewhere(&e) => {
+                // A stream was deleted and recreated, or moved to another node: forget the
+                // streams, rediscover.
                 self.streams.clear();
                 self.last_discover = None;
                 Ok(Vec::new())
@@ -392,7 +476,90 @@ impl Consumer {
         }
     }
 
+    /// Streams of several slots (a cluster node): one non-blocking XREADGROUP per slot,
+    /// pipelined; a pause when every stream is empty.
+    async fn read_by_slot(
+        &mut self,
+        slots: &[Vec<(String, ActivityId)>],
+    ) -> Result<Vec<RawEntry>, ConsumeError> {
+        let (entries, failed) = streams::read_new_by_slot(
+            &mut self.redis,
+            &self.settings.group,
+            &self.name,
+            slots,
+            per_stream_count(self.settings.batch_size, self.active_streams),
+        )
+        .instrument(tracing::info_span!(
+            "redis.xreadgroup",
+            streams = self.streams.len(),
+            slots = slots.len()
+        ))
+        .await?;
+        let mut gone: HashSet<&str> = HashSet::new();
+        for (i, e) in failed {
+            if e.code() == Some("NOGROUP") || seckill_client::shards::is_elsewhere(&e) {
+                gone.extend(slots[i].iter().map(|(k, _)| k.as_str()));
+                self.last_discover = None;
+            } else {
+                return Err(ConsumeError::Redis(e));
+            }
+        }
+        if !gone.is_empty() {
+            self.streams.retain(|(k, _)| !gone.contains(k.as_str()));
+        }
+        if entries.is_empty() {
+            let pause = self
+                .settings
+                .cluster_poll_ms
+                .clamp(1, self.settings.block_ms.max(1));
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        } else {
+            let mut seen: Vec<&ActivityId> = entries.iter().map(|e| &e.activity).collect();
+            seen.sort_unstable();
+            seen.dedup();
+            self.active_streams = seen.len();
+        }
+        Ok(entries)
+    }
+
+    /// `SET <fence> 1` in the slot of one of the batch's streams, then `WAIT <min> <timeout>`,
+    /// on this consumer's connection to the node the batch was read from: the fence is a
+    /// write after everything the node holds (the batch included), so the replicas `WAIT`
+    /// counts hold the batch.
+    async fn confirm_replicated(&mut self, entries: &[RawEntry]) -> Result<(), ConsumeError> {
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
+        let (want, timeout) = (self.replicas.min, self.replicas.timeout);
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(seckill_core::keys::fence(&first.activity))
+            .arg(1)
+            .ignore()
+            .cmd("WAIT")
+            .arg(want)
+            .arg(timeout.as_millis() as u64);
+        let (acked,): (u32,) = pipe
+            .query_async(&mut self.redis)
+            .instrument(tracing::info_span!("redis.wait", replicas = want))
+            .await?;
+        if acked < want {
+            return Err(ConsumeError::NotReplicated {
+                acked,
+                wanted: want,
+            });
+        }
+        Ok(())
+    }
+
     async fn process_in_hand(&mut self) -> Result<Outcome, ConsumeError> {
+        if let Some(hand) = self.in_hand.as_ref().filter(|h| !h.replicated) {
+            let entries = Arc::clone(&hand.entries);
+            self.confirm_replicated(&entries).await?;
+            if let Some(hand) = self.in_hand.as_mut() {
+                hand.replicated = true;
+            }
+        }
         let Some(hand) = self.in_hand.as_mut() else {
             return Ok(Outcome::default());
         };

@@ -11,9 +11,9 @@
 
 use crate::config::{EtcdSettings, MysqlSettings, Settings, SweeperSettings};
 use crate::metrics::Metrics;
+use crate::shards::Redis;
 use crate::sweeper::sweep_once;
-use crate::trim::trim_all;
-use redis::aio::ConnectionManager;
+use crate::trim::trim_activities;
 use seckill_db::MySqlPool;
 use seckill_runtime::config::connect_error;
 use sqlx::{Connection, MySqlConnection, Row};
@@ -33,7 +33,7 @@ pub(crate) fn election_kind(settings: &Settings) -> &'static str {
 pub(crate) async fn run_sweeper(
     settings: Settings,
     pool: MySqlPool,
-    redis: ConnectionManager,
+    redis: Redis,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
@@ -89,15 +89,16 @@ async fn sweep_while_leader(
     sw: &SweeperSettings,
     group: &str,
     pool: &MySqlPool,
-    mut redis: ConnectionManager,
+    redis: Redis,
     metrics: &Metrics,
     shutdown: &CancellationToken,
     lost: &CancellationToken,
 ) {
     metrics.sweeper_leader.set(1);
     let mut last_trim: Option<Instant> = None;
+    let mut conn = redis.shared.clone();
     loop {
-        if let Err(e) = sweep_once(pool, &mut redis, sw, Some(metrics)).await {
+        if let Err(e) = sweep_once(pool, &mut conn, sw, Some(metrics)).await {
             let dependency = match e {
                 crate::sweeper::SweepError::Db(_) => "mysql",
                 crate::sweeper::SweepError::Redis(_) => "redis",
@@ -109,11 +110,23 @@ async fn sweep_while_leader(
             && last_trim.is_none_or(|t| t.elapsed() >= Duration::from_millis(sw.trim_interval_ms));
         if trim_due {
             last_trim = Some(Instant::now());
-            if let Err(e) =
-                trim_all(pool, &mut redis, group, sw.trim_scan_limit, Some(metrics)).await
-            {
-                metrics.trim_errors_total.inc();
-                tracing::warn!(error = %e, "trim pass failed");
+            // Streams are listed per node (SCAN), then trimmed through the routed connection.
+            match redis.activities().await {
+                Ok(activities) => {
+                    trim_activities(
+                        pool,
+                        &mut conn,
+                        &activities,
+                        group,
+                        sw.trim_scan_limit,
+                        Some(metrics),
+                    )
+                    .await;
+                }
+                Err(e) => {
+                    metrics.trim_errors_total.inc();
+                    tracing::warn!(error = %e, "trim pass failed");
+                }
             }
         }
         tokio::select! {
@@ -130,7 +143,7 @@ async fn lead_with_mysql(
     sw: &SweeperSettings,
     group: &str,
     pool: &MySqlPool,
-    redis: ConnectionManager,
+    redis: Redis,
     metrics: &Metrics,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
@@ -196,7 +209,7 @@ async fn lead_with_etcd(
     sw: &SweeperSettings,
     group: &str,
     pool: &MySqlPool,
-    redis: ConnectionManager,
+    redis: Redis,
     metrics: &Metrics,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {

@@ -12,7 +12,11 @@
 //!   - [`sweeper`], [`leader`]: payment timeout as a singleton (the state changes are
 //!     `seckill_db::orders`'s), with backoff for releases that keep failing; the same
 //!     leader trims the streams ([`trim`]).
-//!   - [`metrics`]: the worker's Prometheus registry (served by `seckill_runtime::metrics`).
+//!   - [`metrics`]: the worker's Prometheus registry (served by `seckill_runtime::metrics`),
+//!     with per-shard gauges (which node serves which activity, replicas acknowledging,
+//!     replication lag).
+//!   - `shards`: the worker's Redis for either topology, and its consumers per node (every
+//!     primary of a Redis Cluster, followed through failovers and slot moves).
 //! - [`config`]: the worker's settings (layered by `seckill_runtime::config`).
 //! - [`app`]: `Worker::build` + `run_until_stopped`; with `etcd.endpoints` set it also
 //!   registers the worker as `/seckill/members/worker/<host>-<pid>` (lease, keep-alive,
@@ -24,6 +28,7 @@ mod consumer;
 mod leader;
 pub mod metrics;
 pub mod plan;
+mod shards;
 pub mod sweeper;
 pub mod trim;
 

@@ -52,6 +52,25 @@ pub struct Metrics {
     pub stream_trimmed_total: IntCounter,
     /// Trim passes over one activity that failed.
     pub trim_errors_total: IntCounter,
+    /// `redis.min_replicas`: replicas that must hold an entry before it becomes an order.
+    pub min_replicas: IntGauge,
+    /// Batches whose WAIT counted fewer replicas than `redis.min_replicas` (retried).
+    pub unreplicated_waits_total: IntCounter,
+    /// Per activity and node: 1 on the primary that serves the activity's slot.
+    pub activity_node: IntGaugeVec,
+    /// Per primary (`node`): 1 when it could be read this poll.
+    pub shard_up: IntGaugeVec,
+    /// Per primary: replicas connected to it (`INFO replication`).
+    pub shard_replicas: IntGaugeVec,
+    /// Per primary: replicas online that acknowledged within 2 s (what WAIT can count).
+    pub shard_replicas_acking: IntGaugeVec,
+    /// Per primary and replica: bytes of the primary's replication stream not acknowledged.
+    pub shard_replication_lag_bytes: IntGaugeVec,
+    /// Per primary: entries not yet delivered / delivered and not acked, over its streams.
+    pub shard_group_lag: IntGaugeVec,
+    pub shard_group_pending: IntGaugeVec,
+    /// Per primary: activity streams it serves.
+    pub shard_streams: IntGaugeVec,
 }
 
 impl Metrics {
@@ -59,6 +78,8 @@ impl Metrics {
         let registry = Registry::new_custom(Some("seckill_worker".into()), None)?;
         let act = &["activity"];
         let gauge = |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), act);
+        let node_gauge =
+            |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), &["node"]);
         let m = Self {
             process: seckill_runtime::metrics::process_registry()?,
             stock_remaining: gauge(
@@ -144,6 +165,46 @@ impl Metrics {
                 "trim_errors_total",
                 "Trim passes over one activity that failed",
             )?,
+            min_replicas: IntGauge::new(
+                "min_replicas",
+                "redis.min_replicas: replicas that must hold an entry before it becomes an order",
+            )?,
+            unreplicated_waits_total: IntCounter::new(
+                "unreplicated_waits_total",
+                "Batches whose WAIT counted fewer replicas than redis.min_replicas (retried)",
+            )?,
+            activity_node: IntGaugeVec::new(
+                Opts::new(
+                    "activity_node",
+                    "1 on the primary (node) that serves the activity's slot",
+                ),
+                &["activity", "node"],
+            )?,
+            shard_up: node_gauge("shard_up", "1 when the primary could be read")?,
+            shard_replicas: node_gauge(
+                "shard_replicas",
+                "Replicas connected to the primary (INFO replication)",
+            )?,
+            shard_replicas_acking: node_gauge(
+                "shard_replicas_acking",
+                "Replicas online that acknowledged within 2 s (what WAIT can count)",
+            )?,
+            shard_replication_lag_bytes: IntGaugeVec::new(
+                Opts::new(
+                    "shard_replication_lag_bytes",
+                    "Bytes of the primary's replication stream the replica has not acknowledged",
+                ),
+                &["node", "replica"],
+            )?,
+            shard_group_lag: node_gauge(
+                "shard_group_lag",
+                "Entries of the primary's streams not yet delivered to the consumer group",
+            )?,
+            shard_group_pending: node_gauge(
+                "shard_group_pending",
+                "Entries of the primary's streams delivered but not acknowledged",
+            )?,
+            shard_streams: node_gauge("shard_streams", "Activity streams the primary serves")?,
             registry,
         };
         let r = &m.registry;
@@ -169,6 +230,16 @@ impl Metrics {
         r.register(Box::new(m.stuck_releases.clone()))?;
         r.register(Box::new(m.stream_trimmed_total.clone()))?;
         r.register(Box::new(m.trim_errors_total.clone()))?;
+        r.register(Box::new(m.min_replicas.clone()))?;
+        r.register(Box::new(m.unreplicated_waits_total.clone()))?;
+        r.register(Box::new(m.activity_node.clone()))?;
+        r.register(Box::new(m.shard_up.clone()))?;
+        r.register(Box::new(m.shard_replicas.clone()))?;
+        r.register(Box::new(m.shard_replicas_acking.clone()))?;
+        r.register(Box::new(m.shard_replication_lag_bytes.clone()))?;
+        r.register(Box::new(m.shard_group_lag.clone()))?;
+        r.register(Box::new(m.shard_group_pending.clone()))?;
+        r.register(Box::new(m.shard_streams.clone()))?;
         Ok(Arc::new(m))
     }
 
@@ -186,6 +257,68 @@ impl Metrics {
             // Absent series are fine: not every gauge is set for every activity.
             let _ = g.remove_label_values(&l);
         }
+    }
+
+    /// Sets the per-shard gauges from one poll of every primary; drops the series of nodes
+    /// in `before` that are no longer primaries. Returns the nodes now exported.
+    pub fn set_shards(
+        &self,
+        views: &[seckill_client::shards::ShardView],
+        before: &std::collections::HashSet<String>,
+    ) -> std::collections::HashSet<String> {
+        let now: std::collections::HashSet<String> =
+            views.iter().map(|v| v.shard.primary.clone()).collect();
+        for gone in before.difference(&now) {
+            for g in [
+                &self.shard_up,
+                &self.shard_replicas,
+                &self.shard_replicas_acking,
+                &self.shard_group_lag,
+                &self.shard_group_pending,
+                &self.shard_streams,
+            ] {
+                let _ = g.remove_label_values(&[gone]);
+            }
+        }
+        self.activity_node.reset();
+        self.shard_replication_lag_bytes.reset();
+        for v in views {
+            let node = v.shard.primary.as_str();
+            let l = [node];
+            self.shard_up
+                .with_label_values(&l)
+                .set(i64::from(v.error.is_none()));
+            if let Some(r) = &v.replication {
+                self.shard_replicas
+                    .with_label_values(&l)
+                    .set(r.replicas.len() as i64);
+                self.shard_replicas_acking
+                    .with_label_values(&l)
+                    .set(r.acking() as i64);
+                for replica in &r.replicas {
+                    self.shard_replication_lag_bytes
+                        .with_label_values(&[node, replica.addr.as_str()])
+                        .set(i64::try_from(r.lag_bytes(replica)).unwrap_or(i64::MAX));
+                }
+            }
+            let lag: u64 = v.streams.iter().map(|s| s.undelivered()).sum();
+            let pending: u64 = v.streams.iter().map(|s| s.pending).sum();
+            self.shard_group_lag
+                .with_label_values(&l)
+                .set(i64::try_from(lag).unwrap_or(i64::MAX));
+            self.shard_group_pending
+                .with_label_values(&l)
+                .set(i64::try_from(pending).unwrap_or(i64::MAX));
+            self.shard_streams
+                .with_label_values(&l)
+                .set(v.streams.len() as i64);
+            for s in &v.streams {
+                self.activity_node
+                    .with_label_values(&[s.activity.as_str(), node])
+                    .set(1);
+            }
+        }
+        now
     }
 
     /// The registry in the Prometheus text format.

@@ -185,9 +185,27 @@ pub async fn trim_all<C: ConnectionLike + Send>(
     scan_limit: usize,
     metrics: Option<&Metrics>,
 ) -> Result<u64, TrimError> {
+    let activities: Vec<ActivityId> = streams::discover(redis)
+        .await?
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect();
+    Ok(trim_activities(pool, redis, &activities, group, scan_limit, metrics).await)
+}
+
+/// Trims the streams of `activities` (found per node in a cluster); one activity failing does
+/// not stop the others. Returns the entries removed.
+pub async fn trim_activities<C: ConnectionLike + Send>(
+    pool: &MySqlPool,
+    redis: &mut C,
+    activities: &[ActivityId],
+    group: &str,
+    scan_limit: usize,
+    metrics: Option<&Metrics>,
+) -> u64 {
     let mut removed = 0;
-    for (_, activity) in streams::discover(redis).await? {
-        match trim_activity(pool, redis, &activity, group, scan_limit).await {
+    for activity in activities {
+        match trim_activity(pool, redis, activity, group, scan_limit).await {
             Ok(n) => removed += n,
             Err(e) => {
                 if let Some(m) = metrics {
@@ -200,7 +218,7 @@ pub async fn trim_all<C: ConnectionLike + Send>(
     if let Some(m) = metrics {
         m.stream_trimmed_total.inc_by(removed);
     }
-    Ok(removed)
+    removed
 }
 
 #[cfg(test)]

@@ -4,7 +4,11 @@
 //! The crate's `#[command]` macro would register the same, but it also sets ACL categories
 //! through a 7.2-only API, which Debian's 7.0 refuses; so the info structs are filled here.
 //! Every command declares its activity id argument as its key: the keys it really touches
-//! (`seckill:{<id>}...`) carry the id as their hash tag and so sit in the same slot.
+//! (`seckill:{<id>}...`) carry the id as their hash tag and so sit in the same slot. All but
+//! the internal APPLY also take an optional trailing `KEYS <meta> <buyers> <stream>
+//! <released>` clause, declared by a second key spec (keyword `KEYS` searched backwards from
+//! the fifth argument from the end, then four keys), so that Redis Cluster sees the real keys
+//! during a slot migration (see `commands::without_keys`).
 
 use redis_module::raw;
 use redis_module::Context;
@@ -26,6 +30,8 @@ struct Doc {
     key_flags: u64,
     key_notes: &'static str,
     args: Vec<Arg>,
+    /// Takes the optional `KEYS <meta> <buyers> <stream> <released>` clause (second key spec).
+    keys_clause: bool,
 }
 
 const KEY: raw::RedisModuleCommandArgType = raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_KEY;
@@ -38,6 +44,15 @@ const UNIX_TIME: raw::RedisModuleCommandArgType =
 
 const NOTES: &str = "the activity id; the command touches seckill:{<activity>}, \
                      seckill:{<activity>}:buyers, :stream and :released, all in its slot";
+const KEYS_NOTES: &str = "optional: the keys the command touches, named so that Redis Cluster \
+                          answers TRYAGAIN or ASK while the activity's slot migrates";
+/// The `KEYS` clause's four keys, in order.
+const CLAUSE_KEYS: [(&str, &str); 4] = [
+    ("meta", "seckill:{<activity>}"),
+    ("buyers", "seckill:{<activity>}:buyers"),
+    ("stream", "seckill:{<activity>}:stream"),
+    ("released", "seckill:{<activity>}:released"),
+];
 
 fn activity() -> Arg {
     Arg {
@@ -84,6 +99,7 @@ fn docs() -> Vec<Doc> {
                 option("product", STRING, "PRODUCT", "product id copied into each reservation"),
                 option("price", INTEGER, "PRICE", "unit price in cents copied into each reservation"),
             ],
+            keys_clause: true,
         },
         Doc {
             name: "seckill.reserve",
@@ -98,18 +114,20 @@ fn docs() -> Vec<Doc> {
                 Arg { name: "quantity", kind: INTEGER, token: None, optional: false, summary: "units, 1..=LIMIT" },
                 option("product", STRING, "PRODUCT", "refuse (ERR, nothing changed) unless the activity sells this product"),
             ],
+            keys_clause: true,
         },
         Doc {
             name: "seckill.release",
             summary: "Returns a reservation's stock exactly once, into the sale it was made in; replies the quantity returned (0 when already released, trimmed as final, or made in an earlier sale of a re-created activity)",
             complexity: "O(log N) with N the stream's length",
-            arity: 3,
+            arity: -3,
             key_flags: rw,
             key_notes: NOTES,
             args: vec![
                 activity(),
                 Arg { name: "reservation-id", kind: STRING, token: None, optional: false, summary: "id replied by SECKILL.RESERVE" },
             ],
+            keys_clause: true,
         },
         Doc {
             name: "seckill.apply",
@@ -127,21 +145,23 @@ fn docs() -> Vec<Doc> {
                 Arg { name: "remaining", kind: INTEGER, token: None, optional: false, summary: "stock left after it" },
                 Arg { name: "reservations", kind: INTEGER, token: None, optional: false, summary: "live reservations after it" },
             ],
+            keys_clause: false,
         },
         Doc {
             name: "seckill.status",
             summary: "Total, remaining, reserved, buyers, window, state (pending/open/sold-out/ended), sale boundary (sale-from) and trim point (trimmed-below) of an activity",
             complexity: "O(1)",
-            arity: 2,
+            arity: -2,
             key_flags: ro,
             key_notes: NOTES,
             args: vec![activity()],
+            keys_clause: true,
         },
         Doc {
             name: "seckill.trim",
             summary: "Removes the activity's stream entries below min-id (reservations that are final: paid, or cancelled/expired and released) and their release markers, and records min-id as the trim point (it only moves up); replies the number of entries removed",
             complexity: "O(M) with M the number of entries removed",
-            arity: 3,
+            arity: -3,
             // As XTRIM's: Redis refuses a key spec that both updates and deletes.
             key_flags: (raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_DELETE) as u64,
             key_notes: NOTES,
@@ -149,6 +169,7 @@ fn docs() -> Vec<Doc> {
                 activity(),
                 Arg { name: "min-id", kind: STRING, token: None, optional: false, summary: "<ms>-<seq>: every reservation below it is final" },
             ],
+            keys_clause: true,
         },
     ]
 }
@@ -171,6 +192,13 @@ pub fn register(ctx: &Context) -> Result<(), String> {
         sizeof_arg: std::mem::size_of::<raw::RedisModuleCommandArg>(),
     };
     let since = cstr("0.1.0")?;
+    let keys_token = cstr("KEYS")?;
+    let keys_name = cstr("keys")?;
+    let keys_notes = cstr(KEYS_NOTES)?;
+    let clause_strings: Vec<(CString, CString)> = CLAUSE_KEYS
+        .iter()
+        .map(|(n, s)| Ok((cstr(n)?, cstr(s)?)))
+        .collect::<Result<_, String>>()?;
     for doc in docs() {
         // Every CString below outlives the SetCommandInfo call, which copies what it keeps.
         let name = cstr(doc.name)?;
@@ -191,7 +219,7 @@ pub fn register(ctx: &Context) -> Result<(), String> {
         // Safety: all-zero is a valid value of these plain C structs (null pointers, zero
         // enums); a zeroed trailing element terminates each array as the API requires.
         let mut key_specs: Vec<raw::RedisModuleCommandKeySpec> =
-            vec![unsafe { std::mem::zeroed() }; 2];
+            vec![unsafe { std::mem::zeroed() }; 3];
         key_specs[0].notes = notes.as_ptr();
         key_specs[0].flags = doc.key_flags;
         key_specs[0].begin_search_type =
@@ -202,8 +230,24 @@ pub fn register(ctx: &Context) -> Result<(), String> {
         key_specs[0].fk.range.lastkey = 0;
         key_specs[0].fk.range.keystep = 1;
         key_specs[0].fk.range.limit = 0;
+        if doc.keys_clause {
+            key_specs[1].notes = keys_notes.as_ptr();
+            key_specs[1].flags = doc.key_flags;
+            key_specs[1].begin_search_type =
+                raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_KEYWORD;
+            key_specs[1].bs.keyword.keyword = keys_token.as_ptr();
+            // Backwards from the fifth argument from the end: the clause is always last.
+            key_specs[1].bs.keyword.startfrom = -5;
+            key_specs[1].find_keys_type =
+                raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE;
+            key_specs[1].fk.range.lastkey = 3;
+            key_specs[1].fk.range.keystep = 1;
+            key_specs[1].fk.range.limit = 0;
+        } else {
+            key_specs.truncate(2);
+        }
         let mut args: Vec<raw::RedisModuleCommandArg> =
-            vec![unsafe { std::mem::zeroed() }; doc.args.len() + 1];
+            vec![unsafe { std::mem::zeroed() }; doc.args.len() + 2];
         for (i, (a, (n, t, s))) in doc.args.iter().zip(&strings).enumerate() {
             args[i].name = n.as_ptr();
             args[i].type_ = a.kind;
@@ -216,6 +260,29 @@ pub fn register(ctx: &Context) -> Result<(), String> {
             } else {
                 0
             };
+        }
+        // The KEYS clause: an optional block of the token and four keys of the second spec.
+        let mut clause: Vec<raw::RedisModuleCommandArg> =
+            vec![unsafe { std::mem::zeroed() }; CLAUSE_KEYS.len() + 1];
+        for (arg, (n, s)) in clause.iter_mut().zip(&clause_strings) {
+            arg.name = n.as_ptr();
+            arg.type_ = KEY;
+            arg.key_spec_index = 1;
+            arg.summary = s.as_ptr();
+            arg.since = since.as_ptr();
+        }
+        let block = doc.args.len();
+        if doc.keys_clause {
+            args[block].name = keys_name.as_ptr();
+            args[block].type_ = raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_BLOCK;
+            args[block].key_spec_index = -1;
+            args[block].token = keys_token.as_ptr();
+            args[block].summary = keys_notes.as_ptr();
+            args[block].since = since.as_ptr();
+            args[block].flags = raw::REDISMODULE_CMD_ARG_OPTIONAL as c_int;
+            args[block].subargs = clause.as_mut_ptr();
+        } else {
+            args.truncate(block + 1);
         }
         let mut info = raw::RedisModuleCommandInfo {
             version: &version,

@@ -48,11 +48,12 @@ redis_module! {
     data_types: [],
     init: init,
     commands: [
-        ["seckill.create", commands::create::run, "write deny-oom", 1, 1, 1, ""],
-        ["seckill.reserve", commands::reserve::run, "write deny-oom fast", 1, 1, 1, ""],
-        ["seckill.release", commands::release::run, "write deny-oom", 1, 1, 1, ""],
+        // getkeys-api: the KEYS clause's keys are reported to Redis (see commands::report_keys).
+        ["seckill.create", commands::create::run, "write deny-oom getkeys-api", 1, 1, 1, ""],
+        ["seckill.reserve", commands::reserve::run, "write deny-oom fast getkeys-api", 1, 1, 1, ""],
+        ["seckill.release", commands::release::run, "write deny-oom getkeys-api", 1, 1, 1, ""],
         ["seckill.apply", commands::reserve::apply, "write deny-oom fast", 1, 1, 1, ""],
-        ["seckill.status", commands::status::run, "readonly fast", 1, 1, 1, ""],
-        ["seckill.trim", commands::trim::run, "write deny-oom", 1, 1, 1, ""],
+        ["seckill.status", commands::status::run, "readonly fast getkeys-api", 1, 1, 1, ""],
+        ["seckill.trim", commands::trim::run, "write deny-oom getkeys-api", 1, 1, 1, ""],
     ],
 }

@@ -311,7 +311,151 @@ fn keys_are_cluster_safe_and_declared() -> anyhow::Result<()> {
                 .query(&mut con)?;
             assert_eq!(keys, vec![activity.to_owned()], "{cmd:?}");
         }
+        // With the KEYS clause the real keys are declared too (second key spec), so Redis
+        // Cluster sees them during a slot migration.
+        let id = seckill_core::ActivityId::parse(activity)?;
+        let real = [
+            seckill_core::keys::meta(&id),
+            seckill_core::keys::buyers(&id),
+            seckill_core::keys::stream(&id),
+            seckill_core::keys::released(&id),
+        ];
+        for cmd in [
+            vec!["SECKILL.RESERVE", activity, "u", "1"],
+            vec!["SECKILL.RESERVE", activity, "u", "1", "PRODUCT", "p"],
+            // A user named KEYS is an ordinary argument.
+            vec!["SECKILL.RESERVE", activity, "KEYS", "1"],
+            vec!["SECKILL.CREATE", activity, "STOCK", "1", "PRODUCT", "KEYS"],
+            vec!["SECKILL.RELEASE", activity, "1-0"],
+            vec!["SECKILL.STATUS", activity],
+            vec!["SECKILL.TRIM", activity, "1-0"],
+        ] {
+            let mut with: Vec<&str> = cmd.clone();
+            with.push("KEYS");
+            with.extend(real.iter().map(String::as_str));
+            let keys: Vec<String> = redis::cmd("COMMAND")
+                .arg("GETKEYS")
+                .arg(&with)
+                .query(&mut con)?;
+            let mut want = vec![activity.to_owned()];
+            want.extend(real.iter().cloned());
+            assert_eq!(keys, want, "{with:?}");
+            let keys: Vec<String> = redis::cmd("COMMAND")
+                .arg("GETKEYS")
+                .arg(&cmd)
+                .query(&mut con)?;
+            assert_eq!(keys, vec![activity.to_owned()], "{cmd:?}");
+        }
     }
+    Ok(())
+}
+
+/// The optional `KEYS <meta> <buyers> <stream> <released>` clause changes nothing about what
+/// a command does; naming any other keys, in any other order, is an argument error that
+/// changes nothing.
+#[test]
+fn the_keys_clause_names_exactly_the_activitys_keys() -> anyhow::Result<()> {
+    let server = RedisServer::start()?;
+    let mut con = server.connection()?;
+    let keys = |a: &str| -> Vec<String> {
+        ["", ":buyers", ":stream", ":released"]
+            .iter()
+            .map(|s| format!("seckill:{{{a}}}{s}"))
+            .collect()
+    };
+    let k = keys("k");
+    let with = |args: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        v.push("KEYS".into());
+        v.extend(k.iter().cloned());
+        v
+    };
+    let ok: String = redis::cmd("SECKILL.CREATE")
+        .arg(with(&["k", "STOCK", "3", "LIMIT", "1", "PRODUCT", "p"]))
+        .query(&mut con)?;
+    assert_eq!(ok, "OK");
+    let (rid, remaining): (String, i64) = redis::cmd("SECKILL.RESERVE")
+        .arg(with(&["k", "alice", "1", "PRODUCT", "p"]))
+        .query(&mut con)?;
+    assert_eq!(remaining, 2);
+    let (_, remaining): (String, i64) = redis::cmd("SECKILL.RESERVE")
+        .arg(with(&["k", "KEYS", "1"]))
+        .query(&mut con)?;
+    assert_eq!(remaining, 1, "a user named KEYS reserves like anyone");
+    let st: Vec<redis::Value> = redis::cmd("SECKILL.STATUS")
+        .arg(with(&["k"]))
+        .query(&mut con)?;
+    assert_eq!(st.len() % 2, 0);
+    assert_eq!(status(&mut con, "k")?["remaining"], "1");
+    let err = redis::cmd("SECKILL.RESERVE")
+        .arg(with(&["k", "alice", "1"]))
+        .query::<redis::Value>(&mut con)
+        .expect_err("limit");
+    assert_eq!(code(&err), "LIMIT");
+    let n: i64 = redis::cmd("SECKILL.RELEASE")
+        .arg(with(&["k", &rid]))
+        .query(&mut con)?;
+    assert_eq!(n, 1);
+    let n: i64 = redis::cmd("SECKILL.TRIM")
+        .arg(with(&["k", "1-0"]))
+        .query(&mut con)?;
+    assert_eq!(n, 0);
+
+    let other = keys("other");
+    let mut swapped = k.clone();
+    swapped.swap(1, 2);
+    let mut short = k.clone();
+    short.pop();
+    let bad_sets: Vec<Vec<String>> = vec![
+        other,
+        swapped,
+        vec![
+            k[0].clone(),
+            k[1].clone(),
+            k[2].clone(),
+            "seckill:{k}:dead".into(),
+        ],
+        vec![k[0].clone(), k[1].clone(), k[2].clone(), "x".into()],
+        vec![
+            "seckill:{k".into(),
+            k[1].clone(),
+            k[2].clone(),
+            k[3].clone(),
+        ],
+    ];
+    for bad in &bad_sets {
+        for base in [
+            vec!["SECKILL.RESERVE", "k", "bob", "1"],
+            vec!["SECKILL.CREATE", "k", "STOCK", "9"],
+            vec!["SECKILL.RELEASE", "k", rid.as_str()],
+            vec!["SECKILL.STATUS", "k"],
+            vec!["SECKILL.TRIM", "k", "99999999999999-0"],
+        ] {
+            let before = dump_all(&mut con);
+            let err = redis::cmd(base[0])
+                .arg(&base[1..])
+                .arg("KEYS")
+                .arg(bad)
+                .query::<redis::Value>(&mut con)
+                .expect_err("wrong keys must be refused");
+            assert_eq!(code(&err), "ERR", "{base:?} {bad:?}: {err}");
+            assert!(
+                err.detail().unwrap_or("").contains("KEYS must name"),
+                "{base:?} {bad:?}: {err}"
+            );
+            assert_eq!(dump_all(&mut con), before, "{base:?} {bad:?} changed data");
+        }
+    }
+    // Three keys only: KEYS is not the fifth argument from the end, so it is read as an
+    // ordinary (unexpected) argument: still an error, still nothing changed.
+    let before = dump_all(&mut con);
+    let err = redis::cmd("SECKILL.RESERVE")
+        .arg(&["k", "bob", "1", "KEYS"])
+        .arg(&short)
+        .query::<redis::Value>(&mut con)
+        .expect_err("three keys");
+    assert_eq!(code(&err), "ERR", "{err}");
+    assert_eq!(dump_all(&mut con), before);
     Ok(())
 }
 

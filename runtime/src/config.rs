@@ -349,6 +349,17 @@ pub struct RedisSettings {
     pub users: BTreeMap<String, RedisUser>,
     /// CA and client certificate for `rediss://`.
     pub tls: TlsFiles,
+    /// Redis Cluster: seed nodes (`host:port`, or URLs), any of them; the rest of the cluster
+    /// is discovered. Empty (the default): the standalone server at `url`. Nodes given as
+    /// `host:port` are reached with `url`'s scheme and credentials.
+    pub cluster_nodes: Vec<String>,
+    /// Replicas that must hold a reservation before the gateway answers 200 for it and before
+    /// the worker turns it into an order (`WAIT`). 0: neither waits (a failover can lose the
+    /// last writes the primary acknowledged).
+    pub min_replicas: u32,
+    /// How long one confirmation waits for those replicas; past it the gateway answers 202
+    /// (pending) and the worker retries the batch later.
+    pub replica_ack_timeout_ms: u64,
 }
 
 /// An ACL user name and its password.
@@ -367,6 +378,9 @@ impl Default for RedisSettings {
             password: Secret::default(),
             users: BTreeMap::new(),
             tls: TlsFiles::default(),
+            cluster_nodes: Vec::new(),
+            min_replicas: 0,
+            replica_ack_timeout_ms: 200,
         }
     }
 }
@@ -380,14 +394,113 @@ impl fmt::Debug for RedisSettings {
             .field("password", &self.password)
             .field("users", &self.users)
             .field("tls", &self.tls)
+            .field(
+                "cluster_nodes",
+                &self
+                    .cluster_nodes
+                    .iter()
+                    .map(|n| redact_url(n))
+                    .collect::<Vec<_>>(),
+            )
+            .field("min_replicas", &self.min_replicas)
+            .field("replica_ack_timeout_ms", &self.replica_ack_timeout_ms)
             .finish()
     }
 }
 
 impl RedisSettings {
+    pub fn is_cluster(&self) -> bool {
+        self.cluster_nodes.iter().any(|n| !n.trim().is_empty())
+    }
+
+    pub fn replica_ack_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.replica_ack_timeout_ms.max(1))
+    }
+
+    /// Where `binary` (`gateway`, `worker`, `cli`) finds Redis, standalone or cluster, and
+    /// how it logs in to every node: its ACL user ([`Self::user_for`]) and, for `rediss://`,
+    /// the TLS files. Reads the files; connects nothing.
+    pub fn target(&self, binary: &str) -> Result<seckill_client::Target, ConfigError> {
+        let shown = self.redacted_url();
+        let target = seckill_client::Target::new(&self.url, &self.cluster_nodes);
+        let urls: Vec<String> = match &target.nodes {
+            seckill_client::Nodes::Standalone { url } => vec![url.clone()],
+            seckill_client::Nodes::Cluster { seeds } => seeds.clone(),
+        };
+        let mut tls_url = false;
+        for url in &urls {
+            use redis::IntoConnectionInfo;
+            let info = url.as_str().into_connection_info().map_err(|e| {
+                let name = if target.is_cluster() {
+                    "redis.cluster_nodes"
+                } else {
+                    "redis.url"
+                };
+                ConfigError::Setting(format!(
+                    "{name} {} is not a Redis URL: {e}",
+                    redact_url(url)
+                ))
+            })?;
+            tls_url |= matches!(info.addr, redis::ConnectionAddr::TcpTls { .. });
+        }
+        if !tls_url && !self.tls.is_empty() {
+            return Err(ConfigError::Setting(format!(
+                "redis.tls is set but redis.url {shown} is not a rediss:// URL"
+            )));
+        }
+        let tls = if tls_url && !self.tls.is_empty() {
+            let pem = self.tls.load("redis.tls")?;
+            Some(redis::TlsCertificates {
+                client_tls: pem
+                    .identity
+                    .map(|(client_cert, client_key)| redis::ClientTlsConfig {
+                        client_cert,
+                        client_key,
+                    }),
+                root_cert: pem.ca,
+            })
+        } else {
+            None
+        };
+        let user = self.user_for(binary);
+        Ok(target.with_access(seckill_client::Access {
+            username: user
+                .as_ref()
+                .filter(|u| !u.username.is_empty())
+                .map(|u| u.username.clone()),
+            password: user
+                .as_ref()
+                .filter(|u| !u.password.is_empty())
+                .map(|u| u.password.expose().to_owned()),
+            tls,
+        }))
+    }
     /// The URL as logs and errors show it ([`redact_url`]).
     pub fn redacted_url(&self) -> String {
         redact_url(&self.url)
+    }
+
+    /// Where Redis is, as logs and errors show it: the URL, or the cluster's seed nodes,
+    /// redacted.
+    pub fn shown(&self) -> String {
+        if self.is_cluster() {
+            let nodes: Vec<String> = self
+                .cluster_nodes
+                .iter()
+                .map(|n| n.trim())
+                .filter(|n| !n.is_empty())
+                .map(|n| {
+                    if n.contains("://") {
+                        redact_url(n)
+                    } else {
+                        n.to_owned()
+                    }
+                })
+                .collect();
+            format!("the cluster of {}", nodes.join(", "))
+        } else {
+            self.redacted_url()
+        }
     }
 
     /// Who `binary` logs in as: `users.<binary>` when it names a user, else
@@ -402,42 +515,13 @@ impl RedisSettings {
         })
     }
 
-    /// A client of `binary` (`gateway`, `worker`, `cli`): its ACL user ([`Self::user_for`])
-    /// and, for `rediss://`, the TLS files. Reads the files; connects nothing.
+    /// A client of `binary` (`gateway`, `worker`, `cli`) for the standalone server (or the
+    /// first seed node): see [`Self::target`]. Reads the files; connects nothing.
     pub fn client(&self, binary: &str) -> Result<redis::Client, ConfigError> {
-        use redis::IntoConnectionInfo;
         let shown = self.redacted_url();
-        let mut info = self.url.as_str().into_connection_info().map_err(|e| {
-            ConfigError::Setting(format!("redis.url {shown} is not a Redis URL: {e}"))
-        })?;
-        if let Some(u) = self.user_for(binary) {
-            info.redis.username = (!u.username.is_empty()).then_some(u.username);
-            info.redis.password = (!u.password.is_empty()).then(|| u.password.expose().to_owned());
-        }
-        let tls_url = matches!(info.addr, redis::ConnectionAddr::TcpTls { .. });
-        if !tls_url {
-            if !self.tls.is_empty() {
-                return Err(ConfigError::Setting(format!(
-                    "redis.tls is set but redis.url {shown} is not a rediss:// URL"
-                )));
-            }
-            return redis::Client::open(info)
-                .map_err(|e| ConfigError::Setting(format!("redis.url {shown}: {e}")));
-        }
-        let pem = self.tls.load("redis.tls")?;
-        redis::Client::build_with_tls(
-            info,
-            redis::TlsCertificates {
-                client_tls: pem
-                    .identity
-                    .map(|(client_cert, client_key)| redis::ClientTlsConfig {
-                        client_cert,
-                        client_key,
-                    }),
-                root_cert: pem.ca,
-            },
-        )
-        .map_err(|e| ConfigError::Setting(format!("redis.tls (for {shown}): {e}")))
+        self.target(binary)?
+            .client()
+            .map_err(|e| ConfigError::Setting(format!("redis.url {shown}: {e}")))
     }
 }
 
@@ -902,6 +986,35 @@ mod tests {
             jail.set_env("SECKILL_STATE_DIR", "elsewhere");
             let s: Sample = load(None, Flags { redis: None }).map_err(|e| e.to_string())?;
             assert_eq!(s.redis.url, "redis://elsewhere/");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API fixes the error type
+    fn cluster_nodes_come_from_the_file_or_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.yaml",
+                "redis: {url: redis://file/, cluster_nodes: ['127.0.0.1:7000'], min_replicas: 1}\n",
+            )?;
+            let s: Sample = load(Some(Path::new("c.yaml")), Flags { redis: None })
+                .map_err(|e| e.to_string())?;
+            assert!(s.redis.is_cluster());
+            assert_eq!(s.redis.cluster_nodes, vec!["127.0.0.1:7000"]);
+            assert_eq!(s.redis.min_replicas, 1);
+            assert_eq!(s.redis.replica_ack_timeout_ms, 200);
+            jail.set_env(
+                "SECKILL_REDIS__CLUSTER_NODES",
+                "[127.0.0.1:7001,127.0.0.1:7002]",
+            );
+            let s: Sample = load(Some(Path::new("c.yaml")), Flags { redis: None })
+                .map_err(|e| e.to_string())?;
+            assert_eq!(
+                s.redis.cluster_nodes,
+                vec!["127.0.0.1:7001", "127.0.0.1:7002"]
+            );
+            assert!(!RedisSettings::default().is_cluster());
             Ok(())
         });
     }

@@ -28,8 +28,8 @@
 #           and SPAWNED_PID. stop_spawned [SECONDS]: SIGTERM to every spawned process, SIGKILL
 #           to those still running after SECONDS (default 10), all reaped.
 #           process_running PID: alive and not a zombie.
-#           stack_pids_of STATE: the processes of a `make run` stack whose state directory is
-#           STATE (scripts/run-local.sh), one pid a line.
+#           stack_pids_of STATE: the processes of a `make run` (or `make run-cluster`) stack
+#           whose state directory is STATE (scripts/run-local.sh), one pid a line.
 # Cleanup   cleanup_dir DIR: removed by stack_cleanup. stack_cleanup: stop_spawned, then
 #           remove the registered directories. stack_traps: stack_cleanup on EXIT, and
 #           SIGINT/SIGTERM turned into exit 130/143 so the EXIT trap runs.
@@ -193,7 +193,7 @@ stack_pids_of() { # STATE
       echo "${p#/proc/}"
     fi
   done
-  for f in "$1/run/redis.pid" "$1/run/mysqld.pid"; do
+  for f in "$1/run/redis.pid" "$1/run/mysqld.pid" "$1"/redis-cluster/*/redis.pid; do
     [ -s "$f" ] || continue
     pid=$(cat "$f")
     if grep -qE '^(redis-server|mariadbd)' "/proc/$pid/comm" 2>/dev/null; then

@@ -4,6 +4,8 @@
 //!
 //! # Layout
 //! - [`redis`]: `redis-server` with the freshly built seckill module loaded.
+//! - [`cluster`]: a Redis Cluster of such servers (primaries and replicas), nodes killed and
+//!   restarted at will.
 //! - [`ports`]: free loopback ports, starts retried on another port when one was taken in
 //!   between, and readiness that checks the server itself listens (not another test's).
 //! - [`process`]: a child-process guard that kills on drop, and [`bin_path`] of the
@@ -14,6 +16,7 @@
 //! - [`tls`]: a CA made by the test, with server and client certificates (TLS to Redis,
 //!   MariaDB and etcd: `RedisOptions::tls`, MariaDB's `--ssl-*` options, `Etcd::start_tls`).
 
+pub mod cluster;
 pub mod etcd;
 pub mod mariadb;
 pub mod otlp;
@@ -23,6 +26,7 @@ pub mod redis;
 pub mod tls;
 
 pub use self::redis::{module_path, RedisOptions, RedisServer, RedisTls};
+pub use cluster::{ClusterOptions, RedisCluster};
 pub use etcd::Etcd;
 pub use mariadb::MariaDb;
 pub use otlp::{OtlpReceiver, SeenSpan};

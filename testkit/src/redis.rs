@@ -137,6 +137,16 @@ impl RedisServer {
         Ok(())
     }
 
+    /// Whether the process is still running (not killed).
+    pub fn is_running(&mut self) -> bool {
+        self.guard.is_running()
+    }
+
+    /// The process id (0 once killed).
+    pub fn pid(&self) -> u32 {
+        self.guard.pid()
+    }
+
     /// Runs `redis-cli` against this server and returns its stdout.
     pub fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
         let mut cmd = Command::new("redis-cli");

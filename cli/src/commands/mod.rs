@@ -40,18 +40,18 @@ async fn checked(pool: MySqlPool, shown: &str) -> anyhow::Result<MySqlPool> {
     }
 }
 
-/// A connection as the `cli` ACL user (`redis.users.cli`, else `redis.username`).
-pub(crate) async fn redis(s: &Settings) -> anyhow::Result<redis::aio::MultiplexedConnection> {
-    let shown = s.redis.redacted_url();
-    let client = s.redis.client("cli")?;
-    match tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection()).await {
-        Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(e)) => Err(connect_error(e, "Redis", &shown, "redis.tls")),
-        Err(_) => Err(connect_error(
-            anyhow::anyhow!("no answer within {CONNECT_TIMEOUT:?}"),
-            "Redis",
-            &shown,
-            "redis.tls",
-        )),
-    }
+/// Where Redis is (`redis.url`, or the Redis Cluster of `redis.cluster_nodes`), logged in to
+/// as the `cli` ACL user (`redis.users.cli`, else `redis.username`).
+pub(crate) fn target(s: &Settings) -> anyhow::Result<seckill_client::Target> {
+    Ok(s.redis.target("cli")?)
 }
+
+/// A connection routed by key (the node of each activity, in a cluster).
+pub(crate) async fn redis(s: &Settings) -> anyhow::Result<seckill_client::RedisConn> {
+    seckill_client::cluster::connect(&target(s)?, REDIS_TIMEOUT)
+        .await
+        .map_err(|e| connect_error(e, "Redis", &s.redis.shown(), "redis.tls"))
+}
+
+/// Deadline of one Redis command (and of a connection) for the CLI.
+pub(crate) const REDIS_TIMEOUT: Duration = Duration::from_secs(10);

@@ -4,6 +4,11 @@
 //! When the activity requires admission, the token is checked here before Redis is asked:
 //! one HMAC (`seckill_core::admission`), its user, activity, expiry and turn, then this
 //! gateway's seen-set (`crate::admission`). No Redis or database round trip is added.
+//!
+//! With `redis.min_replicas` > 0 a reservation is answered 200 only once that many replicas
+//! hold it; one they did not confirm in time is answered 202 with `"status":"pending"` and its
+//! reservation id (held unless a failover loses it), and `result` tells the outcome later:
+//! held by the buyer → `queued`/`success`, gone → 404.
 
 use super::{now_ms, respond, sql};
 use crate::admission::SeenSet;
@@ -13,7 +18,7 @@ use crate::error::ApiError;
 use crate::models::{ReservationView, ReserveRequest, ResultView};
 use crate::state::State;
 use bytes::Bytes;
-use seckill_client::ClientError;
+use seckill_client::{ClientError, Durability};
 use seckill_core::admission::AdmissionError;
 use seckill_core::{ActivityId, Refusal};
 use seckill_db::orders;
@@ -25,6 +30,8 @@ use warp::reply::Response;
 pub(crate) async fn reserve(caller: Caller, body: Bytes, s: State) -> Result<Response, Infallible> {
     let outcome = super::deadline(&s, reserve_inner(&caller, &body, &s)).await;
     let label = match &outcome {
+        // 202: held, not yet confirmed on `redis.min_replicas` replicas.
+        Ok(r) if r.status() == StatusCode::ACCEPTED => "pending",
         Ok(_) => "reserved",
         Err(ApiError::Refused { refusal, .. }) => match refusal {
             Refusal::SoldOut => "sold_out",
@@ -129,11 +136,17 @@ async fn reserve_inner(caller: &Caller, body: &[u8], s: &State) -> Result<Respon
             if let Some(t) = ticket.as_mut() {
                 t.keep = true;
             }
+            // Not confirmed on `redis.min_replicas` replicas in time: the buyer holds it
+            // unless a failover loses it; GET /api/v1/seckill/result tells the outcome.
+            let (status, state) = match r.durability {
+                Durability::Pending => (StatusCode::ACCEPTED, "pending"),
+                Durability::Unchecked | Durability::Replicated(_) => (StatusCode::OK, "queued"),
+            };
             Ok(envelope::ok(
-                StatusCode::OK,
+                status,
                 ReservationView {
                     reservation_id: r.id,
-                    status: "queued",
+                    status: state,
                     activity_id: activity.to_owned(),
                     quantity: req.quantity,
                 },

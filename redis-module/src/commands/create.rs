@@ -93,7 +93,10 @@ impl Create {
 }
 
 pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let req = Create::parse(&args)?;
+    if ctx.is_keys_position_request() {
+        return super::report_keys(ctx, &args);
+    }
+    let req = Create::parse(super::without_keys(&args)?)?;
     let keys = ActivityKeys::new(ctx, &req.activity);
     let released_name = ActivityKeys::released(ctx, &req.activity);
     // Asked before any key is opened for writing: it runs a command (XINFO) of its own.

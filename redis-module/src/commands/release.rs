@@ -21,6 +21,10 @@ use seckill_core::stream_id::release_scope;
 use seckill_core::{Refusal, ReleaseScope, ReservationEntry, StreamId};
 
 pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if ctx.is_keys_position_request() {
+        return super::report_keys(ctx, &args);
+    }
+    let args = super::without_keys(&args)?;
     if args.len() != 3 {
         return Err(RedisError::WrongArity);
     }

@@ -94,7 +94,11 @@ fn canonical_qty(ctx: &Context, raw: &RedisString, qty: u64) -> RedisString {
 }
 
 pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let req = Reserve::parse(&args)?;
+    if ctx.is_keys_position_request() {
+        return super::report_keys(ctx, &args);
+    }
+    let args = super::without_keys(&args)?;
+    let req = Reserve::parse(args)?;
     let (activity_s, user_s) = (&args[1], &args[2]);
     let keys = ActivityKeys::new(ctx, &req.activity);
     let mut meta_key = Key::open(ctx, &keys.meta);

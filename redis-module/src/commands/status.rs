@@ -9,6 +9,10 @@ use seckill_core::record::ActivityRecord;
 use seckill_core::Refusal;
 
 pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if ctx.is_keys_position_request() {
+        return super::report_keys(ctx, &args);
+    }
+    let args = super::without_keys(&args)?;
     if args.len() != 2 {
         return Err(RedisError::WrongArity);
     }

@@ -43,7 +43,10 @@ impl Trim {
 }
 
 pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let req = Trim::parse(&args)?;
+    if ctx.is_keys_position_request() {
+        return super::report_keys(ctx, &args);
+    }
+    let req = Trim::parse(super::without_keys(&args)?)?;
     let keys = ActivityKeys::new(ctx, &req.activity);
     // Asked before any key is opened for writing: it runs a command (XINFO) of its own.
     let last_generated = store::stream_last_generated(ctx, &keys.stream)?;
