@@ -620,6 +620,9 @@ fn cluster_compose_file_is_valid_and_matches_the_standalone_one() {
             "--loadmodule",
             "/usr/local/lib/redis/modules/libseckill_module.so",
             "--cluster-require-full-coverage",
+            // The ACL users, rendered as the image's own command does.
+            "seckill-redis-users",
+            "--include /tmp/users.conf",
         ] {
             assert!(command.contains(want), "{n} lacks {want}: {command}");
         }
@@ -664,6 +667,13 @@ fn cluster_compose_file_is_valid_and_matches_the_standalone_one() {
             Some("1"),
             "{s}"
         );
+        if s != "migrate" {
+            assert_eq!(
+                get("SECKILL_REDIS__USERNAME"),
+                Some(format!("seckill-{s}")),
+                "{s} logs in as its own ACL user"
+            );
+        }
         // Everything but where Redis is equals the standalone file's.
         let rest = |e: Vec<(String, String)>| -> Vec<(String, String)> {
             e.into_iter()
