@@ -423,12 +423,12 @@ seed_demo_users() {
 
 # How to open redis-cli on this stack (the admin password is read from its file, not shown).
 redis_cli_hint() {
-  local where="-p $REDIS_PORT"
-  [ "$CLUSTER" = 1 ] && where="-c -p $CLUSTER_PORT"
+  local node="-p $REDIS_PORT"
+  [ "$CLUSTER" = 1 ] && node="-c -p $CLUSTER_PORT"
   if redis_default_open; then
-    echo "redis-cli $where"
+    echo "redis-cli $node"
   else
-    echo "REDISCLI_AUTH=\$(cat $STATE/secrets/redis-admin) redis-cli --user seckill-admin $where"
+    echo "REDISCLI_AUTH=\$(cat $STATE/secrets/redis-admin) redis-cli --user seckill-admin $node"
   fi
 }
 
