@@ -635,7 +635,8 @@ cmd_dev() {
   exec watchexec --restart --stop-signal SIGTERM --stop-timeout 20s --debounce 1s \
     --watch Cargo.toml --watch core --watch redis-module --watch client --watch db \
     --watch runtime --watch gateway --watch order-worker --watch cli --watch migrations \
-    --watch configs --watch redis.conf --watch Procfile --watch scripts/run-local.sh \
+    --watch configs --watch redis.conf --watch redis-users.conf --watch Procfile \
+    --watch Procfile.cluster --watch scripts/run-local.sh \
     --watch scripts/lib -- bash scripts/run-local.sh run
 }
 
