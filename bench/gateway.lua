@@ -35,8 +35,9 @@ function init(args)
   end
   local activities = #list
   local admission = {}
-  if os.getenv("ADMISSION") then
-    for line in io.lines(os.getenv("ADMISSION")) do
+  local admission_file = os.getenv("ADMISSION")
+  if admission_file and admission_file ~= "" then
+    for line in io.lines(admission_file) do
       admission[#admission + 1] = line
     end
   end

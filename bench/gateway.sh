@@ -13,12 +13,16 @@
 #                                   log line per request);
 #   no AOF                          redis-server with --appendonly no;
 #   access log off                  gateway.log_filter = the shipped filter + ",access=off";
-#   no AOF + access log off         both.
+#   no AOF + access log off         both;
+#   admission on                    shipped, with admission.required on at difficulty 0: every
+#                                   request carries an admission token minted beforehand
+#                                   (`seckill-gateway-bench admission`, gateway.lua's
+#                                   ADMISSION), so the row prices the token check itself.
 # Each row also reports the gateway's CPU per request (user + system, from /proc).
 #
 # Usage: bench/gateway.sh [duration] [connections]   (defaults 10s, 64)
 # Env: THREADS USERS ACTIVITIES REQUESTS, RATE_LIMITS [on: limiters as in production; off],
-#      GATEWAY_ROWS ["shipped noaof nolog noaof-nolog"], STACK_SKIP_BUILD=1 (use the binaries
+#      GATEWAY_ROWS ["shipped noaof nolog noaof-nolog admission"], STACK_SKIP_BUILD=1 (use the binaries
 #      in SECKILL_BIN_DIR [$CARGO_TARGET_DIR/release, else target/release] as they are)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,7 +35,7 @@ export THREADS=${THREADS:-1}
 USERS=${USERS:-20000}
 export REQUESTS=${REQUESTS:-1000000}
 ACTIVITIES=${ACTIVITIES:-100}
-ROWS=${GATEWAY_ROWS:-shipped noaof nolog noaof-nolog}
+ROWS=${GATEWAY_ROWS:-shipped noaof nolog noaof-nolog admission}
 if [ "${STACK_SKIP_BUILD:-0}" != 1 ]; then
   # Two builds: `--bins` would apply to the module too, which has none, and leave a stale .so.
   cargo build --release -p seckill-module >&2
@@ -54,6 +58,10 @@ BPORT=$(free_port)
 
 export SECKILL_AUTH__JWT_SECRET="bench-only-secret-bench-only-secret-0123"
 "$BIN/seckill-gateway-bench" tokens "$USERS" "$DIR/tokens.txt"
+case " $ROWS " in *" admission "*)
+  # One token per request the run may send (each is good once).
+  "$BIN/seckill-gateway-bench" admission "$USERS" "$ACTIVITIES" "$REQUESTS" "$DIR/admission.txt" ;;
+esac
 
 # RATE_LIMITS=on (the default) keeps the rate limiters of the production config: the per-user
 # one as configured (each user sends one request, so it never refuses) and the per-IP one with
@@ -71,7 +79,8 @@ label() {
   noaof) echo "no AOF" ;;
   nolog) echo "access log off" ;;
   noaof-nolog) echo "no AOF + access log off" ;;
-  *) echo "gateway.sh: unknown row '$1' (shipped noaof nolog noaof-nolog)" >&2; exit 2 ;;
+  admission) echo "admission on (difficulty 0)" ;;
+  *) echo "gateway.sh: unknown row '$1' (shipped noaof nolog noaof-nolog admission)" >&2; exit 2 ;;
   esac
 }
 
@@ -83,7 +92,7 @@ FAILED=0
 run() {
   local out=$DIR/wrk-$RANDOM.txt t0 t1
   t0=$(cpu_ticks "$4")
-  TOKENS="$DIR/tokens.txt" ACTIVITIES=$ACTIVITIES \
+  TOKENS="$DIR/tokens.txt" ACTIVITIES=$ACTIVITIES ADMISSION=${5:-} \
     wrk -t"$THREADS" -c"$CONNS" -d"$DUR" --latency -s bench/gateway.lua "$3" >"$out"
   t1=$(cpu_ticks "$4")
   local rps p50 p95 p99 non2xx total
@@ -111,6 +120,12 @@ for row in $ROWS; do
   filter=$SHIPPED_FILTER
   case $row in *noaof*) extra=(--appendonly no) ;; esac
   case $row in *nolog*) filter="$SHIPPED_FILTER,access=off" ;; esac
+  admission=()
+  tickets=""
+  if [ "$row" = admission ]; then
+    admission=(SECKILL_ADMISSION__REQUIRED=true SECKILL_ADMISSION__DIFFICULTY=0)
+    tickets=$DIR/admission.txt
+  fi
   rm -rf "$DIR/redis"
   mkdir -p "$DIR/redis"
   redis_cmd "$RPORT" "$DIR/redis" "$MODULE" "${extra[@]}"
@@ -119,12 +134,12 @@ for row in $ROWS; do
   for a in $(seq 0 $((ACTIVITIES - 1))); do
     redis-cli -p "$RPORT" SECKILL.CREATE "b$a" STOCK 1000000000 >/dev/null
   done
-  spawn gateway "$DIR/gateway-$row.log" env SECKILL_GATEWAY__LOG_FILTER="$filter" \
+  spawn gateway "$DIR/gateway-$row.log" env SECKILL_GATEWAY__LOG_FILTER="$filter" "${admission[@]}" \
     "$BIN/seckill-gateway" --config configs/config.yaml --listen "127.0.0.1:$GPORT" \
     --redis-url "redis://127.0.0.1:$RPORT/" --mysql-url "mysql://root@127.0.0.1:1/none"
   gpid=$SPAWNED_PID
   wait_for_port 30 "$GPORT" || { tail "$DIR/gateway-$row.log" >&2; exit 1; }
-  run "POST /api/v1/seckill" "$name" "http://127.0.0.1:$GPORT/api/v1/seckill" "$gpid"
+  run "POST /api/v1/seckill" "$name" "http://127.0.0.1:$GPORT/api/v1/seckill" "$gpid" "$tickets"
   echo "gateway.sh: $name: redis appendonly $(redis-cli -p "$RPORT" CONFIG GET appendonly | tail -1)," \
     "log filter '$filter', gateway log $(wc -l <"$DIR/gateway-$row.log") lines" >&2
   echo "redis: $(redis-cli -p "$RPORT" SECKILL.STATUS b0 | paste -sd' ' | cut -c1-80)" >&2

@@ -155,7 +155,8 @@ def module_groups(raw):
 
 # The gateway's configurations (bench/gateway.sh labels), the headline one first.
 GATEWAY_CONFIGS = {"shipped": "shipped", "no AOF": "noaof", "access log off": "nolog",
-                   "no AOF + access log off": "noaof-nolog"}
+                   "no AOF + access log off": "noaof-nolog",
+                   "admission on (difficulty 0)": "admission"}
 
 
 def gateway_config_key(config):
@@ -350,6 +351,8 @@ def ratios(groups):
         "one JSON access-log line per request, written to a file")
     add("gateway access log shipped / off (no AOF)", gwk.get("noaof"), gwk.get("noaof-nolog"),
         "one JSON access-log line per request, written to a file")
+    add("gateway admission on / off (shipped)", gwk.get("admission"), gwk.get("shipped"),
+        "an admission token checked on every reservation (HMAC + seen-set, difficulty 0)")
     cl = by_name.get("gateway on Redis Cluster", {"rows": []})
     clk = {r.get("key"): r for r in cl["rows"]}
     add("gateway cluster / standalone", clk.get("cluster0"), clk.get("standalone"),
