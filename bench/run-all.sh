@@ -10,7 +10,7 @@
 #                        feature-equivalent and the minimal Lua scripts, INCR; shipped and no AOF;
 #                        memory per buyer;
 #      bench/gateway.sh  a trivial warp handler (baseline), POST /api/v1/seckill shipped, no AOF,
-#                        access log off, no AOF + access log off (wrk);
+#                        access log off, no AOF + access log off, admission on (wrk);
 #      bench/stack.sh    the whole stack as `make run` starts it (scripts/run-local.sh), the
 #                        worker draining into MariaDB, same wrk load; orders checked after;
 #      bench/cluster.sh  the gateway on one redis-server (baseline) and on a 3-primary,
