@@ -314,16 +314,26 @@ pub async fn claim_idle<C: ConnectionLike + Send>(
     Ok(out)
 }
 
+/// The ids of `entries`, grouped by their activity's stream.
+fn ids_by_stream<'a, E>(entries: &'a [E]) -> HashMap<&'a ActivityId, Vec<&'a str>>
+where
+    E: std::borrow::Borrow<RawEntry>,
+{
+    let mut by_stream: HashMap<&ActivityId, Vec<&str>> = HashMap::new();
+    for e in entries {
+        let e = e.borrow();
+        by_stream.entry(&e.activity).or_default().push(&e.id);
+    }
+    by_stream
+}
+
 /// Acks entries, one XACK per stream, all in one pipeline.
 pub async fn ack<C: ConnectionLike + Send>(
     conn: &mut C,
     group: &str,
     entries: &[&RawEntry],
 ) -> Result<(), RedisError> {
-    let mut by_stream: HashMap<&ActivityId, Vec<&str>> = HashMap::new();
-    for e in entries {
-        by_stream.entry(&e.activity).or_default().push(&e.id);
-    }
+    let by_stream = ids_by_stream(entries);
     if by_stream.is_empty() {
         return Ok(());
     }
@@ -351,10 +361,7 @@ pub async fn keep_pending<C: ConnectionLike + Send>(
     consumer: &str,
     entries: &[RawEntry],
 ) -> Result<(), RedisError> {
-    let mut by_stream: HashMap<&ActivityId, Vec<&str>> = HashMap::new();
-    for e in entries {
-        by_stream.entry(&e.activity).or_default().push(&e.id);
-    }
+    let by_stream = ids_by_stream(entries);
     if by_stream.is_empty() {
         return Ok(());
     }

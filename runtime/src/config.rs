@@ -514,15 +514,6 @@ impl RedisSettings {
             password: self.password.clone(),
         })
     }
-
-    /// A client of `binary` (`gateway`, `worker`, `cli`) for the standalone server (or the
-    /// first seed node): see [`Self::target`]. Reads the files; connects nothing.
-    pub fn client(&self, binary: &str) -> Result<redis::Client, ConfigError> {
-        let shown = self.redacted_url();
-        self.target(binary)?
-            .client()
-            .map_err(|e| ConfigError::Setting(format!("redis.url {shown}: {e}")))
-    }
 }
 
 /// The `mysql` section.
@@ -704,7 +695,7 @@ mod tests {
         assert!(s.redis.username.is_empty() && s.redis.users.is_empty());
         assert!(s.redis.tls.is_empty() && s.mysql.tls.is_empty());
         assert!(s.mysql.migrate_url.is_empty());
-        assert!(s.redis.client("gateway").is_ok());
+        assert!(s.redis.target("gateway").is_ok());
         assert!(s.mysql.connect_options().is_ok() && s.mysql.migrate_options().is_ok());
     }
 
@@ -779,7 +770,12 @@ mod tests {
             ..Default::default()
         };
         let who = |r: &RedisSettings, binary: &str| -> anyhow::Result<(String, String)> {
-            let info = r.client(binary)?.get_connection_info().redis.clone();
+            let info = r
+                .target(binary)?
+                .client()?
+                .get_connection_info()
+                .redis
+                .clone();
             Ok((
                 info.username.unwrap_or_default(),
                 info.password.unwrap_or_default(),
@@ -806,7 +802,7 @@ mod tests {
 
     #[test]
     fn tls_settings_that_cannot_work_are_refused_by_name() {
-        let err = |r: &RedisSettings| r.client("cli").err().map(|e| e.to_string());
+        let err = |r: &RedisSettings| r.target("cli").err().map(|e| e.to_string());
         let mut r = RedisSettings {
             url: "redis://:pw@127.0.0.1:6379/".into(),
             ..Default::default()
@@ -831,7 +827,7 @@ mod tests {
             url: "redis://:pw@host:notaport/".into(),
             ..Default::default()
         }
-        .client("cli")
+        .target("cli")
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
