@@ -315,7 +315,7 @@ pub async fn claim_idle<C: ConnectionLike + Send>(
 }
 
 /// The ids of `entries`, grouped by their activity's stream.
-fn ids_by_stream<'a, E>(entries: &'a [E]) -> HashMap<&'a ActivityId, Vec<&'a str>>
+fn ids_by_stream<E>(entries: &[E]) -> HashMap<&ActivityId, Vec<&str>>
 where
     E: std::borrow::Borrow<RawEntry>,
 {
