@@ -5,7 +5,7 @@
 //! The file is shared by every seckill binary: each reads the sections it needs into its own
 //! settings type and ignores the rest. The sections every process shares are defined here:
 //! `redis`, `mysql`, `etcd` and `telemetry`; they build the connections of every binary
-//! ([`RedisSettings::client`], [`MysqlSettings::connect_options`], `etcd::connect`), so ACL
+//! ([`RedisSettings::target`], [`MysqlSettings::connect_options`], `etcd::connect`), so ACL
 //! users, TLS files and URL redaction ([`redact_url`]) are handled once.
 
 use figment::providers::{Env, Format, Serialized, Yaml};
