@@ -11,7 +11,7 @@
 #   cluster, min_replicas 0      6 nodes; the gateway routes each RESERVE to its activity's
 #                                primary (the subject: target >= 0.8x standalone)
 #   cluster, min_replicas 1      the same, each reservation confirmed on its shard's replica
-#                                before the 200 (HEXISTS + fence + WAIT per node per batch):
+#                                before the 200 (SECKILL.HELD + fence + WAIT per node per batch):
 #                                the cost of durability (target >= 0.8x min_replicas 0)
 # Each row reports the gateway's CPU per request, and the 202 (pending) answers the gateway
 # counted (seckill_gateway_reservations_total{outcome="pending"}).

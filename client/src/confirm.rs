@@ -10,7 +10,7 @@
 //! - A `WAIT` on the connection that carries the reservations blocks all of them behind it.
 //!
 //! So a confirmation is one pipeline, on a connection of its own, to the node that holds the
-//! activity: `HEXISTS seckill:{a}:buyers <user>` for every reservation waiting on that node,
+//! activity: `SECKILL.HELD <a> <user>` (the buyer's mark) for every reservation waiting on that node,
 //! then `SET seckill:{a}:fence 1` (a write in the slot of one of them), then `WAIT <n>
 //! <timeout>`. None of these can be refused, and a redirected pipeline did not run, so it is
 //! safe to send again. The buyer's mark proves the reservation is on the node that answers:
@@ -233,7 +233,7 @@ async fn round(inner: &Inner, lane: usize, jobs: &[Job]) -> Vec<Confirmed> {
     }
 }
 
-/// `[HEXISTS <buyers> <user> per reservation, SET fence, WAIT n timeout]` for `jobs[idx]`, sent to the
+/// `[SECKILL.HELD <activity> <user> per reservation, SET fence, WAIT n timeout]` for `jobs[idx]`, sent to the
 /// primary of the first one's slot; the outcome of each, in `idx` order.
 async fn pipeline_round(
     inner: &Inner,
@@ -247,9 +247,7 @@ async fn pipeline_round(
     let mut pipe = redis::pipe();
     for i in idx {
         let j = &jobs[*i];
-        pipe.cmd("HEXISTS")
-            .arg(keys::buyers(&j.activity))
-            .arg(j.user.as_str());
+        pipe.add_command(crate::sale::held_cmd(&j.activity, j.user.as_str()));
     }
     pipe.cmd("SET").arg(keys::fence(&first.activity)).arg(1);
     pipe.cmd("WAIT")

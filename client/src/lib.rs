@@ -15,7 +15,7 @@
 //! - [`cluster`]: [`RedisConn`] (routed by key, MOVED/ASK/TRYAGAIN followed in a cluster),
 //!   direct connections to one node, the cached layout.
 //! - [`router`]: the cluster routing itself, on one multiplexed connection per node.
-//! - [`confirm`]: acknowledging only what `min_replicas` replicas hold (HEXISTS + fence + WAIT
+//! - [`confirm`]: acknowledging only what `min_replicas` replicas hold (SECKILL.HELD + fence + WAIT
 //!   per node per batch).
 //! - [`shards`]: per-node views for the worker and the CLI (streams on each primary, lag and
 //!   replication per shard).

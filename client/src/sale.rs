@@ -205,19 +205,35 @@ pub async fn status<C: ConnectionLike + Send>(
     }
 }
 
-/// Quantity `user` holds in `activity` (0 when none): the buyers hash.
+/// `SECKILL.HELD <activity> <user> KEYS ...`: the units `user` holds (0 when none).
+pub(crate) fn held_cmd(activity: &ActivityId, user: &str) -> Cmd {
+    let mut cmd = redis::cmd("SECKILL.HELD");
+    cmd.arg(activity.as_str()).arg(user);
+    with_keys(&mut cmd, activity);
+    cmd
+}
+
+/// Quantity `user` holds in `activity` (0 when none): the buyer's mark.
 pub async fn held<C: ConnectionLike + Send>(
     conn: &mut C,
     activity: &ActivityId,
     user: &UserId,
 ) -> Result<u64, ClientError> {
-    let v: Option<u64> = redis::cmd("HGET")
-        .arg(keys::buyers(activity))
-        .arg(user.as_str())
+    held_cmd(activity, user.as_str())
         .query_async(conn)
         .await
-        .map_err(|e| classify(&e))?;
-    Ok(v.unwrap_or(0))
+        .map_err(|e| classify(&e))
+}
+
+/// Every buyer of `activity` with the units held (`SECKILL.BUYERS`).
+pub async fn buyers<C: ConnectionLike + Send>(
+    conn: &mut C,
+    activity: &ActivityId,
+) -> Result<HashMap<String, u64>, ClientError> {
+    let mut cmd = redis::cmd("SECKILL.BUYERS");
+    cmd.arg(activity.as_str());
+    with_keys(&mut cmd, activity);
+    cmd.query_async(conn).await.map_err(|e| classify(&e))
 }
 
 /// Reads the flat field/value array (or a RESP3 map) of `SECKILL.STATUS`.

@@ -26,6 +26,8 @@ pub mod admission;
 pub mod audit;
 #[cfg(feature = "auth")]
 pub mod auth;
+#[cfg(feature = "buyers")]
+pub mod buyers;
 pub mod decision;
 pub mod entry;
 pub mod ids;

@@ -45,10 +45,7 @@ pub async fn audit_activity<C: ConnectionLike + Send>(
     let st = sale::status(redis, activity)
         .await?
         .ok_or_else(|| AuditError::NoActivity(activity.to_string()))?;
-    let buyers: HashMap<String, u64> = redis::cmd("HGETALL")
-        .arg(keys::buyers(activity))
-        .query_async(redis)
-        .await?;
+    let buyers: HashMap<String, u64> = sale::buyers(redis, activity).await?;
     let stream_key = keys::stream(activity);
     let reservations = streams::read_stream(redis, &stream_key)
         .await?

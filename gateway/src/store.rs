@@ -117,7 +117,7 @@ impl Store {
         activity: &ActivityId,
         user: &UserId,
     ) -> Result<u64, ClientError> {
-        self.observed("HGET", self.client.held(activity, user))
+        self.observed("SECKILL.HELD", self.client.held(activity, user))
             .await
     }
 

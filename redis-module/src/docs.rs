@@ -3,9 +3,10 @@
 //!
 //! The crate's `#[command]` macro would register the same, but it also sets ACL categories
 //! through a 7.2-only API, which Debian's 7.0 refuses; so the info structs are filled here.
-//! Every command declares its activity id argument as its key: the keys it really touches
+//! Every command but the internal HOLD (which names the buyers key itself) declares its
+//! activity id argument as its key: the keys it really touches
 //! (`seckill:{<id>}...`) carry the id as their hash tag and so sit in the same slot. All but
-//! the internal APPLY also take an optional trailing `KEYS <meta> <buyers> <stream>
+//! the internal APPLY and HOLD also take an optional trailing `KEYS <meta> <buyers> <stream>
 //! <released>` clause, declared by a second key spec (keyword `KEYS` searched backwards from
 //! the fifth argument from the end, then four keys), so that Redis Cluster sees the real keys
 //! during a slot migration (see `commands::without_keys`).
@@ -156,6 +157,43 @@ fn docs() -> Vec<Doc> {
             key_notes: NOTES,
             args: vec![activity()],
             keys_clause: true,
+        },
+        Doc {
+            name: "seckill.held",
+            summary: "Units a user holds in an activity (0 when none): the buyer's mark that RESERVE sets and RELEASE clears",
+            complexity: "O(1)",
+            arity: -3,
+            key_flags: ro,
+            key_notes: NOTES,
+            args: vec![
+                activity(),
+                Arg { name: "user", kind: STRING, token: None, optional: false, summary: "buyer id" },
+            ],
+            keys_clause: true,
+        },
+        Doc {
+            name: "seckill.buyers",
+            summary: "Every buyer of an activity with the units held, as a flat array user, units, ...",
+            complexity: "O(N) with N the number of buyers",
+            arity: -2,
+            key_flags: ro,
+            key_notes: NOTES,
+            args: vec![activity()],
+            keys_clause: true,
+        },
+        Doc {
+            name: "seckill.hold",
+            summary: "Internal: sets the units users hold in a buyers key (0 removes the user), the replicated effect of a SECKILL.RELEASE and how an AOF rewritten without the RDB preamble restores buyers; accepted only from the replication link or while loading the AOF, refused to clients",
+            complexity: "O(N) with N the number of pairs",
+            arity: -4,
+            key_flags: rw,
+            key_notes: "the activity's buyers key, seckill:{<activity>}:buyers",
+            args: vec![
+                Arg { name: "buyers-key", kind: KEY, token: None, optional: false, summary: "seckill:{<activity>}:buyers" },
+                Arg { name: "user", kind: STRING, token: None, optional: false, summary: "buyer id" },
+                Arg { name: "units", kind: INTEGER, token: None, optional: false, summary: "units held, 0 removes the user" },
+            ],
+            keys_clause: false,
         },
         Doc {
             name: "seckill.trim",

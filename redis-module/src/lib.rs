@@ -1,5 +1,6 @@
 //! The seckill Redis module: `SECKILL.CREATE`, `SECKILL.RESERVE`, `SECKILL.RELEASE`,
-//! `SECKILL.STATUS` and `SECKILL.TRIM`, plus the internal `SECKILL.APPLY`.
+//! `SECKILL.STATUS`, `SECKILL.TRIM`, `SECKILL.HELD` and `SECKILL.BUYERS`, plus the internal
+//! `SECKILL.APPLY` and `SECKILL.HOLD`.
 //!
 //! One `SECKILL.RESERVE` checks the window, the per-user limit and the stock, decrements the
 //! stock, records the buyer and appends the reservation to the activity's stream, all inside
@@ -22,11 +23,15 @@
 //! an AOF replay or an RDB reload done after the window closed ends in the same state, with
 //! the same stream entry ids. `SECKILL.TRIM` reads no clock and is replicated verbatim.
 //! `SECKILL.APPLY` is accepted only from the replication link or while an AOF loads: for a
-//! client it would be a way around every check. The data itself lives in plain strings,
-//! hashes and streams, so RDB files and full syncs need nothing from the module.
+//! client it would be a way around every check; so is the internal `SECKILL.HOLD` (the buyer
+//! marks a RELEASE changes). The record, release markers and stream are plain strings,
+//! hashes and streams; the buyers are the module's own type (`seckbuyrs`, see [`buyers`]),
+//! saved in RDB files by the module, so loading an RDB or AOF needs the module.
 
+use buyers::BUYERS_TYPE;
 use redis_module::{redis_module, Context, RedisString, Status};
 
+pub mod buyers;
 pub mod commands;
 pub mod docs;
 pub mod reply;
@@ -45,7 +50,7 @@ redis_module! {
     name: "seckill",
     version: 1,
     allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
-    data_types: [],
+    data_types: [BUYERS_TYPE],
     init: init,
     commands: [
         // getkeys-api: the KEYS clause's keys are reported to Redis (see commands::report_keys).
@@ -55,5 +60,9 @@ redis_module! {
         ["seckill.apply", commands::reserve::apply, "write deny-oom fast", 1, 1, 1, ""],
         ["seckill.status", commands::status::run, "readonly fast getkeys-api", 1, 1, 1, ""],
         ["seckill.trim", commands::trim::run, "write deny-oom getkeys-api", 1, 1, 1, ""],
+        ["seckill.held", commands::buyers::held, "readonly fast getkeys-api", 1, 1, 1, ""],
+        ["seckill.buyers", commands::buyers::list, "readonly getkeys-api", 1, 1, 1, ""],
+        // Takes the buyers key itself (it is an effect, never routed by a cluster client).
+        ["seckill.hold", commands::buyers::hold, "write deny-oom", 1, 1, 1, ""],
     ],
 }

@@ -7,9 +7,11 @@
 //! Redis GIL is held (every function takes the command's `Context`) and every pointer handed
 //! to Redis is either a live `RedisString` or a key opened here and closed on drop.
 
+use crate::buyers;
 use crate::reply;
 use redis_module::raw::{self, RedisModuleKey, RedisModuleString};
 use redis_module::{Context, RedisError, RedisString, RedisValue};
+use seckill_core::buyers::BuyerSet;
 use seckill_core::keys;
 use seckill_core::record;
 use seckill_core::{ActivityId, StreamId};
@@ -113,6 +115,8 @@ pub enum Kind {
     Hash,
     Stream,
     String,
+    /// The module's buyer set ([`buyers::BUYERS_TYPE`]).
+    Buyers,
     Other,
 }
 
@@ -160,8 +164,15 @@ impl<'a> Key<'a> {
             raw::REDISMODULE_KEYTYPE_HASH => Kind::Hash,
             raw::REDISMODULE_KEYTYPE_STREAM => Kind::Stream,
             raw::REDISMODULE_KEYTYPE_STRING => Kind::String,
+            raw::REDISMODULE_KEYTYPE_MODULE if self.holds_buyer_set() => Kind::Buyers,
             _ => Kind::Other,
         }
+    }
+
+    fn holds_buyer_set(&self) -> bool {
+        // Safety: `inner` is an open key holding a module value.
+        let t = unsafe { raw::RedisModule_ModuleTypeGetType.map(|f| f(self.inner)) };
+        t == Some(buyers::raw_type())
     }
 
     /// Fails with `WRONGTYPE` unless the key is empty or of kind `want`.
@@ -258,8 +269,139 @@ impl<'a> Key<'a> {
         unsafe { raw::RedisModule_ValueLength.map_or(0, |f| f(self.inner)) as u64 }
     }
 
+    /// Whether the key does not exist (Redis removes emptied hashes; the module removes an
+    /// emptied buyer set, see [`Key::set_held`]).
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.kind() == Kind::Empty
+    }
+
+    /// Fails with `WRONGTYPE` unless the key can hold an activity's buyers: empty, the
+    /// module's set, or a hash (what versions before the set wrote; converted on first write).
+    pub fn expect_buyers(&self) -> Result<(), RedisError> {
+        match self.kind() {
+            Kind::Empty | Kind::Buyers | Kind::Hash => Ok(()),
+            _ => Err(reply::wrong_type(&self.name.to_string_lossy())),
+        }
+    }
+
+    /// Units `user` holds in a buyers key (0 when none).
+    pub fn held(&self, user: &str) -> Result<u64, RedisError> {
+        match self.kind() {
+            Kind::Empty => Ok(0),
+            // Safety: the kind was just checked; the reference does not outlive this call.
+            Kind::Buyers => {
+                Ok(unsafe { buyers::value_of(self.inner) }
+                    .map_or(0, |set| u64::from(set.held(user))))
+            }
+            Kind::Hash => {
+                let field = string(self.ctx, user);
+                let [v] = self.hash_get([&field])?;
+                Ok(to_u64(&v).unwrap_or(0))
+            }
+            _ => Err(reply::wrong_type(&self.name.to_string_lossy())),
+        }
+    }
+
+    /// Number of users holding units in a buyers key.
+    pub fn buyer_count(&self) -> Result<u64, RedisError> {
+        match self.kind() {
+            Kind::Empty => Ok(0),
+            // Safety: as in `held`.
+            Kind::Buyers => Ok(unsafe { buyers::value_of(self.inner) }.map_or(0, |s| s.len())),
+            Kind::Hash => Ok(self.len()),
+            _ => Err(reply::wrong_type(&self.name.to_string_lossy())),
+        }
+    }
+
+    /// Every `(user, units)` of a buyers key.
+    pub fn buyer_list(&self) -> Result<Vec<(Vec<u8>, u64)>, RedisError> {
+        match self.kind() {
+            Kind::Empty => Ok(Vec::new()),
+            // Safety: as in `held`.
+            Kind::Buyers => Ok(unsafe { buyers::value_of(self.inner) }.map_or_else(
+                Vec::new,
+                |s| {
+                    s.iter()
+                        .map(|(u, q)| (u.as_bytes().to_vec(), u64::from(q)))
+                        .collect()
+                },
+            )),
+            Kind::Hash => {
+                let mut out = Vec::new();
+                self.scan_hash(|f, v| {
+                    let q = std::str::from_utf8(v).ok().and_then(|v| v.parse().ok());
+                    out.push((f.to_vec(), q.unwrap_or(0)));
+                })?;
+                Ok(out)
+            }
+            _ => Err(reply::wrong_type(&self.name.to_string_lossy())),
+        }
+    }
+
+    /// The buyer set of a key open for writing: created when the key is empty, converted
+    /// from a hash written by an earlier version (same users and quantities; the conversion
+    /// is deterministic, so a replica or an AOF replay converts the same way).
+    pub fn buyers_mut(&mut self) -> Result<&mut BuyerSet, RedisError> {
+        let fresh = match self.kind() {
+            Kind::Buyers => None,
+            Kind::Empty => Some(BuyerSet::new()),
+            Kind::Hash => {
+                let mut set = BuyerSet::new();
+                let mut bad = None;
+                self.scan_hash(|f, v| {
+                    let user = std::str::from_utf8(f).ok();
+                    let qty = std::str::from_utf8(v)
+                        .ok()
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .and_then(buyers::quantity);
+                    match (user, qty) {
+                        (Some(u), Some(q)) => set.set(u, q),
+                        _ => bad = Some(String::from_utf8_lossy(f).into_owned()),
+                    }
+                })?;
+                if let Some(user) = bad {
+                    return Err(reply::internal(format_args!(
+                        "{}: buyer '{user}' holds no valid quantity; fix or remove the field before selling",
+                        self.name.to_string_lossy()
+                    )));
+                }
+                Some(set)
+            }
+            _ => return Err(reply::wrong_type(&self.name.to_string_lossy())),
+        };
+        if let Some(set) = fresh {
+            // Safety: the key is open for writing; the value is handed over to Redis, which
+            // frees the previous value (the hash) and later this one through the type's `free`.
+            let rc = unsafe {
+                raw::RedisModule_ModuleTypeSetValue
+                    .ok_or_else(|| reply::internal("ModuleTypeSetValue missing"))?(
+                    self.inner,
+                    buyers::raw_type(),
+                    buyers::into_raw(set),
+                )
+            };
+            if rc != raw::REDISMODULE_OK as c_int {
+                return Err(reply::internal("could not store the buyer set"));
+            }
+        }
+        // Safety: the key now holds a buyer set; the borrow of `self` keeps the key open and
+        // unused elsewhere while the reference lives.
+        unsafe { buyers::value_of(self.inner) }
+            .ok_or_else(|| reply::internal("buyer set missing after it was stored"))
+    }
+
+    /// Sets the units `user` holds (0 removes the user); an emptied set is deleted, as Redis
+    /// deletes an emptied hash.
+    pub fn set_held(&mut self, user: &str, qty: u32) -> Result<(), RedisError> {
+        if qty == 0 && self.kind() == Kind::Empty {
+            return Ok(());
+        }
+        let set = self.buyers_mut()?;
+        set.set(user, qty);
+        if set.is_empty() {
+            self.delete();
+        }
+        Ok(())
     }
 
     /// Appends an entry and returns its id: chosen by Redis (time-based, monotonic) when `id`
@@ -304,39 +446,49 @@ impl<'a> Key<'a> {
     /// stream entries, since only released reservations have a field. Nothing is deleted
     /// here: deleting from a small (listpack) hash while it is scanned is not safe.
     pub fn hash_split_by_id(&self, below: StreamId) -> Result<IdSplit, RedisError> {
-        struct Collect {
-            below: StreamId,
-            split: IdSplit,
+        let mut split = IdSplit::default();
+        self.scan_hash(|name, value| {
+            if StreamId::parse(name).is_ok_and(|id| id < below) {
+                split.below.push(name.to_vec());
+            } else {
+                split.kept.push((name.to_vec(), value.to_vec()));
+            }
+        })?;
+        Ok(split)
+    }
+
+    /// Calls `f` with every field and value of a hash (nothing for any other kind).
+    ///
+    /// Walks the hash with `RedisModule_ScanKey`. Nothing may be deleted while it runs:
+    /// deleting from a small (listpack) hash while it is scanned is not safe.
+    fn scan_hash<F: FnMut(&[u8], &[u8])>(&self, f: F) -> Result<(), RedisError> {
+        struct Visit<V> {
+            f: V,
         }
-        fn bytes(s: *mut RedisModuleString) -> Option<Vec<u8>> {
+        fn bytes<'s>(s: *mut RedisModuleString) -> Option<&'s [u8]> {
             let mut len = 0usize;
             // Safety: `s` is a live string owned by Redis for the duration of the callback;
-            // the bytes are copied before it returns.
+            // the slice is used only inside it.
             unsafe {
                 let p = raw::RedisModule_StringPtrLen?(s, &mut len);
-                (!p.is_null()).then(|| std::slice::from_raw_parts(p.cast::<u8>(), len).to_vec())
+                (!p.is_null()).then(|| std::slice::from_raw_parts(p.cast::<u8>(), len))
             }
         }
-        unsafe extern "C" fn collect(
+        unsafe extern "C" fn visit<F: FnMut(&[u8], &[u8])>(
             _key: *mut RedisModuleKey,
             field: *mut RedisModuleString,
             value: *mut RedisModuleString,
             data: *mut c_void,
         ) {
-            // Safety: `data` is the `Collect` passed to ScanKey below, alive for the scan.
-            let acc = unsafe { &mut *data.cast::<Collect>() };
-            let (Some(name), Some(value)) = (bytes(field), bytes(value)) else {
-                return;
-            };
-            if StreamId::parse(&name).is_ok_and(|id| id < acc.below) {
-                acc.split.below.push(name);
-            } else {
-                acc.split.kept.push((name, value));
+            // Safety: `data` is the `Visit` passed to ScanKey below, alive for the scan.
+            let acc = unsafe { &mut *data.cast::<Visit<F>>() };
+            if let (Some(name), Some(value)) = (bytes(field), bytes(value)) {
+                (acc.f)(name, value);
             }
         }
 
         if self.kind() != Kind::Hash {
-            return Ok(IdSplit::default());
+            return Ok(());
         }
         // Safety: the API table is filled when the module loads.
         let (Some(create), Some(scan), Some(destroy)) = (unsafe {
@@ -348,10 +500,7 @@ impl<'a> Key<'a> {
         }) else {
             return Err(reply::internal("ScanKey API missing"));
         };
-        let mut acc = Collect {
-            below,
-            split: IdSplit::default(),
-        };
+        let mut acc = Visit { f };
         // Safety: the key is open and holds a hash, nothing modifies it during the scan, and
         // the cursor is destroyed before returning.
         unsafe {
@@ -359,13 +508,13 @@ impl<'a> Key<'a> {
             while scan(
                 self.inner,
                 cursor,
-                Some(collect),
+                Some(visit::<F>),
                 std::ptr::addr_of_mut!(acc).cast::<c_void>(),
             ) != 0
             {}
             destroy(cursor);
         }
-        Ok(acc.split)
+        Ok(())
     }
 
     /// Removes the stream's entries below `min` exactly (`XTRIM MINID` without `~`); returns

@@ -2,6 +2,8 @@
 
 mod support;
 
+use std::collections::BTreeMap;
+
 use seckill_testkit::{RedisOptions, RedisServer};
 use support::*;
 
@@ -329,6 +331,8 @@ fn keys_are_cluster_safe_and_declared() -> anyhow::Result<()> {
             vec!["SECKILL.RELEASE", activity, "1-0"],
             vec!["SECKILL.STATUS", activity],
             vec!["SECKILL.TRIM", activity, "1-0"],
+            vec!["SECKILL.HELD", activity, "u"],
+            vec!["SECKILL.BUYERS", activity],
         ] {
             let mut with: Vec<&str> = cmd.clone();
             with.push("KEYS");
@@ -811,6 +815,146 @@ fn records_of_the_first_layout_still_work() -> anyhow::Result<()> {
     assert_eq!(
         (st["sale-from"].as_str(), st["total"].as_str()),
         ("5-1", "4")
+    );
+    Ok(())
+}
+
+/// The buyers live in the module's own type: read with HELD and BUYERS, and no client can
+/// forge or clear a buyer's mark with hash commands (invariant 8) or with the internal HOLD.
+#[test]
+fn buyers_are_read_through_the_module_and_cannot_be_forged() -> anyhow::Result<()> {
+    let server = RedisServer::start()?;
+    let mut con = server.connection()?;
+    create(&mut con, "b1", &["STOCK", "10", "LIMIT", "3"])?;
+    let (rid, _) = reserve(&mut con, "b1", "alice", "2")?;
+    reserve(&mut con, "b1", "bob", "1")?;
+    let held = |con: &mut redis::Connection, user: &str| -> redis::RedisResult<i64> {
+        redis::cmd("SECKILL.HELD").arg("b1").arg(user).query(con)
+    };
+    assert_eq!(held(&mut con, "alice")?, 2);
+    assert_eq!(held(&mut con, "bob")?, 1);
+    assert_eq!(held(&mut con, "carol")?, 0);
+    let listed: BTreeMap<String, i64> = redis::cmd("SECKILL.BUYERS").arg("b1").query(&mut con)?;
+    assert_eq!(listed, [("alice".into(), 2), ("bob".into(), 1)].into());
+    // With the KEYS clause, as the typed client sends them.
+    let clause = [
+        "KEYS",
+        "seckill:{b1}",
+        "seckill:{b1}:buyers",
+        "seckill:{b1}:stream",
+        "seckill:{b1}:released",
+    ];
+    let v: i64 = redis::cmd("SECKILL.HELD")
+        .arg("b1")
+        .arg("alice")
+        .arg(&clause)
+        .query(&mut con)?;
+    assert_eq!(v, 2);
+    let v: BTreeMap<String, i64> = redis::cmd("SECKILL.BUYERS")
+        .arg("b1")
+        .arg(&clause)
+        .query(&mut con)?;
+    assert_eq!(v.len(), 2);
+    let t: String = redis::cmd("TYPE")
+        .arg("seckill:{b1}:buyers")
+        .query(&mut con)?;
+    assert_eq!(t, "seckbuyrs");
+
+    let before = dump_all(&mut con);
+    for forge in [
+        vec!["HSET", "seckill:{b1}:buyers", "mallory", "1"],
+        vec!["HDEL", "seckill:{b1}:buyers", "alice"],
+        vec!["HINCRBY", "seckill:{b1}:buyers", "alice", "-2"],
+    ] {
+        let err = redis::cmd(forge[0])
+            .arg(&forge[1..])
+            .query::<redis::Value>(&mut con)
+            .expect_err("a hash command on the buyers");
+        assert_eq!(code(&err), "WRONGTYPE", "{forge:?}: {err}");
+    }
+    for forge in [
+        vec!["SECKILL.HOLD", "seckill:{b1}:buyers", "alice", "0"],
+        vec!["SECKILL.HOLD", "seckill:{b1}:buyers", "mallory", "3"],
+    ] {
+        let err = redis::cmd(forge[0])
+            .arg(&forge[1..])
+            .query::<redis::Value>(&mut con)
+            .expect_err("a client's HOLD must be refused");
+        assert!(
+            err.to_string().contains("SECKILL.HOLD is internal"),
+            "{err}"
+        );
+    }
+    let err = redis::cmd("EVAL")
+        .arg("return redis.call('SECKILL.HOLD', KEYS[1], 'alice', '0')")
+        .arg(1)
+        .arg("seckill:{b1}:buyers")
+        .query::<redis::Value>(&mut con)
+        .expect_err("HOLD from a script");
+    assert!(err.to_string().contains("internal"), "{err}");
+    assert_eq!(
+        dump_all(&mut con),
+        before,
+        "a refused forgery changed the keyspace"
+    );
+    assert_eq!(
+        code(&reserve(&mut con, "b1", "alice", "1").unwrap_err()),
+        "LIMIT"
+    );
+
+    // A release lowers the mark; the last buyer's release removes the key, as for a hash.
+    let released: i64 = redis::cmd("SECKILL.RELEASE")
+        .arg("b1")
+        .arg(&rid)
+        .query(&mut con)?;
+    assert_eq!(released, 2);
+    assert_eq!(held(&mut con, "alice")?, 0);
+    let st = status(&mut con, "b1")?;
+    assert_eq!(st["buyers"], "1");
+    reserve(&mut con, "b1", "alice", "1")?;
+    assert_eq!(held(&mut con, "alice")?, 1);
+    Ok(())
+}
+
+/// A buyers hash written before the buyer set existed is read as is and converted, same
+/// users and quantities, by the next write (an upgrade in the middle of a sale loses no
+/// buyer: a user who bought before it is still refused).
+#[test]
+fn a_buyers_hash_from_an_earlier_version_is_kept_and_converted() -> anyhow::Result<()> {
+    let server = RedisServer::start()?;
+    let mut con = server.connection()?;
+    create(&mut con, "old", &["STOCK", "10", "LIMIT", "2"])?;
+    redis::cmd("HSET")
+        .arg(&["seckill:{old}:buyers", "alice", "2", "bob", "1"])
+        .query::<()>(&mut con)?;
+    let held = |con: &mut redis::Connection, user: &str| -> redis::RedisResult<i64> {
+        redis::cmd("SECKILL.HELD").arg("old").arg(user).query(con)
+    };
+    // Read-only commands read the hash (they also run on replicas, which may not convert).
+    assert_eq!(held(&mut con, "alice")?, 2);
+    assert_eq!(status(&mut con, "old")?["buyers"], "2");
+    let t: String = redis::cmd("TYPE")
+        .arg("seckill:{old}:buyers")
+        .query(&mut con)?;
+    assert_eq!(t, "hash");
+    // The first write converts, and the earlier buyers still hold their units.
+    assert_eq!(
+        code(&reserve(&mut con, "old", "alice", "1").unwrap_err()),
+        "LIMIT"
+    );
+    reserve(&mut con, "old", "carol", "1")?;
+    let t: String = redis::cmd("TYPE")
+        .arg("seckill:{old}:buyers")
+        .query(&mut con)?;
+    assert_eq!(t, "seckbuyrs");
+    let listed: BTreeMap<String, i64> = redis::cmd("SECKILL.BUYERS").arg("old").query(&mut con)?;
+    assert_eq!(
+        listed,
+        [("alice".into(), 2), ("bob".into(), 1), ("carol".into(), 1)].into()
+    );
+    assert_eq!(
+        code(&reserve(&mut con, "old", "bob", "1").unwrap_err()),
+        "LIMIT"
     );
     Ok(())
 }

@@ -140,7 +140,10 @@ pub(crate) fn snapshot(con: &mut Connection, activity: &str) -> Snapshot {
             .arg(format!("seckill:{{{activity}}}"))
             .query(con)
             .expect("GET"),
-        buyers: hash(con, format!("seckill:{{{activity}}}:buyers")),
+        buyers: redis::cmd("SECKILL.BUYERS")
+            .arg(activity)
+            .query(con)
+            .expect("SECKILL.BUYERS"),
         released: hash(con, format!("seckill:{{{activity}}}:released")),
         stream,
         stream_info: stream_info(con, &format!("seckill:{{{activity}}}:stream")),

@@ -29,7 +29,7 @@ async fn a_full_redis_is_a_clean_503_and_changes_nothing() {
         "a refused reservation changed the activity"
     );
     assert_eq!(
-        app.redis(&["HLEN", "seckill:{m1}:buyers"]).await.ok(),
+        app.redis(&["SECKILL.HELD", "m1", "u1"]).await.ok(),
         Some(redis::Value::Int(0)),
         "no buyer recorded"
     );

@@ -104,7 +104,7 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let mut meta_key = Key::open(ctx, &keys.meta);
     let buyers = Key::open(ctx, &keys.buyers);
     let released = Key::open(ctx, &released_name);
-    buyers.expect(Kind::Hash)?;
+    buyers.expect_buyers()?;
     released.expect(Kind::Hash)?;
     let mut trimmed_below = StreamId::ZERO;
     if let Some(existing) = store::record(&mut meta_key, false)? {

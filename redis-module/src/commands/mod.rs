@@ -1,5 +1,6 @@
 //! One file per command: `parse` turns arguments into a typed request, `apply` runs it.
 
+pub mod buyers;
 pub mod create;
 pub mod release;
 pub mod reserve;

@@ -12,10 +12,12 @@
 //! an id that is not there is an argument error.
 
 use super::activity_arg;
+use crate::buyers;
 use crate::reply;
 use crate::store::{self, ActivityKeys, Key, Kind};
 use redis_module::key::RedisKey;
 use redis_module::{Context, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
+use seckill_core::limits::MAX_LIMIT;
 use seckill_core::record::{self, OFF_REMAINING, OFF_RESERVATIONS};
 use seckill_core::stream_id::release_scope;
 use seckill_core::{Refusal, ReleaseScope, ReservationEntry, StreamId};
@@ -70,11 +72,14 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         return Ok(RedisValue::Integer(0));
     }
 
-    let buyers = Key::open(ctx, &keys.buyers);
-    buyers.expect(Kind::Hash)?;
-    let user_s = store::string(ctx, entry.user.as_str());
-    let [held] = buyers.hash_get([&user_s])?;
-    let held_after = store::to_u64(&held).unwrap_or(0).saturating_sub(entry.qty);
+    let mut buyers = Key::open(ctx, &keys.buyers);
+    buyers.expect_buyers()?;
+    let user = entry.user.as_str();
+    let user_s = store::string(ctx, user);
+    let held_after = buyers.held(user)?.saturating_sub(entry.qty);
+    // What one user can hold is bounded by the limit; a larger number can only come from a
+    // hash edited by hand before the buyer set existed.
+    let held_after = buyers::quantity(held_after).unwrap_or(MAX_LIMIT as u32);
     // Never above the total, whatever an operator did by hand.
     let remaining = (sale.remaining + entry.qty).min(sale.total);
     let reservations = record::read_u64(rec, OFF_RESERVATIONS).saturating_sub(1);
@@ -82,14 +87,9 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 
     released.hash_set(&[(&rid_s, Some(&qty_s))])?;
     store::replicate(ctx, c"HSET", &[&released_name, &rid_s, &qty_s]);
-    if held_after == 0 {
-        buyers.hash_set(&[(&user_s, None)])?;
-        store::replicate(ctx, c"HDEL", &[&keys.buyers, &user_s]);
-    } else {
-        let held_s = store::num(ctx, held_after);
-        buyers.hash_set(&[(&user_s, Some(&held_s))])?;
-        store::replicate(ctx, c"HSET", &[&keys.buyers, &user_s, &held_s]);
-    }
+    buyers.set_held(user, held_after)?;
+    let held_s = store::num(ctx, u64::from(held_after));
+    store::replicate(ctx, c"SECKILL.HOLD", &[&keys.buyers, &user_s, &held_s]);
     // In place: the version-1 and version-2 layouts share these offsets, and the record is
     // replicated whole in whichever layout it has.
     record::write_u64(rec, OFF_REMAINING, remaining);
@@ -97,7 +97,12 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let rec_s = RedisString::create_from_slice(ctx.get_raw(), rec);
     store::replicate(ctx, c"SET", &[&keys.meta, &rec_s]);
     store::notify(ctx, NotifyEvent::HASH.bits() as u32, "hset", &released_name);
-    store::notify(ctx, NotifyEvent::HASH.bits() as u32, "hset", &keys.buyers);
+    store::notify(
+        ctx,
+        NotifyEvent::MODULE.bits() as u32,
+        "seckill.hold",
+        &keys.buyers,
+    );
     Ok(RedisValue::Integer(entry.qty as i64))
 }
 

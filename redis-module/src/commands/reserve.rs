@@ -19,6 +19,7 @@
 //! refused and nothing changes (SPEC invariant 8).
 
 use super::{activity_arg, now_ms};
+use crate::buyers;
 use crate::reply;
 use crate::store::{self, ActivityKeys, Key, Kind, Names};
 use redis_module::raw::RedisModuleStreamID;
@@ -114,10 +115,11 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             req.product.as_ref().map_or("", |p| p.as_str())
         )));
     }
-    let buyers = Key::open(ctx, &keys.buyers);
-    buyers.expect(Kind::Hash)?;
+    let mut buyers = Key::open(ctx, &keys.buyers);
+    buyers.expect_buyers()?;
     let stream = Key::open(ctx, &keys.stream);
     stream.expect(Kind::Stream)?;
+    let user = req.user.as_str();
 
     let now = now_ms();
     // Decide as if the user held nothing, then claim the user's slot with one
@@ -126,8 +128,7 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let grant = match decide_reserve(&sale, 0, req.qty, now) {
         Ok(grant) => grant,
         Err(Refusal::SoldOut) => {
-            let [held] = buyers.hash_get([user_s])?;
-            let held = store::to_u64(&held).unwrap_or(0);
+            let held = buyers.held(user)?;
             let r = if held > 0 {
                 Refusal::Limit
             } else {
@@ -138,14 +139,10 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         Err(r) => return Err(refusal(r, &req, &sale, 0)),
     };
     let qty_s = canonical_qty(ctx, &args[3], req.qty);
-    if !buyers.hash_insert_new(user_s, &qty_s)? {
-        let [held] = buyers.hash_get([user_s])?;
-        return Err(refusal(
-            Refusal::Limit,
-            &req,
-            &sale,
-            store::to_u64(&held).unwrap_or(1),
-        ));
+    let qty = buyers::quantity(req.qty).ok_or_else(|| reply::arg("quantity out of range"))?;
+    if !buyers.buyers_mut()?.insert_new(user, qty) {
+        let held = buyers.held(user)?;
+        return Err(refusal(Refusal::Limit, &req, &sale, held.max(1)));
     }
     let ts_s = store::num(ctx, now);
     let reservations = record::read_u64(rec, OFF_RESERVATIONS) + 1;
@@ -153,7 +150,7 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         Ok(id) => id,
         Err(e) => {
             // Undo the claim: a failed reservation changes nothing.
-            buyers.hash_set(&[(user_s, None)])?;
+            buyers.set_held(user, 0)?;
             return Err(e);
         }
     };
@@ -235,8 +232,9 @@ pub fn apply(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let id = StreamId::parse(args[2].as_slice())
         .map(store::raw_id)
         .map_err(|_| reply::bad_id("reservation id", args[2].as_slice()))?;
-    UserId::parse(args[3].as_slice()).map_err(reply::arg)?;
-    parse_bounded("quantity", args[4].as_slice(), 1, MAX_LIMIT).map_err(reply::arg)?;
+    let user = UserId::parse(args[3].as_slice()).map_err(reply::arg)?;
+    let qty = parse_bounded("quantity", args[4].as_slice(), 1, MAX_LIMIT).map_err(reply::arg)?;
+    let qty = buyers::quantity(qty).ok_or_else(|| reply::arg("quantity out of range"))?;
     parse_bounded("ts", args[5].as_slice(), 0, MAX_TIME_MS).map_err(reply::arg)?;
     let remaining =
         parse_bounded("remaining", args[6].as_slice(), 0, MAX_STOCK).map_err(reply::arg)?;
@@ -251,8 +249,8 @@ pub fn apply(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             format_args!("activity '{activity}' does not exist"),
         ));
     };
-    let buyers = Key::open(ctx, &keys.buyers);
-    buyers.expect(Kind::Hash)?;
+    let mut buyers = Key::open(ctx, &keys.buyers);
+    buyers.expect_buyers()?;
     let stream = Key::open(ctx, &keys.stream);
     stream.expect(Kind::Stream)?;
     append(
@@ -265,7 +263,7 @@ pub fn apply(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         &args[5],
         Some(id),
     )?;
-    buyers.hash_set(&[(&args[3], Some(&args[4]))])?;
+    buyers.set_held(user.as_str(), qty)?;
     record::write_u64(rec, OFF_REMAINING, remaining);
     record::write_u64(rec, OFF_RESERVATIONS, reservations);
     // A replica of this replica gets the same effect.

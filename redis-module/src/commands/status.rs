@@ -3,7 +3,7 @@
 
 use super::{activity_arg, now_ms};
 use crate::reply;
-use crate::store::{self, ActivityKeys, Key, Kind};
+use crate::store::{self, ActivityKeys, Key};
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 use seckill_core::record::ActivityRecord;
 use seckill_core::Refusal;
@@ -27,7 +27,7 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     };
     let rec = ActivityRecord::decode(rec).map_err(reply::internal)?;
     let buyers = Key::open_read(ctx, &keys.buyers);
-    buyers.expect(Kind::Hash)?;
+    buyers.expect_buyers()?;
     let s = rec.sale;
     let int = |v: u64| RedisValue::Integer(v as i64);
     let pairs = vec![
@@ -35,7 +35,7 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         ("remaining", int(s.remaining)),
         ("reserved", int(s.reserved())),
         ("reservations", int(rec.reservations)),
-        ("buyers", int(buyers.len())),
+        ("buyers", int(buyers.buyer_count()?)),
         ("limit", int(s.limit)),
         ("start", int(s.start_ms)),
         ("end", int(s.end_ms)),
