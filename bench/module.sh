@@ -140,7 +140,7 @@ for config in $CONFIGS; do
   if [ "$config" = shipped ]; then
     # Memory per buyer: BUYERS reservations by users u1..uBUYERS (pipelined through
     # redis-cli --pipe), measured as the growth of used_memory and as MEMORY USAGE of the
-    # buyers hash; stream entries are reported apart.
+    # buyer set; stream entries are reported apart.
     cli FLUSHALL >/dev/null
     cli SECKILL.CREATE mem STOCK "$BUYERS" >/dev/null
     used() { cli INFO memory | awk -F: '/^used_memory:/ {print $2+0}'; }
@@ -155,7 +155,7 @@ for i in range(1, $BUYERS + 1):
     after=$(used)
     buyers_bytes=$(cli MEMORY USAGE 'seckill:{mem}:buyers' SAMPLES 0)
     stream_bytes=$(cli MEMORY USAGE 'seckill:{mem}:stream' SAMPLES 0)
-    sold=$(cli HLEN 'seckill:{mem}:buyers')
+    sold=$(cli SECKILL.STATUS mem | awk 'prev == "buyers" { print; exit } { prev = $0 }')
   fi
   stop_server "$config"
 done
@@ -186,7 +186,7 @@ if [ -n "${sold:-}" ]; then
   echo
   echo "| memory, $sold buyers (ids u1..u$BUYERS) | bytes per buyer |"
   echo "|---|---|"
-  echo "| buyers hash (MEMORY USAGE) | $((buyers_bytes / sold)) |"
+  echo "| buyer set (MEMORY USAGE) | $((buyers_bytes / sold)) |"
   echo "| stream entries (MEMORY USAGE) | $((stream_bytes / sold)) |"
   echo "| all of it (used_memory growth) | $(((after - before) / sold)) |"
 fi

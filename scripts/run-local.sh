@@ -41,6 +41,8 @@
 #                                SECKILL_REDIS__MIN_REPLICAS says otherwise; data in
 #                                STATE/redis-cluster/<port>/ (see scripts/lib/cluster.sh)
 #   SECKILL_REDIS_CLUSTER_PORT [7000]  first port of the cluster's nodes
+#   SECKILL_BACKGROUND_NICE [10] CPU niceness of the order worker and MariaDB (0: none; see
+#                                cmd_proc)
 # The binaries also read configs/config.yaml; this script overrides the addresses with
 # SECKILL_<SECTION>__<KEY> variables so they point at the servers it started, and writes
 # .state/stack.yaml (addresses, each binary's Redis ACL user, the MySQL application and
@@ -69,6 +71,7 @@ WORKER_METRICS_PORT=${SECKILL_WORKER_METRICS_PORT:-9101}
 DEV=${SECKILL_DEV:-1}
 DEMO_STOCK=${SECKILL_DEMO_STOCK:-100}
 STARTUP_TIMEOUT=${SECKILL_STARTUP_TIMEOUT:-120}
+BACKGROUND_NICE=${SECKILL_BACKGROUND_NICE:-10}
 # Redis Cluster instead of one redis-server (`run-cluster`). health, logs and stop find out
 # from the stack file which kind of stack ran last.
 CLUSTER=${SECKILL_REDIS_CLUSTER:-0}
@@ -399,6 +402,14 @@ cmd_proc() {
     cmd=("$RELEASE_DIR/seckill-worker")
     ;;
   *) die "unknown process '$name' (redis, redis-cluster, mysql, etcd, gateway, worker)" ;;
+  esac
+  # On one machine the order worker and MariaDB share the cores with the request path.
+  # Turning reservations into orders is asynchronous by design (the stream holds them, the
+  # lag alerts watch it): during a burst they yield the CPU to redis-server and the gateway,
+  # which answer the crowd, and catch up as soon as the cores are free. With the whole stack
+  # at one priority the drain took a quarter of the CPU at the peak (docs/benchmarks.md).
+  case $name in
+  mysql | worker) [ "$BACKGROUND_NICE" = 0 ] || cmd=(nice -n "$BACKGROUND_NICE" "${cmd[@]}") ;;
   esac
   say "$name: pid $$, output in $log"
   # The binaries write to a file, not a terminal: no ANSI colours.

@@ -1,9 +1,10 @@
-//! Error replies, built in one place so every prefix stays machine-readable.
+//! Error replies, built in one place so every prefix stays machine-readable, and the hot
+//! path's success reply.
 //!
 //! Refusals start with their code (`-SOLDOUT ...`); argument errors with `ERR`; a key of the
 //! wrong type with `WRONGTYPE`.
 
-use redis_module::RedisError;
+use redis_module::{raw, Context, RedisError, RedisString};
 use seckill_core::Refusal;
 use std::fmt::Display;
 
@@ -48,4 +49,12 @@ pub fn bad_id(what: &str, raw: &[u8]) -> RedisError {
             .take(40)
             .collect::<String>()
     ))
+}
+
+/// Replies `[id, count]` (RESERVE's success) through the raw reply API.
+pub fn id_and_count(ctx: &Context, id: &RedisString, count: u64) {
+    let ctx = ctx.get_raw();
+    raw::reply_with_array(ctx, 2);
+    raw::reply_with_string(ctx, id.inner);
+    raw::reply_with_long_long(ctx, count as i64);
 }

@@ -83,8 +83,79 @@ impl ActivityKeys {
     }
 }
 
+/// What RESERVE needs of an activity on every call, made once and kept: its key names and
+/// the entry's product and price strings. Each is a Redis allocation (and its accounting)
+/// per call otherwise, a tenth of a reservation's cost.
+///
+/// Kept per thread (commands run on Redis' main thread), created without a context so they
+/// outlive the call that made them, and bounded: the table is emptied when it holds
+/// [`HOT_MAX`] activities. Product and price are checked against the record on every use,
+/// so a re-created activity selling something else gets fresh strings.
+pub struct Hot {
+    pub keys: ActivityKeys,
+    entry: std::cell::RefCell<Option<(Vec<u8>, u64, RedisString, RedisString)>>,
+}
+
+const HOT_MAX: usize = 4096;
+
+thread_local! {
+    static HOT: std::cell::RefCell<std::collections::HashMap<ActivityId, std::rc::Rc<Hot>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+impl Hot {
+    pub fn get(id: &ActivityId) -> std::rc::Rc<Hot> {
+        HOT.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if let Some(hot) = cache.get(id) {
+                return hot.clone();
+            }
+            if cache.len() >= HOT_MAX {
+                cache.clear();
+            }
+            let null = null_mut();
+            let hot = std::rc::Rc::new(Hot {
+                keys: ActivityKeys {
+                    meta: key_name_raw(null, id, ""),
+                    buyers: key_name_raw(null, id, ":buyers"),
+                    stream: key_name_raw(null, id, ":stream"),
+                },
+                entry: std::cell::RefCell::new(None),
+            });
+            cache.insert(id.clone(), hot.clone());
+            hot
+        })
+    }
+
+    /// The entry's product and price strings for `product` and `price` (the record's).
+    pub fn entry_strings(
+        &self,
+        ctx: &Context,
+        product: &[u8],
+        price: u64,
+    ) -> (RedisString, RedisString) {
+        let mut entry = self.entry.borrow_mut();
+        match &*entry {
+            Some((p, c, ps, cs)) if p.as_slice() == product && *c == price => {
+                (ps.safe_clone(ctx), cs.safe_clone(ctx))
+            }
+            _ => {
+                let ps = RedisString::create_from_slice(null_mut(), product);
+                let cs = num_raw(null_mut(), price);
+                let out = (ps.safe_clone(ctx), cs.safe_clone(ctx));
+                *entry = Some((product.to_vec(), price, ps, cs));
+                out
+            }
+        }
+    }
+}
+
 /// `seckill:{<id>}<suffix>`, built on the stack: this runs several times per reservation.
 fn key_name(ctx: &Context, id: &ActivityId, suffix: &str) -> RedisString {
+    key_name_raw(ctx.get_raw(), id, suffix)
+}
+
+fn key_name_raw(ctx: *mut raw::RedisModuleCtx, id: &ActivityId, suffix: &str) -> RedisString {
     let mut buf = [0u8; 96];
     let parts: [&[u8]; 4] = [
         b"seckill:{",
@@ -106,7 +177,7 @@ fn key_name(ctx: &Context, id: &ActivityId, suffix: &str) -> RedisString {
             .collect::<Vec<_>>()
             .as_slice()
     );
-    RedisString::create_from_slice(ctx.get_raw(), &buf[..len])
+    RedisString::create_from_slice(ctx, &buf[..len])
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -564,7 +635,10 @@ pub fn to_u64(s: &Option<RedisString>) -> Option<u64> {
 }
 
 pub fn num(ctx: &Context, n: u64) -> RedisString {
-    let ctx = ctx.get_raw();
+    num_raw(ctx.get_raw(), n)
+}
+
+fn num_raw(ctx: *mut raw::RedisModuleCtx, n: u64) -> RedisString {
     // Safety: CreateStringFromLongLong copies the number into a new string owned by us.
     let p = unsafe {
         raw::RedisModule_CreateStringFromLongLong.map_or(null_mut(), |f| f(ctx, n as i64))
@@ -652,6 +726,17 @@ pub fn replicate(ctx: &Context, command: &CStr, args: &[&RedisString]) {
             );
         }
     }
+}
+
+/// A stream id as a Redis string, `<ms>-<seq>`, formatted on the stack.
+pub fn stream_id_string(ctx: &Context, id: &raw::RedisModuleStreamID) -> RedisString {
+    use std::io::Write;
+    let mut buf = [0u8; 48];
+    let mut w = std::io::Cursor::new(&mut buf[..]);
+    // Two u64 and a dash fit in 41 bytes: the write cannot fail.
+    let _ = write!(w, "{}-{}", id.ms, id.seq);
+    let len = usize::try_from(w.position()).unwrap_or(0);
+    RedisString::create_from_slice(ctx.get_raw(), &buf[..len])
 }
 
 pub fn raw_id(id: StreamId) -> raw::RedisModuleStreamID {

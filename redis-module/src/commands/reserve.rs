@@ -21,7 +21,7 @@
 use super::{activity_arg, now_ms};
 use crate::buyers;
 use crate::reply;
-use crate::store::{self, ActivityKeys, Key, Kind, Names};
+use crate::store::{self, ActivityKeys, Hot, Key, Kind, Names};
 use redis_module::raw::RedisModuleStreamID;
 use redis_module::{
     Context, ContextFlags, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue,
@@ -101,7 +101,8 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let args = super::without_keys(&args)?;
     let req = Reserve::parse(args)?;
     let (activity_s, user_s) = (&args[1], &args[2]);
-    let keys = ActivityKeys::new(ctx, &req.activity);
+    let hot = Hot::get(&req.activity);
+    let keys = &hot.keys;
     let mut meta_key = Key::open(ctx, &keys.meta);
     let Some(rec) = store::record(&mut meta_key, true)? else {
         return Err(refusal(Refusal::NoActivity, &req, &Sale::default(), 0));
@@ -146,7 +147,20 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     }
     let ts_s = store::num(ctx, now);
     let reservations = record::read_u64(rec, OFF_RESERVATIONS) + 1;
-    let id = match append(ctx, &stream, rec, activity_s, user_s, &qty_s, &ts_s, None) {
+    let (product_s, price_s) = hot.entry_strings(
+        ctx,
+        record::product_bytes(rec),
+        record::read_u64(rec, OFF_PRICE),
+    );
+    let entry = Entry {
+        activity: activity_s,
+        product: &product_s,
+        user: user_s,
+        qty: &qty_s,
+        price: &price_s,
+        ts: &ts_s,
+    };
+    let id = match append(&stream, &entry, None) {
         Ok(id) => id,
         Err(e) => {
             // Undo the claim: a failed reservation changes nothing.
@@ -157,7 +171,7 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     record::write_u64(rec, OFF_REMAINING, grant.remaining);
     record::write_u64(rec, OFF_RESERVATIONS, reservations);
 
-    let rid_s = store::string(ctx, &store::from_raw_id(&id).to_string());
+    let rid_s = store::stream_id_string(ctx, &id);
     let remaining_s = store::num(ctx, grant.remaining);
     let reservations_s = store::num(ctx, reservations);
     store::replicate(
@@ -174,42 +188,44 @@ pub fn run(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         ],
     );
     store::notify(ctx, NotifyEvent::STREAM.bits() as u32, "xadd", &keys.stream);
-    Ok(RedisValue::Array(vec![
-        RedisValue::BulkRedisString(rid_s),
-        RedisValue::Integer(grant.remaining as i64),
-    ]))
+    // `[reservation-id, remaining]`, written straight to the client: the crate's
+    // `RedisValue::Array` would allocate a vector for two items on every reservation.
+    reply::id_and_count(ctx, &rid_s, grant.remaining);
+    Ok(RedisValue::NoReply)
 }
 
-/// Appends the reservation entry; the product and unit price come from the record.
-#[allow(clippy::too_many_arguments)]
+/// The six fields of a reservation's stream entry.
+struct Entry<'a> {
+    activity: &'a RedisString,
+    product: &'a RedisString,
+    user: &'a RedisString,
+    qty: &'a RedisString,
+    price: &'a RedisString,
+    ts: &'a RedisString,
+}
+
+/// Appends the reservation entry.
 fn append(
-    ctx: &Context,
     stream: &Key,
-    rec: &[u8],
-    activity_s: &RedisString,
-    user_s: &RedisString,
-    qty_s: &RedisString,
-    ts_s: &RedisString,
+    e: &Entry,
     id: Option<RedisModuleStreamID>,
 ) -> Result<RedisModuleStreamID, RedisError> {
     let names = Names::get();
-    let product = RedisString::create_from_slice(ctx.get_raw(), record::product_bytes(rec));
-    let price = store::num(ctx, record::read_u64(rec, OFF_PRICE));
     stream.stream_add(
         id,
         &[
             &names.activity,
-            activity_s,
+            e.activity,
             &names.product,
-            &product,
+            e.product,
             &names.user,
-            user_s,
+            e.user,
             &names.qty,
-            qty_s,
+            e.qty,
             &names.price,
-            &price,
+            e.price,
             &names.ts,
-            ts_s,
+            e.ts,
         ],
     )
 }
@@ -253,16 +269,17 @@ pub fn apply(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     buyers.expect_buyers()?;
     let stream = Key::open(ctx, &keys.stream);
     stream.expect(Kind::Stream)?;
-    append(
-        ctx,
-        &stream,
-        rec,
-        &args[1],
-        &args[3],
-        &args[4],
-        &args[5],
-        Some(id),
-    )?;
+    let product_s = RedisString::create_from_slice(ctx.get_raw(), record::product_bytes(rec));
+    let price_s = store::num(ctx, record::read_u64(rec, OFF_PRICE));
+    let entry = Entry {
+        activity: &args[1],
+        product: &product_s,
+        user: &args[3],
+        qty: &args[4],
+        price: &price_s,
+        ts: &args[5],
+    };
+    append(&stream, &entry, Some(id))?;
     buyers.set_held(user.as_str(), qty)?;
     record::write_u64(rec, OFF_REMAINING, remaining);
     record::write_u64(rec, OFF_RESERVATIONS, reservations);
