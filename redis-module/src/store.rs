@@ -93,7 +93,15 @@ impl ActivityKeys {
 /// so a re-created activity selling something else gets fresh strings.
 pub struct Hot {
     pub keys: ActivityKeys,
-    entry: std::cell::RefCell<Option<(Vec<u8>, u64, RedisString, RedisString)>>,
+    entry: std::cell::RefCell<Option<EntryStrings>>,
+}
+
+/// The product and price an entry was made for, and their strings.
+struct EntryStrings {
+    product: Vec<u8>,
+    price: u64,
+    product_s: RedisString,
+    price_s: RedisString,
 }
 
 const HOT_MAX: usize = 4096;
@@ -136,14 +144,18 @@ impl Hot {
     ) -> (RedisString, RedisString) {
         let mut entry = self.entry.borrow_mut();
         match &*entry {
-            Some((p, c, ps, cs)) if p.as_slice() == product && *c == price => {
-                (ps.safe_clone(ctx), cs.safe_clone(ctx))
+            Some(e) if e.product == product && e.price == price => {
+                (e.product_s.safe_clone(ctx), e.price_s.safe_clone(ctx))
             }
             _ => {
-                let ps = RedisString::create_from_slice(null_mut(), product);
-                let cs = num_raw(null_mut(), price);
-                let out = (ps.safe_clone(ctx), cs.safe_clone(ctx));
-                *entry = Some((product.to_vec(), price, ps, cs));
+                let e = EntryStrings {
+                    product: product.to_vec(),
+                    price,
+                    product_s: RedisString::create_from_slice(null_mut(), product),
+                    price_s: num_raw(null_mut(), price),
+                };
+                let out = (e.product_s.safe_clone(ctx), e.price_s.safe_clone(ctx));
+                *entry = Some(e);
                 out
             }
         }
