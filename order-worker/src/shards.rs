@@ -19,6 +19,7 @@ use seckill_db::MySqlPool;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -99,6 +100,8 @@ pub(crate) async fn run_consumers(
         timeout: settings.redis.replica_ack_timeout(),
     };
     let cluster = redis.target.is_cluster();
+    // One MySQL for every node's consumers: they share the permits.
+    let inserts = Arc::new(Semaphore::new(w.concurrent_inserts.max(1)));
     let mut running: HashMap<String, NodeConsumers> = HashMap::new();
     let mut stopping: JoinSet<()> = JoinSet::new();
     loop {
@@ -137,6 +140,7 @@ pub(crate) async fn run_consumers(
                                     metrics.clone(),
                                     replicas,
                                     cluster,
+                                    Arc::clone(&inserts),
                                 );
                                 tasks.spawn(c.run(stop.clone()));
                             }
