@@ -133,6 +133,14 @@ pub(crate) struct Replicas {
     pub(crate) timeout: Duration,
 }
 
+/// The database the consumers write to, and their turns to run a batch insert there
+/// (`worker.concurrent_inserts` permits, shared by the process's consumers).
+#[derive(Clone)]
+pub(crate) struct Database {
+    pub(crate) pool: MySqlPool,
+    pub(crate) inserts: Arc<Semaphore>,
+}
+
 pub(crate) struct Consumer {
     /// A connection to the node this consumer drains.
     redis: ConnectionManager,
@@ -162,18 +170,18 @@ pub(crate) struct Consumer {
 impl Consumer {
     pub(crate) fn new(
         redis: ConnectionManager,
-        pool: MySqlPool,
+        db: Database,
         settings: WorkerSettings,
         name: String,
         metrics: Arc<Metrics>,
         replicas: Replicas,
         cluster: bool,
-        inserts: Arc<Semaphore>,
     ) -> Self {
         let windows = Windows {
             by_activity: Default::default(),
             default_secs: settings.payment_window_secs,
         };
+        let Database { pool, inserts } = db;
         Self {
             redis,
             pool,
@@ -616,10 +624,10 @@ impl Consumer {
         }
         if !hand.committed {
             let rows = plan.rows;
-            // Never closed; were it closed, inserting without a permit is still correct.
-            let _permit = self.inserts.acquire().await.ok();
             let started = Instant::now();
-            let result = orders::insert_batch(&self.pool, &rows)
+            // Never closed; were it closed, inserting without a permit is still correct.
+            let turn = self.inserts.acquire();
+            let result = orders::insert_batch(&self.pool, &rows, async { turn.await.ok() })
                 .instrument(tracing::info_span!(
                     "mysql.insert_orders",
                     rows = rows.len()

@@ -10,7 +10,7 @@
 //! batch in hand; entries left pending are claimed where they live).
 
 use crate::config::Settings;
-use crate::consumer::{Consumer, Replicas};
+use crate::consumer::{Consumer, Database, Replicas};
 use crate::metrics::Metrics;
 use seckill_client::cluster::{self, RedisConn};
 use seckill_client::{shards, streams, ClientError, Target, Topology};
@@ -101,7 +101,10 @@ pub(crate) async fn run_consumers(
     };
     let cluster = redis.target.is_cluster();
     // One MySQL for every node's consumers: they share the permits.
-    let inserts = Arc::new(Semaphore::new(w.concurrent_inserts.max(1)));
+    let db = Database {
+        pool,
+        inserts: Arc::new(Semaphore::new(w.concurrent_inserts.max(1))),
+    };
     let mut running: HashMap<String, NodeConsumers> = HashMap::new();
     let mut stopping: JoinSet<()> = JoinSet::new();
     loop {
@@ -134,13 +137,12 @@ pub(crate) async fn run_consumers(
                             Ok(conn) => {
                                 let c = Consumer::new(
                                     conn,
-                                    pool.clone(),
+                                    db.clone(),
                                     w.clone(),
                                     format!("{base}-{n}"),
                                     metrics.clone(),
                                     replicas,
                                     cluster,
-                                    Arc::clone(&inserts),
                                 );
                                 tasks.spawn(c.run(stop.clone()));
                             }
