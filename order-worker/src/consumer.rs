@@ -46,6 +46,7 @@ use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -132,6 +133,14 @@ pub(crate) struct Replicas {
     pub(crate) timeout: Duration,
 }
 
+/// The database the consumers write to, and their turns to run a batch insert there
+/// (`worker.concurrent_inserts` permits, shared by the process's consumers).
+#[derive(Clone)]
+pub(crate) struct Database {
+    pub(crate) pool: MySqlPool,
+    pub(crate) inserts: Arc<Semaphore>,
+}
+
 pub(crate) struct Consumer {
     /// A connection to the node this consumer drains.
     redis: ConnectionManager,
@@ -140,6 +149,9 @@ pub(crate) struct Consumer {
     replicas: Replicas,
     /// The node is in a Redis Cluster (streams read one slot at a time).
     cluster: bool,
+    /// Permits to run a batch insert, shared by the process's consumers
+    /// (`worker.concurrent_inserts`).
+    inserts: Arc<Semaphore>,
     pub name: String,
     metrics: Arc<Metrics>,
     streams: Vec<(String, ActivityId)>,
@@ -149,13 +161,16 @@ pub(crate) struct Consumer {
     in_hand: Option<InHand>,
     /// Streams that returned entries in the last non-empty read: XREADGROUP's COUNT is per
     /// stream, so it is `batch_size / active_streams` to keep a batch near `batch_size`.
-    active_streams: usize,
+    /// `None` before the first such read: every known stream is assumed to have entries, as
+    /// they do when a worker starts on a backlog (assuming one would make the first batch
+    /// `batch_size` times the number of streams, inserted in the slowest statements).
+    active_streams: Option<usize>,
 }
 
 impl Consumer {
     pub(crate) fn new(
         redis: ConnectionManager,
-        pool: MySqlPool,
+        db: Database,
         settings: WorkerSettings,
         name: String,
         metrics: Arc<Metrics>,
@@ -166,12 +181,14 @@ impl Consumer {
             by_activity: Default::default(),
             default_secs: settings.payment_window_secs,
         };
+        let Database { pool, inserts } = db;
         Self {
             redis,
             pool,
             settings,
             replicas,
             cluster,
+            inserts,
             name,
             metrics,
             streams: Vec::new(),
@@ -179,7 +196,7 @@ impl Consumer {
             last_discover: None,
             last_claim: None,
             in_hand: None,
-            active_streams: 1,
+            active_streams: None,
         }
     }
 
@@ -347,6 +364,12 @@ impl Consumer {
         }
     }
 
+    /// XREADGROUP's COUNT for the next read (see `active_streams`).
+    fn per_stream_count(&self) -> usize {
+        let active = self.active_streams.unwrap_or(self.streams.len());
+        per_stream_count(self.settings.batch_size, active)
+    }
+
     async fn discover_if_due(&mut self) -> Result<(), ConsumeError> {
         let due = self.last_discover.is_none_or(|t| {
             t.elapsed() >= Duration::from_millis(self.settings.discover_interval_ms)
@@ -438,12 +461,13 @@ impl Consumer {
         if slots.len() > 1 {
             return self.read_by_slot(&slots).await;
         }
+        let count = self.per_stream_count();
         let r = streams::read_new(
             &mut self.redis,
             &self.settings.group,
             &self.name,
             &self.streams,
-            per_stream_count(self.settings.batch_size, self.active_streams),
+            count,
             self.settings.block_ms,
         )
         .instrument(tracing::info_span!(
@@ -465,7 +489,7 @@ impl Consumer {
                     let mut seen: Vec<&ActivityId> = entries.iter().map(|e| &e.activity).collect();
                     seen.sort_unstable();
                     seen.dedup();
-                    self.active_streams = seen.len();
+                    self.active_streams = Some(seen.len());
                 }
                 if self.streams.is_empty() {
                     // XREADGROUP over no stream returns at once: pause instead of spinning.
@@ -482,12 +506,13 @@ impl Consumer {
         &mut self,
         slots: &[Vec<(String, ActivityId)>],
     ) -> Result<Vec<RawEntry>, ConsumeError> {
+        let count = self.per_stream_count();
         let (entries, failed) = streams::read_new_by_slot(
             &mut self.redis,
             &self.settings.group,
             &self.name,
             slots,
-            per_stream_count(self.settings.batch_size, self.active_streams),
+            count,
         )
         .instrument(tracing::info_span!(
             "redis.xreadgroup",
@@ -517,7 +542,7 @@ impl Consumer {
             let mut seen: Vec<&ActivityId> = entries.iter().map(|e| &e.activity).collect();
             seen.sort_unstable();
             seen.dedup();
-            self.active_streams = seen.len();
+            self.active_streams = Some(seen.len());
         }
         Ok(entries)
     }
@@ -600,7 +625,9 @@ impl Consumer {
         if !hand.committed {
             let rows = plan.rows;
             let started = Instant::now();
-            let result = orders::insert_batch(&self.pool, &rows)
+            // Never closed; were it closed, inserting without a permit is still correct.
+            let turn = self.inserts.acquire();
+            let result = orders::insert_batch(&self.pool, &rows, async { turn.await.ok() })
                 .instrument(tracing::info_span!(
                     "mysql.insert_orders",
                     rows = rows.len()

@@ -27,7 +27,8 @@ pub struct Metrics {
     /// Entries taken over from idle consumers.
     pub claimed_total: IntCounter,
     pub batch_size: Histogram,
-    /// Seconds from BEGIN to COMMIT of one batch insert.
+    /// Seconds from taking a connection to COMMIT of one batch insert (the wait for its turn
+    /// among the process's consumers, `worker.concurrent_inserts`, included).
     pub commit_seconds: Histogram,
     /// Retries while MySQL or Redis was unreachable.
     pub retries_total: IntCounterVec,

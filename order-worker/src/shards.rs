@@ -10,7 +10,7 @@
 //! batch in hand; entries left pending are claimed where they live).
 
 use crate::config::Settings;
-use crate::consumer::{Consumer, Replicas};
+use crate::consumer::{Consumer, Database, Replicas};
 use crate::metrics::Metrics;
 use seckill_client::cluster::{self, RedisConn};
 use seckill_client::{shards, streams, ClientError, Target, Topology};
@@ -19,6 +19,7 @@ use seckill_db::MySqlPool;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -99,6 +100,11 @@ pub(crate) async fn run_consumers(
         timeout: settings.redis.replica_ack_timeout(),
     };
     let cluster = redis.target.is_cluster();
+    // One MySQL for every node's consumers: they share the permits.
+    let db = Database {
+        pool,
+        inserts: Arc::new(Semaphore::new(w.concurrent_inserts.max(1))),
+    };
     let mut running: HashMap<String, NodeConsumers> = HashMap::new();
     let mut stopping: JoinSet<()> = JoinSet::new();
     loop {
@@ -131,7 +137,7 @@ pub(crate) async fn run_consumers(
                             Ok(conn) => {
                                 let c = Consumer::new(
                                     conn,
-                                    pool.clone(),
+                                    db.clone(),
                                     w.clone(),
                                     format!("{base}-{n}"),
                                     metrics.clone(),
