@@ -99,6 +99,28 @@ pub struct GatewaySettings {
     /// The activity list, one activity and the live status the admission route reads are
     /// refreshed at most once per this interval, whatever the crowd.
     pub cache_refresh_ms: u64,
+    /// Threads serving requests (the async runtime's workers); 0: half the cores, at least
+    /// one (see [`GatewaySettings::worker_threads`]).
+    pub worker_threads: usize,
+}
+
+impl GatewaySettings {
+    /// `worker_threads`, with 0 resolved against this machine's cores.
+    ///
+    /// Half, because the gateway shares its machine with Redis (one thread that every
+    /// reservation goes through), the kernel's network stack, and on small hardware the
+    /// database and the worker. On two cores, two runtime workers spent their time handing
+    /// requests and Redis replies to each other and waking each other up: one worker served
+    /// 37.7k reservations/s where two served 29.8k, with 25 instead of 30 µs of CPU each
+    /// (docs/benchmarks.md, "Gateway rows"). A gateway with a machine of its own sets it to
+    /// the number of cores.
+    pub fn worker_threads(&self) -> usize {
+        if self.worker_threads > 0 {
+            return self.worker_threads;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        (cores / 2).max(1)
+    }
 }
 
 impl Default for GatewaySettings {
@@ -120,6 +142,7 @@ impl Default for GatewaySettings {
             idle_timeout_ms: 30_000,
             trusted_proxies: Vec::new(),
             cache_refresh_ms: 500,
+            worker_threads: 0,
         }
     }
 }

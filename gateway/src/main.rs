@@ -1,5 +1,6 @@
 //! `seckill-gateway`: parses flags, loads settings, serves until SIGINT/SIGTERM.
 
+use anyhow::Context;
 use clap::Parser;
 use seckill_gateway::config::{Cli, Settings};
 use seckill_gateway::startup::Application;
@@ -11,10 +12,19 @@ use seckill_gateway::telemetry;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::load(&cli)?;
+    let threads = settings.gateway.worker_threads();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?
+        .block_on(serve(settings, threads))
+}
+
+async fn serve(settings: Settings, threads: usize) -> anyhow::Result<()> {
     // Held until main returns: dropping it flushes buffered log lines and spans.
     let _logs = telemetry::init_with(&settings.gateway.log_filter, &settings.telemetry)?;
     let app = match Application::build(settings).await {
@@ -24,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
             return Err(e);
         }
     };
-    tracing::info!(addr = %app.local_addr(), "gateway listening");
+    tracing::info!(addr = %app.local_addr(), worker_threads = threads, "gateway listening");
     app.run_until_stopped().await;
     tracing::info!("gateway stopped");
     Ok(())
