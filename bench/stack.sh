@@ -211,6 +211,10 @@ echo "CPU seconds during the $((LOAD_END - T0)) s load, per process of the stack
   "$(join -a1 -e0 -o 0,1.2,2.2 "$WORK/cpu.after" "$WORK/cpu.before" |
     awk -v hz="$TICK" '{printf "%s %.1f\n", $1, ($2 - $3) / hz}' | sort -k2 -rn | awk '{printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2}');" \
   "whole machine $(awk -v b=$((busy1 - busy0)) -v i=$((idle1 - idle0)) -v hz="$TICK" 'BEGIN {printf "%.1f busy of %.1f", b / hz, (b + i) / hz}') (wrk included)."
+# What Redis did besides serving: AOF rewrites (each a fork and a child dumping the dataset
+# on the same cores) and the longest fork.
+echo "redis-server: $(redis-cli -p "$SECKILL_REDIS_PORT" INFO persistence |
+  awk -F: '/^aof_rewrites:|^rdb_saves:|^latest_fork_usec:|^aof_current_size:/ {gsub(/\r/, ""); printf "%s%s %s", (n++ ? ", " : ""), $1, $2}')."
 echo "wrk: $THREADS thread(s), $CONNS connections, $DUR; $USERS users x $ACTIVITIES activities (stock 10^9, limit 1);" \
   "$(nproc) cores, $(date -u +%Y-%m-%d)."
 stop_stack || check "no process of the stack left after SIGTERM" 1 "see above"
