@@ -82,6 +82,16 @@ impl BuyerSet {
         self.shards = shards;
     }
 
+    /// The hash of `user` and its shard, for a write: a one-table set that has reached
+    /// [`SPLIT_AT`] is split first.
+    fn place(&mut self, user: &str) -> (u64, usize) {
+        if self.shards.len() == 1 && self.len >= SPLIT_AT {
+            self.split();
+        }
+        let h = self.hash(user);
+        (h, self.shard(h))
+    }
+
     /// Units `user` holds (0 when none).
     pub fn held(&self, user: &str) -> u32 {
         let h = self.hash(user);
@@ -96,11 +106,7 @@ impl BuyerSet {
         if qty == 0 {
             return false;
         }
-        if self.shards.len() == 1 && self.len >= SPLIT_AT {
-            self.split();
-        }
-        let h = self.hash(user);
-        let idx = self.shard(h);
+        let (h, idx) = self.place(user);
         let hasher = &self.hasher;
         match self.shards[idx].entry(
             h,
@@ -109,11 +115,7 @@ impl BuyerSet {
         ) {
             hashbrown::hash_table::Entry::Occupied(_) => false,
             hashbrown::hash_table::Entry::Vacant(slot) => {
-                let user = CompactString::new(user);
-                if user.is_heap_allocated() {
-                    self.spilled += user.capacity();
-                }
-                slot.insert(Buyer { user, qty });
+                self.spilled += add(slot, user, qty);
                 self.len += 1;
                 true
             }
@@ -122,11 +124,7 @@ impl BuyerSet {
 
     /// Sets the units `user` holds: replaces what the user held, and with 0 removes the user.
     pub fn set(&mut self, user: &str, qty: u32) {
-        if self.shards.len() == 1 && self.len >= SPLIT_AT && qty > 0 {
-            self.split();
-        }
-        let h = self.hash(user);
-        let idx = self.shard(h);
+        let (h, idx) = self.place(user);
         let hasher = &self.hasher;
         match self.shards[idx].entry(
             h,
@@ -143,11 +141,7 @@ impl BuyerSet {
             hashbrown::hash_table::Entry::Occupied(mut entry) => entry.get_mut().qty = qty,
             hashbrown::hash_table::Entry::Vacant(_) if qty == 0 => {}
             hashbrown::hash_table::Entry::Vacant(slot) => {
-                let user = CompactString::new(user);
-                if user.is_heap_allocated() {
-                    self.spilled += user.capacity();
-                }
-                slot.insert(Buyer { user, qty });
+                self.spilled += add(slot, user, qty);
                 self.len += 1;
             }
         }
@@ -185,6 +179,18 @@ impl BuyerSet {
     pub const fn inline_capacity() -> usize {
         INLINE
     }
+}
+
+/// Stores a new buyer in its slot; returns the heap bytes its id took (0 when inline).
+fn add(slot: hashbrown::hash_table::VacantEntry<'_, Buyer>, user: &str, qty: u32) -> usize {
+    let user = CompactString::new(user);
+    let spilled = if user.is_heap_allocated() {
+        user.capacity()
+    } else {
+        0
+    };
+    slot.insert(Buyer { user, qty });
+    spilled
 }
 
 impl Clone for BuyerSet {

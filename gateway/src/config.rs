@@ -118,8 +118,7 @@ impl GatewaySettings {
         if self.worker_threads > 0 {
             return self.worker_threads;
         }
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        (cores / 2).max(1)
+        half_the_cores()
     }
 }
 
@@ -182,9 +181,14 @@ impl AuthSettings {
         if self.hash_concurrency > 0 {
             return self.hash_concurrency;
         }
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        (cores / 2).max(1)
+        half_the_cores()
     }
+}
+
+/// Half of this machine's cores, at least one: what the sale's own threads leave to the rest.
+fn half_the_cores() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    (cores / 2).max(1)
 }
 
 /// GCRA limits: `per_second` sustained with bursts of `burst`. A person clicking as fast as

@@ -323,29 +323,6 @@ impl<'a> Key<'a> {
         Ok(())
     }
 
-    /// Sets a hash field only if it does not exist; returns whether it was inserted.
-    ///
-    /// One hash lookup instead of a get and a set. Redis 7.0's HashSet does not count
-    /// inserted fields, so the insertion is seen in the hash's length.
-    pub fn hash_insert_new(
-        &self,
-        field: &RedisString,
-        value: &RedisString,
-    ) -> Result<bool, RedisError> {
-        let before = self.len();
-        // Safety: as in `hash_get`.
-        unsafe {
-            raw::RedisModule_HashSet.ok_or_else(|| reply::internal("HashSet missing"))?(
-                self.inner,
-                raw::REDISMODULE_HASH_NX as c_int,
-                field.inner,
-                value.inner,
-                null_mut::<RedisModuleString>(),
-            );
-        }
-        Ok(self.len() > before)
-    }
-
     /// Number of fields of a hash (0 when the key is empty).
     pub fn len(&self) -> u64 {
         // Safety: `inner` is an open key.
@@ -756,10 +733,6 @@ pub fn raw_id(id: StreamId) -> raw::RedisModuleStreamID {
         ms: id.ms,
         seq: id.seq,
     }
-}
-
-pub fn from_raw_id(id: &raw::RedisModuleStreamID) -> StreamId {
-    StreamId::new(id.ms, id.seq)
 }
 
 /// The last id the stream generated (`XINFO STREAM`'s `last-generated-id`), `None` when the
