@@ -215,6 +215,10 @@ echo "CPU seconds during the $((LOAD_END - T0)) s load, per process of the stack
 # on the same cores) and the longest fork.
 echo "redis-server: $(redis-cli -p "$SECKILL_REDIS_PORT" INFO persistence |
   awk -F: '/^aof_rewrites:|^rdb_saves:|^latest_fork_usec:|^aof_current_size:/ {gsub(/\r/, ""); printf "%s%s %s", (n++ ? ", " : ""), $1, $2}')."
+# Where Redis' one thread went: the sale's command against the drain's (microseconds of server
+# time per call and in all), so the drain's share of the thread the sale waits on is visible.
+echo "redis-server commands (calls, usec total, usec/call): $(redis-cli -p "$SECKILL_REDIS_PORT" INFO commandstats |
+  awk -F'[:,=]' '/^cmdstat_(seckill\.reserve|xreadgroup|xack|xautoclaim|wait|xlen|xinfo)/ {gsub(/\r/, ""); sub(/^cmdstat_/, "", $1); printf "%s%s %s, %s, %s", (n++ ? "; " : ""), $1, $3, $5, $7}')."
 echo "wrk: $THREADS thread(s), $CONNS connections, $DUR; $USERS users x $ACTIVITIES activities (stock 10^9, limit 1);" \
   "$(nproc) cores, $(date -u +%Y-%m-%d)."
 stop_stack || check "no process of the stack left after SIGTERM" 1 "see above"

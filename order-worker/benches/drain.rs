@@ -1,6 +1,8 @@
 //! Drain benchmark (not a timed test): orders/s of the worker draining a 200,000-entry
 //! backlog, next to plain batched `INSERT`s of the same rows through the same driver into
 //! the same MariaDB in the same run (the database's own limit).
+//! Also prints the CPU each process used in each phase (this process runs the worker), per
+//! row, so a gap between the two rows can be put on the database, Redis or the worker.
 //!
 //! ```text
 //! cargo build --release -p seckill-module
@@ -24,6 +26,60 @@ fn env_num(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// CPU seconds (user + system) used so far by this process (the worker's tasks run here)
+/// and by each kind of its child processes (`mariadbd`, `redis-server`), from `/proc`.
+fn cpu_seconds() -> std::collections::BTreeMap<String, f64> {
+    let me = std::process::id();
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": fields after the last ')' are space-separated.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let field = |i: usize| rest.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let (ppid, ticks) = (field(1) as u32, field(11) + field(12));
+        let name = if pid == me {
+            "worker (bench process)".to_string()
+        } else if ppid == me {
+            comm.to_string()
+        } else {
+            continue;
+        };
+        // USER_HZ is 100 on every Linux the bench runs on.
+        *out.entry(name).or_insert(0.0) += ticks as f64 / 100.0;
+    }
+    out
+}
+
+fn cpu_used(
+    before: &std::collections::BTreeMap<String, f64>,
+    after: &std::collections::BTreeMap<String, f64>,
+    rows: usize,
+) -> String {
+    after
+        .iter()
+        .map(|(name, t)| {
+            let used = t - before.get(name).copied().unwrap_or(0.0);
+            format!(
+                "{name} {used:.2} s ({:.1} µs/row)",
+                used * 1e6 / rows as f64
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn main() -> anyhow::Result<()> {
@@ -105,12 +161,14 @@ async fn run() -> anyhow::Result<()> {
     let base_url = mariadb.create_database()?;
     let pool = db::connect_lazy(&base_url, 4, Duration::from_secs(10))?;
     db::migrate(&pool).await?;
+    let cpu0 = cpu_seconds();
     let started = Instant::now();
     for chunk in rows.chunks(batch) {
         let mut q = insert_statement("INSERT", chunk);
         q.build().execute(&pool).await?;
     }
     let plain = started.elapsed();
+    let plain_cpu = cpu_used(&cpu0, &cpu_seconds(), entries);
     pool.close().await;
 
     // 2. The worker draining the backlog into a fresh database.
@@ -127,6 +185,7 @@ async fn run() -> anyhow::Result<()> {
     s.worker.sweeper.enabled = false;
     let worker = Worker::build(s).await?;
     let stop = tokio_util::sync::CancellationToken::new();
+    let cpu0 = cpu_seconds();
     let started = Instant::now();
     let handle = tokio::spawn(worker.run_until_stopped(stop.clone()));
     loop {
@@ -138,6 +197,7 @@ async fn run() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let drain = started.elapsed();
+    let drain_cpu = cpu_used(&cpu0, &cpu_seconds(), entries);
     stop.cancel();
     handle.await??;
     let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
@@ -159,5 +219,7 @@ async fn run() -> anyhow::Result<()> {
         rate(drain)
     );
     println!("ratio worker / limit: {:.2}", rate(drain) / rate(plain));
+    println!("CPU during the plain INSERTs: {plain_cpu}");
+    println!("CPU during the drain: {drain_cpu}");
     Ok(())
 }
