@@ -12,7 +12,7 @@
 //!   while we wait on the socket (a stalled body, a client that stopped reading) closes it.
 //! - The client address (`crate::client_ip`) is resolved here, once, from the peer and,
 //!   behind trusted proxies, `X-Forwarded-For`, and handed to the routes as a request
-//!   extension.
+//!   extension, with the request id; the request's span is made here too, with both.
 //!
 //! Graceful shutdown: on the signal the listener closes, every connection finishes the
 //! request in hand and closes (idle ones at once), bounded by the request deadline.
@@ -35,6 +35,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower_service::Service;
+use tracing::Instrument as _;
 use warp::http::Request;
 
 /// What a connection over the cap reads before we close it.
@@ -95,9 +96,13 @@ pub(crate) async fn serve(
                 return Either::Left(std::future::ready(Ok(refused)));
             }
             let ip = clients.resolve(peer.ip(), req.headers().get_all("x-forwarded-for").iter());
+            let id = routes::request_id_of(req.headers());
+            let span =
+                routes::request_span(req.method(), req.uri().path(), req.headers(), &id, Some(ip));
             req.extensions_mut().insert(ClientAddr { peer, ip });
+            req.extensions_mut().insert(routes::RequestId(id));
             let mut svc = svc.clone();
-            Either::Right(svc.call(req))
+            Either::Right(svc.call(req).instrument(span))
         });
         let conn = graceful.watch(http.serve_connection(io, service));
         let metrics = metrics.clone();

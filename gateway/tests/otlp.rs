@@ -184,6 +184,62 @@ async fn an_invalid_traceparent_starts_a_new_trace() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every line logged for a request carries the request's id (the caller's `x-request-id`, or
+/// one made up and echoed) and its client, from the request span: a refused body (400) is
+/// always logged, and the line names both.
+#[tokio::test]
+async fn logged_requests_carry_their_id_and_client() -> anyhow::Result<()> {
+    let mut setup = Setup::start().await?;
+    setup.seckill(&[]).await?; // the gateway is up
+    let url = format!("http://127.0.0.1:{}/api/v1/seckill", setup.port);
+    let mut ids = Vec::new();
+    for given in [Some("log-me-42"), None] {
+        let mut req = setup
+            .client
+            .post(&url)
+            .bearer_auth(&setup.token)
+            .header("content-type", "application/json")
+            .body("{not json");
+        if let Some(id) = given {
+            req = req.header("x-request-id", id);
+        }
+        let reply = req.send().await?;
+        assert_eq!(reply.status(), 400);
+        let echoed = reply
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        if let Some(id) = given {
+            assert_eq!(echoed, id, "the caller's id is echoed");
+        }
+        assert!(!echoed.is_empty(), "every reply carries an id");
+        ids.push(echoed);
+    }
+    for id in &ids {
+        let started = Instant::now();
+        let line = loop {
+            let logs = setup.logs();
+            let found = logs
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|l| l["span"]["request_id"] == id.as_str() && l["fields"]["status"] == 400);
+            match found {
+                Some(line) => break line,
+                None if started.elapsed() < Duration::from_secs(10) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                None => anyhow::bail!("no log line for request {id} with status 400 in\n{logs}"),
+            }
+        };
+        assert_eq!(line["span"]["client"], "127.0.0.1", "{line}");
+        assert_eq!(line["span"]["path"], "/api/v1/seckill", "{line}");
+    }
+    setup.stop().await;
+    Ok(())
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
