@@ -16,6 +16,8 @@
 //! - [`telemetry`]: [`telemetry::init_logging`], the one subscriber set-up of every binary
 //!   (log layer, plus the OpenTelemetry layer exporting spans over OTLP/gRPC when
 //!   `telemetry.otlp_endpoint` is set).
+//! - [`span_fields`]: how the JSON log lines keep span fields (cheaper than
+//!   tracing-subscriber's own, which spans made on every request paid for).
 //! - [`metrics`]: the process' CPU and memory metrics, and [`metrics::serve`], the
 //!   `/metrics` + `/health` endpoint of processes that serve no other HTTP.
 //! - [`shutdown`]: SIGINT/SIGTERM as a future, or fanned out through a `CancellationToken`.
@@ -29,6 +31,7 @@ pub mod config;
 pub mod etcd;
 pub mod metrics;
 pub mod shutdown;
+pub mod span_fields;
 pub mod telemetry;
 
 pub use config::{

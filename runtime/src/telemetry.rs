@@ -156,6 +156,7 @@ pub fn init_logging(
         logs.json()
             .with_current_span(true)
             .with_span_list(false)
+            .fmt_fields(crate::span_fields::SpanJsonFields)
             .boxed()
     } else {
         logs.boxed()
