@@ -152,8 +152,10 @@ for row in $ROWS; do
   run "$name" "http://127.0.0.1:$GPORT/api/v1/seckill" "$gpid"
   unset SECKILL_REDIS__CLUSTER_NODES SECKILL_REDIS__MIN_REPLICAS
   if [ "$FAILED" -gt 0 ]; then
-    echo "cluster.sh: $FAILED requests were not 2xx; the run is invalid. Gateway log tail:" >&2
-    tail -5 "$DIR/gateway-$row.log" >&2
+    # Every non-2xx is logged (access log "Problem"), with the warnings around it.
+    echo "cluster.sh: $FAILED requests were not 2xx; the run is invalid. The gateway logged:" >&2
+    grep -E '"logged":"Problem"|"level":"(WARN|ERROR)"' "$DIR/gateway-$row.log" | head -20 >&2 ||
+      tail -5 "$DIR/gateway-$row.log" >&2
     exit 1
   fi
   stop_spawned
