@@ -91,7 +91,21 @@ pub enum TokenError {
 pub struct Verified {
     pub user: UserId,
     pub role: Role,
+    /// The token's `exp` (unix seconds).
+    pub exp: u64,
 }
+
+impl Verified {
+    /// Whether the token is past its `exp` at `now` (unix seconds), by the same rule and
+    /// leeway as the full check: for a caller that keeps verified tokens and must stop
+    /// accepting them on time.
+    pub fn expired_at(&self, now: u64) -> bool {
+        self.exp.saturating_add(LEEWAY_SECS) < now
+    }
+}
+
+/// Clocks of the CLI that signs seeded tokens and of the gateway may differ slightly.
+const LEEWAY_SECS: u64 = 5;
 
 /// Keys and rules for issuing and checking tokens.
 pub struct JwtKeys {
@@ -104,8 +118,7 @@ pub struct JwtKeys {
 impl JwtKeys {
     pub fn new(secret: &[u8]) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
-        // Clocks of the CLI that signs seeded tokens and of the gateway may differ slightly.
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS;
         validation.validate_exp = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         let keys = EncodingKey::from_secret(secret)
@@ -144,6 +157,7 @@ impl JwtKeys {
         Ok(Verified {
             user,
             role: claims.role,
+            exp: claims.exp,
         })
     }
 }

@@ -161,6 +161,9 @@ pub struct AuthSettings {
     pub hash_queue: usize,
     /// Longest wait for a hashing slot before the same refusal.
     pub hash_wait_ms: u64,
+    /// Bearer tokens kept once verified (each until its own expiry), so a client's every
+    /// request after the first skips the signature check; 0: check every request in full.
+    pub verified_tokens: usize,
 }
 
 impl Default for AuthSettings {
@@ -171,6 +174,7 @@ impl Default for AuthSettings {
             hash_concurrency: 0,
             hash_queue: 32,
             hash_wait_ms: 2_000,
+            verified_tokens: crate::auth::VERIFIED_TOKENS,
         }
     }
 }

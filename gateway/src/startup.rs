@@ -85,7 +85,11 @@ impl Application {
         let openapi = crate::openapi_json(&settings)?;
         let clients = Arc::new(ClientIps::new(settings.trusted_proxies()?));
         let state = Arc::new(AppState {
-            jwt: Jwt::new(&key, settings.auth.token_ttl_secs),
+            jwt: Jwt::with_cache(
+                &key,
+                settings.auth.token_ttl_secs,
+                settings.auth.verified_tokens,
+            ),
             admission: Admission::new(&admission_key, &settings.admission),
             passwords: PasswordWork::new(
                 settings.auth.hash_slots(),
