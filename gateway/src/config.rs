@@ -85,6 +85,10 @@ pub struct GatewaySettings {
     /// Open connections at most; a connection over the cap is answered 503 and closed at
     /// once (never queued).
     pub max_connections: usize,
+    /// Connections the kernel may hold for the accept loop (`listen(2)`'s backlog, capped by
+    /// `net.core.somaxconn`): a crowd connecting at once beyond it has SYNs dropped and waits
+    /// a second for each retransmission.
+    pub listen_backlog: u32,
     /// From the moment the gateway waits for a request (a new connection, or a kept-alive one
     /// between requests) until the request's head is complete; then the connection is closed.
     /// Bounds slow-header clients and idle keep-alive connections alike.
@@ -137,6 +141,7 @@ impl Default for GatewaySettings {
             access_log_sample_every: 100,
             access_log_summary_secs: 10,
             max_connections: 10_000,
+            listen_backlog: 4096,
             header_read_timeout_ms: 5_000,
             idle_timeout_ms: 30_000,
             trusted_proxies: Vec::new(),
