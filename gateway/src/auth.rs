@@ -65,23 +65,23 @@ impl Jwt {
 
     /// Checks signature, algorithm and expiry, and that `sub` is a usable user id.
     pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
-        self.verify_at(token, now_secs())
+        self.verify_at(token, crate::handlers::now_ms() / 1000)
     }
 
     /// [`Jwt::verify`] with `now` (unix seconds) for the expiry of a token verified before;
     /// a token checked in full is checked against the system clock.
     fn verify_at(&self, token: &str, now: u64) -> Result<Caller, ApiError> {
-        if let Some(v) = self.verified.as_ref().and_then(|c| c.get(token)) {
-            if v.expired_at(now) {
-                if let Some(c) = &self.verified {
-                    c.remove(token);
+        if let Some(cache) = &self.verified {
+            if let Some(v) = cache.get(token) {
+                if v.expired_at(now) {
+                    cache.remove(token);
+                    return Err(ApiError::Unauthorized(TokenError::Expired.to_string()));
                 }
-                return Err(ApiError::Unauthorized(TokenError::Expired.to_string()));
+                return Ok(Caller {
+                    user: v.user,
+                    role: v.role,
+                });
             }
-            return Ok(Caller {
-                user: v.user,
-                role: v.role,
-            });
         }
         let v = self
             .keys
@@ -95,12 +95,6 @@ impl Jwt {
             role: v.role,
         })
     }
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// Extracts the token of an `Authorization: Bearer <token>` header value.

@@ -252,7 +252,7 @@ pub(crate) fn request_span(
     path: &str,
     headers: &HeaderMap,
     id: &HeaderValue,
-    client: Option<IpAddr>,
+    client: IpAddr,
 ) -> tracing::Span {
     let span = tracing::info_span!(
         "request",
@@ -261,7 +261,7 @@ pub(crate) fn request_span(
         method = %method,
         path,
         request_id = id.to_str().unwrap_or("invalid"),
-        client = client.map(tracing::field::display),
+        client = %client,
     );
     crate::telemetry::follow_remote_parent(&span, headers);
     span

@@ -97,8 +97,7 @@ pub(crate) async fn serve(
             }
             let ip = clients.resolve(peer.ip(), req.headers().get_all("x-forwarded-for").iter());
             let id = routes::request_id_of(req.headers());
-            let span =
-                routes::request_span(req.method(), req.uri().path(), req.headers(), &id, Some(ip));
+            let span = routes::request_span(req.method(), req.uri().path(), req.headers(), &id, ip);
             req.extensions_mut().insert(ClientAddr { peer, ip });
             req.extensions_mut().insert(routes::RequestId(id));
             let mut svc = svc.clone();
