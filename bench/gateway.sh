@@ -18,7 +18,8 @@
 #                                   request carries an admission token minted beforehand
 #                                   (`seckill-gateway-bench admission`, gateway.lua's
 #                                   ADMISSION), so the row prices the token check itself.
-# Each row also reports the gateway's CPU per request (user + system, from /proc).
+# Each row also reports the gateway's CPU per request (user + system, from /proc), and the
+# whole machine's (wrk, Redis and the gateway; /proc/stat) with how busy the machine was.
 #
 # Usage: bench/gateway.sh [duration] [connections]   (defaults 10s, 64)
 # Env: THREADS USERS ACTIVITIES REQUESTS, RATE_LIMITS [on: limiters as in production; off],
@@ -85,15 +86,20 @@ label() {
 }
 
 cpu_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
+# Busy and idle ticks of the whole machine (wrk included): whether a row had CPU to spare,
+# and what a request costs in all (the stack row adds the drain's share to it).
+machine_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8, $5 + $6}' /proc/stat; }
 TICK=$(getconf CLK_TCK)
 
 # run TARGET CONFIG URL PID: wrk, then one table row; PID is the server whose CPU is counted.
 FAILED=0
 run() {
-  local out=$DIR/wrk-$RANDOM.txt t0 t1
+  local out=$DIR/wrk-$RANDOM.txt t0 t1 busy0 idle0 busy1 idle1
   t0=$(cpu_ticks "$4")
+  read -r busy0 idle0 < <(machine_ticks)
   TOKENS="$DIR/tokens.txt" ACTIVITIES=$ACTIVITIES ADMISSION=${5:-} \
     wrk -t"$THREADS" -c"$CONNS" -d"$DUR" --latency -s bench/gateway.lua "$3" >"$out"
+  read -r busy1 idle1 < <(machine_ticks)
   t1=$(cpu_ticks "$4")
   local rps p50 p95 p99 non2xx total
   rps=$(awk '/Requests\/sec/ {print $2}' "$out")
@@ -101,13 +107,15 @@ run() {
   non2xx=$(awk '/Non-2xx/ {print $5}' "$out")
   total=$(awk '/requests in/ {print $1}' "$out")
   echo "| $1 | $2 | ${rps} | ${p50} ms | ${p95} ms | ${p99} ms | ${non2xx:-0} |" \
-    "$(awk -v t="$((t1 - t0))" -v hz="$TICK" -v n="$total" 'BEGIN { printf "%.1f", (n > 0 ? t * 1000000 / hz / n : 0) }') |"
+    "$(awk -v t="$((t1 - t0))" -v hz="$TICK" -v n="$total" 'BEGIN { printf "%.1f", (n > 0 ? t * 1000000 / hz / n : 0) }') |" \
+    "$(awk -v b="$((busy1 - busy0))" -v i="$((idle1 - idle0))" -v hz="$TICK" -v n="$total" \
+      'BEGIN { printf "%.1f | %.0f%%", (n > 0 ? b * 1000000 / hz / n : 0), (b + i > 0 ? 100 * b / (b + i) : 0) }') |"
   cat "$out" >&2
   FAILED=$((FAILED + ${non2xx:-0}))
 }
 
-echo "| target | config | requests/s | p50 | p95 | p99 | non-2xx | HTTP server CPU µs/request |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| target | config | requests/s | p50 | p95 | p99 | non-2xx | HTTP server CPU µs/request | machine CPU µs/request | machine busy |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 
 spawn baseline "$DIR/baseline.log" "$BIN/seckill-gateway-bench" baseline "127.0.0.1:$BPORT"
 wait_for_port 30 "$BPORT" || { echo "gateway.sh: the trivial handler did not start" >&2; exit 1; }

@@ -195,6 +195,9 @@ def gateway_group(raw):
             cpu = col(head, "cpu", "request")
             if cpu:
                 row["server_cpu_us_per_request"] = number(r.get(cpu))
+            machine = col(head, "machine", "request")
+            if machine:
+                row["machine_cpu_us_per_request"] = number(r.get(machine))
             g["rows"].append(row)
     return g
 
@@ -228,6 +231,9 @@ def cluster_group(raw):
             cpu = col(head, "cpu", "request")
             if cpu:
                 row["server_cpu_us_per_request"] = number(r.get(cpu))
+            machine = col(head, "machine", "request")
+            if machine:
+                row["machine_cpu_us_per_request"] = number(r.get(machine))
             g["rows"].append(row)
     return g
 
@@ -256,6 +262,10 @@ def stack_group(raw):
     cpu = re.search(r"^CPU seconds during.*$", text, re.M)
     if cpu:
         g["cpu"] = cpu.group(0)
+        per = re.search(r"([0-9.]+) µs per request", cpu.group(0))
+        s = pick(g, "subject")
+        if per and s:
+            s["machine_cpu_us_per_request"] = float(per.group(1))
     return g
 
 
@@ -343,6 +353,13 @@ def ratios(groups):
         "the whole stack against the cheapest warp reply")
     add("stack / gateway alone (shipped)", stack, gwk.get("shipped"),
         "what MariaDB, the worker, etcd and honcho next to the gateway cost")
+    shipped = gwk.get("shipped")
+    if stack and shipped and stack.get("machine_cpu_us_per_request") and shipped.get("machine_cpu_us_per_request"):
+        out.append({"name": "machine CPU per request, gateway alone / stack",
+                    "value": round(shipped["machine_cpu_us_per_request"] / stack["machine_cpu_us_per_request"], 2),
+                    "numerator": shipped["name"], "denominator": stack["name"],
+                    "measures": "the stack / gateway ratio the machine's CPU allows: all processes' CPU per "
+                                "request (wrk included), the stack's with the drain's share of each order"})
     add("gateway durable / no AOF (access log on)", gwk.get("shipped"), gwk.get("noaof"),
         "appendfsync always, seen through the gateway")
     add("gateway durable / no AOF (access log off)", gwk.get("nolog"), gwk.get("noaof-nolog"),

@@ -210,7 +210,8 @@ TICK=$(getconf CLK_TCK)
 echo "CPU seconds during the $((LOAD_END - T0)) s load, per process of the stack:" \
   "$(join -a1 -e0 -o 0,1.2,2.2 "$WORK/cpu.after" "$WORK/cpu.before" |
     awk -v hz="$TICK" '{printf "%s %.1f\n", $1, ($2 - $3) / hz}' | sort -k2 -rn | awk '{printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2}');" \
-  "whole machine $(awk -v b=$((busy1 - busy0)) -v i=$((idle1 - idle0)) -v hz="$TICK" 'BEGIN {printf "%.1f busy of %.1f", b / hz, (b + i) / hz}') (wrk included)."
+  "whole machine $(awk -v b=$((busy1 - busy0)) -v i=$((idle1 - idle0)) -v hz="$TICK" -v n="$TOTAL" \
+    'BEGIN {printf "%.1f busy of %.1f (%.0f%%), %.1f µs per request", b / hz, (b + i) / hz, 100 * b / (b + i), (n > 0 ? b * 1000000 / hz / n : 0)}') (wrk included)."
 # What Redis did besides serving: AOF rewrites (each a fork and a child dumping the dataset
 # on the same cores) and the longest fork.
 echo "redis-server: $(redis-cli -p "$SECKILL_REDIS_PORT" INFO persistence |
