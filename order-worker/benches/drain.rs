@@ -112,7 +112,11 @@ async fn run() -> anyhow::Result<()> {
     let batch = env_num("BATCH", 1_000);
     let consumers = env_num("CONSUMERS", 2);
     let activities = 10;
-    let mariadb = MariaDb::start()?;
+    // Extra mariadbd options (e.g. "--innodb-log-file-size=512M"), to see what the server's
+    // own settings cost.
+    let mariadb_args = std::env::var("MARIADB_ARGS").unwrap_or_default();
+    let mariadb_args: Vec<&str> = mariadb_args.split_whitespace().collect();
+    let mariadb = MariaDb::start_with_args(&mariadb_args)?;
     let redis = RedisServer::start()?;
     let mut conn = redis.client()?.get_multiplexed_async_connection().await?;
 
