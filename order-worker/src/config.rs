@@ -42,6 +42,9 @@ pub struct WorkerSettings {
     pub concurrent_inserts: usize,
     /// Most entries read by one XREADGROUP and inserted by one multi-row INSERT.
     pub batch_size: usize,
+    /// Most orders this process writes to MySQL per second; 0: as fast as MySQL takes them.
+    /// The backlog waits in the streams meanwhile (see `seckill lag`).
+    pub max_orders_per_sec: u32,
     /// How long XREADGROUP blocks waiting for new entries.
     pub block_ms: u64,
     /// How often activity streams are discovered with SCAN.
@@ -75,6 +78,7 @@ impl Default for WorkerSettings {
             consumers: 2,
             concurrent_inserts: 1,
             batch_size: 1_000,
+            max_orders_per_sec: 0,
             block_ms: 1_000,
             discover_interval_ms: 2_000,
             claim_idle_ms: 30_000,

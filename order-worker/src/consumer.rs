@@ -35,6 +35,7 @@
 
 use crate::config::WorkerSettings;
 use crate::metrics::Metrics;
+use crate::pace::Pace;
 use crate::plan::{holds_stock, order_key, plan_batch, refused, DeadReason, RawEntry, Windows};
 use redis::aio::ConnectionManager;
 use seckill_client::{sale, streams, ClientError};
@@ -116,6 +117,8 @@ struct InHand {
     released: HashSet<usize>,
     /// Whether the rows are committed (only dead-lettering `refused` and the ack are left).
     committed: bool,
+    /// Whether the batch's rows were admitted by the pace (once, not again on a retry).
+    paced: bool,
     /// Whether `min_replicas` replicas confirmed the batch (always, when none are required).
     replicated: bool,
     /// Rows the committed insert refused (another live order of the user): they must reach
@@ -139,6 +142,8 @@ pub(crate) struct Replicas {
 pub(crate) struct Database {
     pub(crate) pool: MySqlPool,
     pub(crate) inserts: Arc<Semaphore>,
+    /// The process's cap on orders written per second (`worker.max_orders_per_sec`).
+    pub(crate) pace: Option<Arc<Pace>>,
 }
 
 pub(crate) struct Consumer {
@@ -152,6 +157,7 @@ pub(crate) struct Consumer {
     /// Permits to run a batch insert, shared by the process's consumers
     /// (`worker.concurrent_inserts`).
     inserts: Arc<Semaphore>,
+    pace: Option<Arc<Pace>>,
     pub name: String,
     metrics: Arc<Metrics>,
     streams: Vec<(String, ActivityId)>,
@@ -181,7 +187,11 @@ impl Consumer {
             by_activity: Default::default(),
             default_secs: settings.payment_window_secs,
         };
-        let Database { pool, inserts } = db;
+        let Database {
+            pool,
+            inserts,
+            pace,
+        } = db;
         Self {
             redis,
             pool,
@@ -189,6 +199,7 @@ impl Consumer {
             replicas,
             cluster,
             inserts,
+            pace,
             name,
             metrics,
             streams: Vec::new(),
@@ -342,6 +353,7 @@ impl Consumer {
                 dead_done: HashSet::new(),
                 released: HashSet::new(),
                 committed: false,
+                paced: false,
                 replicated: self.replicas.min == 0,
                 refused: Vec::new(),
             });
@@ -621,6 +633,18 @@ impl Consumer {
                 continue;
             }
             dead_letter(&mut self.redis, &self.name, &self.metrics, hand, *i, reason).await?;
+        }
+        if !hand.committed && !hand.paced {
+            if let Some(pace) = &self.pace {
+                let waited = pace
+                    .admit(plan.rows.len())
+                    .instrument(tracing::info_span!("worker.pace", rows = plan.rows.len()))
+                    .await;
+                self.metrics
+                    .paced_seconds_total
+                    .inc_by(waited.as_secs_f64());
+            }
+            hand.paced = true;
         }
         if !hand.committed {
             let rows = plan.rows;

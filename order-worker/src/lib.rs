@@ -27,6 +27,7 @@ pub mod config;
 mod consumer;
 mod leader;
 pub mod metrics;
+mod pace;
 pub mod plan;
 mod shards;
 pub mod sweeper;

@@ -1,7 +1,8 @@
 //! Prometheus metrics of the worker (served at `/metrics` by `seckill_runtime::metrics`).
 
 use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Counter, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 use std::sync::Arc;
 
@@ -57,6 +58,8 @@ pub struct Metrics {
     pub min_replicas: IntGauge,
     /// Batches whose WAIT counted fewer replicas than `redis.min_replicas` (retried).
     pub unreplicated_waits_total: IntCounter,
+    /// Seconds the consumers waited for `worker.max_orders_per_sec` (0 while uncapped).
+    pub paced_seconds_total: Counter,
     /// Per activity and node: 1 on the primary that serves the activity's slot.
     pub activity_node: IntGaugeVec,
     /// Per primary (`node`): 1 when it could be read this poll.
@@ -170,6 +173,10 @@ impl Metrics {
                 "min_replicas",
                 "redis.min_replicas: replicas that must hold an entry before it becomes an order",
             )?,
+            paced_seconds_total: Counter::new(
+                "paced_seconds_total",
+                "Seconds consumers waited for the worker.max_orders_per_sec cap",
+            )?,
             unreplicated_waits_total: IntCounter::new(
                 "unreplicated_waits_total",
                 "Batches whose WAIT counted fewer replicas than redis.min_replicas (retried)",
@@ -233,6 +240,7 @@ impl Metrics {
         r.register(Box::new(m.trim_errors_total.clone()))?;
         r.register(Box::new(m.min_replicas.clone()))?;
         r.register(Box::new(m.unreplicated_waits_total.clone()))?;
+        r.register(Box::new(m.paced_seconds_total.clone()))?;
         r.register(Box::new(m.activity_node.clone()))?;
         r.register(Box::new(m.shard_up.clone()))?;
         r.register(Box::new(m.shard_replicas.clone()))?;

@@ -12,6 +12,7 @@
 use crate::config::Settings;
 use crate::consumer::{Consumer, Database, Replicas};
 use crate::metrics::Metrics;
+use crate::pace::Pace;
 use seckill_client::cluster::{self, RedisConn};
 use seckill_client::{shards, streams, ClientError, Target, Topology};
 use seckill_core::ActivityId;
@@ -104,6 +105,7 @@ pub(crate) async fn run_consumers(
     let db = Database {
         pool,
         inserts: Arc::new(Semaphore::new(w.concurrent_inserts.max(1))),
+        pace: Pace::new(w.max_orders_per_sec, w.batch_size).map(Arc::new),
     };
     let mut running: HashMap<String, NodeConsumers> = HashMap::new();
     let mut stopping: JoinSet<()> = JoinSet::new();

@@ -43,6 +43,42 @@ async fn ten_thousand_reservations_across_100_activities() -> anyhow::Result<()>
     Ok(())
 }
 
+/// `worker.max_orders_per_sec` holds: a backlog of 1,000 reaches MySQL no faster than one
+/// batch plus the rate allows, and all of it arrives, each reservation once. (Only an upper
+/// bound on progress is checked: a slow machine makes the drain slower, never faster.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capped_drain_keeps_its_pace_and_loses_nothing() -> anyhow::Result<()> {
+    let env = env().await?;
+    let mut conn = env.conn().await?;
+    for a in 1..=4 {
+        create_activity(&mut conn, a, 1_000).await?;
+        reserve_many(&mut conn, a, (0..250).map(|u| format!("u{u}"))).await?;
+    }
+    let mut s = env.settings();
+    s.worker.batch_size = 100;
+    s.worker.max_orders_per_sec = 400;
+    let started = std::time::Instant::now();
+    let (stop, handle) = env.spawn_worker(s).await?;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let early = env.order_count().await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    // Admitted by then: the bucket (one batch, 100) plus 400/s; a batch is admitted whole
+    // before its insert, so inserted rows never exceed admitted ones.
+    let most = 100.0 + 400.0 * elapsed;
+    assert!(
+        (early as f64) <= most,
+        "{early} orders after {elapsed:.2} s: the cap of 400/s allows at most {most:.0}"
+    );
+    env.wait_drained(1_000, Duration::from_secs(60)).await?;
+    stop.cancel();
+    handle.await??;
+    assert_eq!(
+        order_ids(&env.pool).await?,
+        stream_ids(&mut conn, 1..=4).await?
+    );
+    Ok(())
+}
+
 /// A malformed entry lands in the dead-letter stream with its reason; the rest flows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_entry_is_dead_lettered_and_the_rest_flows() -> anyhow::Result<()> {
