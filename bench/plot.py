@@ -245,13 +245,19 @@ def stack_group(raw):
          "command": "bench/stack.sh"}
     if st != "ok" or not text:
         return g
-    for head, rows in md_tables(text):
+    # The labelled variant (bench/stack.sh run with a variant setting) comes after the
+    # shipped row, from its own file, when it ran.
+    variant = read(os.path.join(raw, "stack-nocap.md")) if status_of(raw, "stack-nocap") == "ok" else None
+    for head, rows in md_tables(text + "\n" + (variant or "")):
         if not col(head, "requests/s"):
             continue
         config_col = col(head, "config")
         for r in rows:
-            row = row_of(head, r, r[head[0]], "subject", "requests/s")
-            row["config"] = r.get(config_col, "") if config_col else ""
+            config = r.get(config_col, "") if config_col else ""
+            role = "variant" if config.startswith("variant") else "subject"
+            name = r[head[0]] + (f" ({config.split(':', 1)[1].strip()})" if role == "variant" else "")
+            row = row_of(head, r, name, role, "requests/s")
+            row["config"] = config
             for key, words in (("non_2xx", ("non-2xx",)), ("orders", ("orders",)),
                                ("drained_after_s", ("drained",))):
                 h = col(head, *words)
@@ -353,6 +359,9 @@ def ratios(groups):
         "the whole stack against the cheapest warp reply")
     add("stack / gateway alone (shipped)", stack, gwk.get("shipped"),
         "what MariaDB, the worker, etcd and honcho next to the gateway cost")
+    unpaced = pick(by_name["stack (make run)"], "variant") if "stack (make run)" in by_name else None
+    add("stack, worker unpaced / gateway alone (shipped)", unpaced, gwk.get("shipped"),
+        "the same, with the drain keeping pace with the sale (worker.max_orders_per_sec 0)")
     shipped = gwk.get("shipped")
     if stack and shipped and stack.get("machine_cpu_us_per_request") and shipped.get("machine_cpu_us_per_request"):
         out.append({"name": "machine CPU per request, gateway alone / stack",

@@ -12,7 +12,8 @@
 #      bench/gateway.sh  a trivial warp handler (baseline), POST /api/v1/seckill shipped, no AOF,
 #                        access log off, no AOF + access log off, admission on (wrk);
 #      bench/stack.sh    the whole stack as `make run` starts it (scripts/run-local.sh), the
-#                        worker draining into MariaDB, same wrk load; orders checked after;
+#                        worker draining into MariaDB at the local stack's pace, same wrk load;
+#                        orders checked after; again with the worker unpaced (a variant);
 #      bench/cluster.sh  the gateway on one redis-server (baseline) and on a 3-primary,
 #                        3-replica Redis Cluster with min_replicas 0 and 1, same wrk load;
 #      the worker's drain bench (worker vs plain batched INSERTs);
@@ -146,6 +147,9 @@ fi
 if wanted stack; then
   if [ -f bench/stack.sh ]; then
     step stack bash bench/stack.sh "$BENCH_GATEWAY_DURATION" "$BENCH_GATEWAY_CONNECTIONS"
+    # The labelled variant: the worker unpaced (the local stack paces it at 5,000 orders/s).
+    step stack-nocap env STACK_WORKER_MAX_ORDERS_PER_SEC=0 \
+      bash bench/stack.sh "$BENCH_GATEWAY_DURATION" "$BENCH_GATEWAY_CONNECTIONS"
   else missing stack "bench/stack.sh not found"; fi
 fi
 if wanted cluster; then

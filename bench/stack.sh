@@ -24,8 +24,11 @@
 # when the run is invalid or an invariant fails.
 #
 # Usage: bench/stack.sh [duration] [connections]   (defaults 10s, 64)
-# Env: THREADS [1] USERS [20000] ACTIVITIES [20] REQUESTS [1000000] DRAIN_TIMEOUT [120]
-#      STACK_STARTUP_TIMEOUT [240] STACK_SKIP_BUILD=1 (binaries in SECKILL_BIN_DIR
+# Env: THREADS [1] USERS [20000] ACTIVITIES [20] REQUESTS [1000000] DRAIN_TIMEOUT [120 + 1 s
+#      per 1,000 requests]
+#      STACK_STARTUP_TIMEOUT [240] STACK_BACKGROUND_NICE (variant: the worker's and MariaDB's
+#      niceness, shipped 10) STACK_WORKER_MAX_ORDERS_PER_SEC (variant: the worker's pace,
+#      shipped 5000 by scripts/run-local.sh; 0: no cap) STACK_SKIP_BUILD=1 (binaries in SECKILL_BIN_DIR
 #      [$CARGO_TARGET_DIR/release, else target/release] as they are)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -38,7 +41,8 @@ export THREADS=${THREADS:-1}
 USERS=${USERS:-20000}
 ACTIVITIES=${ACTIVITIES:-20}
 export REQUESTS=${REQUESTS:-1000000}
-DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-120}
+# Default: 120 s plus 1 s per 1,000 requests served (the local stack paces its worker).
+DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-}
 STARTUP=${STACK_STARTUP_TIMEOUT:-240}
 stack_build
 BIN=$(seckill_bin_dir)
@@ -86,7 +90,13 @@ trap 'exit 143' TERM
 # ---- 1. the stack, as `make run` starts it
 # Nothing from the caller's environment may change the shipped configuration.
 unset RUST_LOG
+# Variants of this script's own (labelled in the row), read before the caller's SECKILL_*
+# variables are dropped so the stack runs as shipped otherwise.
+VARIANT_NICE=${STACK_BACKGROUND_NICE:-}
+VARIANT_CAP=${STACK_WORKER_MAX_ORDERS_PER_SEC:-}
 while read -r v; do unset "$v"; done < <(compgen -e | grep '^SECKILL_' || true)
+[ -z "$VARIANT_NICE" ] || export SECKILL_BACKGROUND_NICE=$VARIANT_NICE
+[ -z "$VARIANT_CAP" ] || export SECKILL_WORKER__MAX_ORDERS_PER_SEC=$VARIANT_CAP
 export SECKILL_STATE_DIR=$STATE SECKILL_SKIP_SETUP=1 SECKILL_SKIP_BUILD=1 SECKILL_BIN_DIR=$BIN
 export SECKILL_DEV=1 SECKILL_STARTUP_TIMEOUT=$STARTUP
 export SECKILL_REDIS_PORT SECKILL_MYSQL_PORT SECKILL_ETCD_PORT SECKILL_ETCD_PEER_PORT \
@@ -170,6 +180,7 @@ if [ "$NON2XX" -gt 0 ]; then
 fi
 
 # ---- 4. drain, then the invariant
+DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-$((120 + TOTAL / 1000))}
 stack_say "waiting for the worker to drain (at most ${DRAIN_TIMEOUT}s)"
 # shellcheck disable=SC2317 # called through wait_until
 drained() {
@@ -203,7 +214,14 @@ check "wrk's 2xx <= orders <= 2xx + $CONNS in flight" \
 
 echo "| target | config | requests/s | p50 | p95 | p99 | non-2xx | orders in MariaDB | drained after |"
 echo "|---|---|---|---|---|---|---|---|---|"
-echo "| whole stack (make run) | shipped: scripts/run-local.sh, redis.conf (AOF, fsync always), access log on, worker into MariaDB |" \
+PACE=$(sed -n 's/.*SECKILL_WORKER__MAX_ORDERS_PER_SEC:-\([0-9]*\)}.*/\1/p' scripts/run-local.sh | head -1)
+CONFIG="shipped: scripts/run-local.sh, redis.conf (AOF, fsync always), access log on, worker into MariaDB at the local stack's pace (worker.max_orders_per_sec ${PACE:-?})"
+# A variant is labelled as such (never the headline).
+VARIANT=""
+[ -z "$VARIANT_NICE" ] || VARIANT+="${VARIANT:+, }worker and MariaDB at nice $VARIANT_NICE (shipped: 10)"
+[ -z "$VARIANT_CAP" ] || VARIANT+="${VARIANT:+, }worker.max_orders_per_sec $VARIANT_CAP (shipped: ${PACE:-?} in the local stack; 0: no cap)"
+[ -z "$VARIANT" ] || CONFIG="variant: as shipped but $VARIANT"
+echo "| whole stack (make run) | $CONFIG |" \
   "$RPS | $P50 ms | $P95 ms | $P99 ms | $NON2XX | $ORDERS | $DRAIN_S s |"
 echo
 TICK=$(getconf CLK_TCK)

@@ -43,6 +43,8 @@
 #   SECKILL_REDIS_CLUSTER_PORT [7000]  first port of the cluster's nodes
 #   SECKILL_BACKGROUND_NICE [10] CPU niceness of the order worker and MariaDB (0: none; see
 #                                cmd_proc)
+#   SECKILL_WORKER__MAX_ORDERS_PER_SEC [5000] the worker's pace into MariaDB (0: no cap;
+#                                configs/config.yaml ships 0, this stack shares its cores)
 # The binaries also read configs/config.yaml; this script overrides the addresses with
 # SECKILL_<SECTION>__<KEY> variables so they point at the servers it started, and writes
 # .state/stack.yaml (addresses, each binary's Redis ACL user, the MySQL application and
@@ -129,6 +131,10 @@ export_stack_env() {
   export SECKILL_ETCD__ENDPOINTS="[http://127.0.0.1:$ETCD_PORT]"
   export SECKILL_GATEWAY__LISTEN="127.0.0.1:$GATEWAY_PORT"
   export SECKILL_WORKER__METRICS_ADDR="127.0.0.1:$WORKER_METRICS_PORT"
+  # The sale, Redis, MariaDB and the worker share this machine's cores: the worker writes at
+  # most this many orders a second, so a burst's drain does not take the sale's CPU (the
+  # stream holds the backlog; docs/benchmarks.md, "Stack row"). 0: as fast as MariaDB goes.
+  export SECKILL_WORKER__MAX_ORDERS_PER_SEC=${SECKILL_WORKER__MAX_ORDERS_PER_SEC:-5000}
   if [ "$DEV" = 1 ]; then
     export SECKILL_GATEWAY__DEV_MODE=true
     # This stack's own token key (never a public constant), unless one was given.
