@@ -192,6 +192,10 @@ impl Consumer {
             inserts,
             pace,
         } = db;
+        let mut settings = settings;
+        if let Some(pace) = &pace {
+            settings.batch_size = settings.batch_size.min(pace.burst());
+        }
         Self {
             redis,
             pool,

@@ -34,6 +34,12 @@ impl Pace {
         })
     }
 
+    /// Most rows admitted at once: consumers read batches of at most this many, so a batch in
+    /// hand waits about a second at most for its turn (and a shutdown no longer than that).
+    pub(crate) fn burst(&self) -> usize {
+        self.burst.get() as usize
+    }
+
     /// Waits until `rows` more rows may be written; returns how long it waited.
     pub(crate) async fn admit(&self, rows: usize) -> Duration {
         let started = Instant::now();
