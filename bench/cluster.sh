@@ -156,6 +156,12 @@ for row in $ROWS; do
     echo "cluster.sh: $FAILED requests were not 2xx; the run is invalid. The gateway logged:" >&2
     grep -E '"logged":"Problem"|"level":"(WARN|ERROR)"' "$DIR/gateway-$row.log" | head -20 >&2 ||
       tail -5 "$DIR/gateway-$row.log" >&2
+    # Each node's stalls over 10 ms (an fsync that blocked its thread shows here).
+    case $row in
+    standalone) ports=$RPORT ;;
+    *) ports=$(seq "$BASE" $((BASE + 5))) ;;
+    esac
+    for p in $ports; do echo "cluster.sh: redis 127.0.0.1:$p stalls: $(redis_stalls "$p")" >&2; done
     exit 1
   fi
   stop_spawned

@@ -168,16 +168,10 @@ NON2XX=$(awk '/Non-2xx/ {print $5}' "$WORK/wrk.txt")
 NON2XX=${NON2XX:-0}
 TOTAL=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")
 OK2XX=$((TOTAL - NON2XX))
-# Redis' own record of its stalls over 10 ms during the run (redis.conf's
-# latency-monitor-threshold): event, last time, last and worst ms. An fsync that blocked
-# (`aof-fsync-always`) or a slow command shows here, e.g. behind replies past the gateway's
-# deadline.
-redis_stalls() {
-  redis-cli -p "$SECKILL_REDIS_PORT" LATENCY LATEST 2>/dev/null |
-    awk '{ a[NR % 4] = $0 } NR % 4 == 0 { printf "%s%s (last %s ms, worst %s ms)", (n++ ? "; " : ""), a[1], a[3], a[0] } END { if (!n) printf "none" }'
-}
+# Redis' stalls during the run (redis_stalls, scripts/lib/stack.sh), e.g. behind replies
+# past the gateway's deadline.
 if [ "$NON2XX" -gt 0 ]; then
-  echo "stack.sh: redis-server stalls over 10 ms (LATENCY LATEST): $(redis_stalls)" >&2
+  echo "stack.sh: redis-server stalls over 10 ms (LATENCY LATEST): $(redis_stalls "$SECKILL_REDIS_PORT")" >&2
   echo "stack.sh: $NON2XX requests were not 2xx; the run is invalid. One reply:" >&2
   curl -s -XPOST "$GATEWAY_URL/api/v1/seckill" -H 'content-type: application/json' \
     -H "authorization: Bearer $(head -1 "$WORK/tokens.txt")" \
@@ -239,7 +233,7 @@ echo "CPU seconds during the $((LOAD_END - T0)) s load, per process of the stack
     awk -v hz="$TICK" '{printf "%s %.1f\n", $1, ($2 - $3) / hz}' | sort -k2 -rn | awk '{printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2}');" \
   "whole machine $(awk -v b=$((busy1 - busy0)) -v i=$((idle1 - idle0)) -v hz="$TICK" -v n="$TOTAL" \
     'BEGIN {printf "%.1f busy of %.1f (%.0f%%), %.1f µs per request", b / hz, (b + i) / hz, 100 * b / (b + i), (n > 0 ? b * 1000000 / hz / n : 0)}') (wrk included)."
-echo "redis-server stalls over 10 ms (LATENCY LATEST: event (last, worst)): $(redis_stalls)."
+echo "redis-server stalls over 10 ms (LATENCY LATEST: event (last, worst)): $(redis_stalls "$SECKILL_REDIS_PORT")."
 # What Redis did besides serving: AOF rewrites (each a fork and a child dumping the dataset
 # on the same cores) and the longest fork.
 echo "redis-server: $(redis-cli -p "$SECKILL_REDIS_PORT" INFO persistence |

@@ -88,6 +88,13 @@ redis_cmd() { # PORT DIR MODULE [ARG...]
 }
 
 redis_up() { [ "$(redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null)" = PONG ]; }
+# redis_stalls PORT: the server's own record of its stalls over latency-monitor-threshold
+# (redis.conf: 10 ms), one "event (last N ms, worst M ms)" each, or "none": an fsync that
+# blocked (`aof-fsync-always`), a slow command, a fork...
+redis_stalls() {
+  redis-cli -h 127.0.0.1 -p "$1" LATENCY LATEST 2>/dev/null |
+    awk '{ a[NR % 4] = $0 } NR % 4 == 0 { printf "%s%s (last %s ms, worst %s ms)", (n++ ? "; " : ""), a[1], a[3], a[0] } END { if (!n) printf "none" }'
+}
 
 # ---------------------------------------------------------------------------- mariadb
 
