@@ -285,9 +285,7 @@ async fn drain_backlog(
     s.worker.metrics_addr = String::new();
     s.worker.batch_size = batch;
     s.worker.consumers = consumers;
-    if let Ok(Ok(n)) = std::env::var("CONCURRENT_INSERTS").map(|v| v.parse()) {
-        s.worker.concurrent_inserts = n;
-    }
+    s.worker.concurrent_inserts = env_num("CONCURRENT_INSERTS", s.worker.concurrent_inserts);
     s.worker.block_ms = 100;
     s.worker.sweeper.enabled = false;
     let worker = Worker::build(s).await?;

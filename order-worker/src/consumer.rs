@@ -638,19 +638,19 @@ impl Consumer {
             }
             dead_letter(&mut self.redis, &self.name, &self.metrics, hand, *i, reason).await?;
         }
-        if !hand.committed && !hand.paced {
-            if let Some(pace) = &self.pace {
-                let waited = pace
-                    .admit(plan.rows.len())
-                    .instrument(tracing::info_span!("worker.pace", rows = plan.rows.len()))
-                    .await;
-                self.metrics
-                    .paced_seconds_total
-                    .inc_by(waited.as_secs_f64());
-            }
-            hand.paced = true;
-        }
         if !hand.committed {
+            if !hand.paced {
+                if let Some(pace) = &self.pace {
+                    let waited = pace
+                        .admit(plan.rows.len())
+                        .instrument(tracing::info_span!("worker.pace", rows = plan.rows.len()))
+                        .await;
+                    self.metrics
+                        .paced_seconds_total
+                        .inc_by(waited.as_secs_f64());
+                }
+                hand.paced = true;
+            }
             let rows = plan.rows;
             let started = Instant::now();
             // Never closed; were it closed, inserting without a permit is still correct.
