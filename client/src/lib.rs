@@ -28,6 +28,7 @@ pub mod coalesce;
 pub mod confirm;
 pub mod error;
 pub mod lag;
+pub mod reader;
 pub mod router;
 pub mod sale;
 pub mod shards;

@@ -183,6 +183,22 @@ pub async fn read_new<C: ConnectionLike + Send>(
     if streams.is_empty() {
         return Ok(Vec::new());
     }
+    let reply: Value = read_new_cmd(group, consumer, streams, count, block_ms)
+        .query_async(conn)
+        .await?;
+    let mut out = Vec::new();
+    parse_read_reply(reply, streams, &mut out);
+    Ok(out)
+}
+
+/// The command [`read_new`] sends (also sent by [`crate::reader::StreamReader`]).
+pub(crate) fn read_new_cmd(
+    group: &str,
+    consumer: &str,
+    streams: &[(String, ActivityId)],
+    count: usize,
+    block_ms: u64,
+) -> redis::Cmd {
     let mut cmd = redis::cmd("XREADGROUP");
     cmd.arg("GROUP")
         .arg(group)
@@ -198,14 +214,15 @@ pub async fn read_new<C: ConnectionLike + Send>(
     for _ in streams {
         cmd.arg(">");
     }
-    let reply: Value = cmd.query_async(conn).await?;
-    let mut out = Vec::new();
-    parse_read_reply(reply, streams, &mut out);
-    Ok(out)
+    cmd
 }
 
 /// Parses an `XREADGROUP` reply (RESP2 array or RESP3 map of stream → entries).
-fn parse_read_reply(reply: Value, streams: &[(String, ActivityId)], out: &mut Vec<RawEntry>) {
+pub(crate) fn parse_read_reply(
+    reply: Value,
+    streams: &[(String, ActivityId)],
+    out: &mut Vec<RawEntry>,
+) {
     let by_key: HashMap<&str, &ActivityId> = streams.iter().map(|(k, a)| (k.as_str(), a)).collect();
     let pairs: Vec<(Value, Value)> = match reply {
         Value::Array(items) => items

@@ -38,6 +38,7 @@ use crate::metrics::Metrics;
 use crate::pace::Pace;
 use crate::plan::{holds_stock, order_key, plan_batch, refused, DeadReason, RawEntry, Windows};
 use redis::aio::ConnectionManager;
+use seckill_client::reader::StreamReader;
 use seckill_client::{sale, streams, ClientError};
 use seckill_core::{ActivityId, Refusal};
 use seckill_db::orders::{self, MAX_ROWS_PER_INSERT};
@@ -149,6 +150,9 @@ pub(crate) struct Database {
 pub(crate) struct Consumer {
     /// A connection to the node this consumer drains.
     redis: ConnectionManager,
+    /// A second connection to it for `XREADGROUP` alone, whose replies decode at a fraction
+    /// of redis-rs' cost (`seckill_client::reader`); `None` over TLS or a Unix socket.
+    reader: Option<StreamReader>,
     pool: MySqlPool,
     settings: WorkerSettings,
     replicas: Replicas,
@@ -174,8 +178,10 @@ pub(crate) struct Consumer {
 }
 
 impl Consumer {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         redis: ConnectionManager,
+        reader: Option<StreamReader>,
         db: Database,
         settings: WorkerSettings,
         name: String,
@@ -198,6 +204,7 @@ impl Consumer {
         }
         Self {
             redis,
+            reader,
             pool,
             settings,
             replicas,
@@ -478,19 +485,28 @@ impl Consumer {
             return self.read_by_slot(&slots).await;
         }
         let count = self.per_stream_count();
-        let r = streams::read_new(
-            &mut self.redis,
-            &self.settings.group,
-            &self.name,
-            &self.streams,
-            count,
-            self.settings.block_ms,
-        )
-        .instrument(tracing::info_span!(
-            "redis.xreadgroup",
-            streams = self.streams.len()
-        ))
-        .await;
+        let (group, block_ms) = (&self.settings.group, self.settings.block_ms);
+        let span = tracing::info_span!("redis.xreadgroup", streams = self.streams.len());
+        let r = match &mut self.reader {
+            Some(reader) => {
+                reader
+                    .read_new(group, &self.name, &self.streams, count, block_ms)
+                    .instrument(span)
+                    .await
+            }
+            None => {
+                streams::read_new(
+                    &mut self.redis,
+                    group,
+                    &self.name,
+                    &self.streams,
+                    count,
+                    block_ms,
+                )
+                .instrument(span)
+                .await
+            }
+        };
         match r {
             Err(e) if e.code() == Some("NOGROUP") || seckill_client::shards::is_elsewhere(&e) => {
                 // A stream was deleted and recreated, or moved to another node: forget the

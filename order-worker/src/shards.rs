@@ -14,6 +14,7 @@ use crate::consumer::{Consumer, Database, Replicas};
 use crate::metrics::Metrics;
 use crate::pace::Pace;
 use seckill_client::cluster::{self, RedisConn};
+use seckill_client::reader::StreamReader;
 use seckill_client::{shards, streams, ClientError, Target, Topology};
 use seckill_core::ActivityId;
 use seckill_db::MySqlPool;
@@ -137,8 +138,14 @@ pub(crate) async fn run_consumers(
                         match cluster::connect_node(&redis.target, &node, redis.node_timeout).await
                         {
                             Ok(conn) => {
+                                let reader = StreamReader::for_node(
+                                    &redis.target,
+                                    &node,
+                                    redis.node_timeout,
+                                );
                                 let c = Consumer::new(
                                     conn,
+                                    reader,
                                     db.clone(),
                                     w.clone(),
                                     format!("{base}-{n}"),
