@@ -10,8 +10,9 @@
 //!
 //! Only the happy shape takes this path: an error reply is handed to redis-rs' own parser, so
 //! its [`RedisError`] (code `NOGROUP`, `MOVED`, `NOPERM`, ...) is exactly what redis-rs
-//! would return. Any failure drops the connection; the next read opens a new one (login and
-//! `SELECT` as the URL says). Nodes reached over TLS or a Unix socket have no reader: their
+//! would return. A connection that failed, timed out or was left with a command in flight
+//! (the caller stopped waiting) is closed; the next read opens a new one (login and `SELECT`
+//! as the URL says). Nodes reached over TLS or a Unix socket have no reader: their
 //! consumers read through redis-rs ([`StreamReader::for_node`] says `None`).
 
 use crate::streams::{self, RawEntry};
@@ -82,36 +83,32 @@ impl StreamReader {
         .await
     }
 
-    /// One command, its reply handed to `take` (raw bytes and their frame), within `bound`;
-    /// any failure closes the connection.
+    /// One command, its reply handed to `take` (raw bytes and their frame), within `bound`.
+    /// The connection is out of `self` while the command is in flight and comes back only
+    /// after a whole reply was taken: a failure, a timeout or a caller that stops waiting
+    /// (the future dropped) closes it, so no later command can read this one's reply.
     async fn query<T>(
         &mut self,
         packed: &[u8],
         bound: Duration,
         take: impl FnOnce(&[u8], &RangeFrame) -> Result<T, RedisError>,
     ) -> Result<T, RedisError> {
-        let result = match tokio::time::timeout(bound, self.query_unbounded(packed, take)).await {
-            Ok(r) => r,
+        let round_trip = async {
+            let mut open = match self.open.take() {
+                Some(open) => open,
+                None => self.connect().await?,
+            };
+            let reply = open.round_trip(packed, take).await?;
+            Ok((open, reply))
+        };
+        match tokio::time::timeout(bound, round_trip).await {
+            Ok(Ok((open, reply))) => {
+                self.open = Some(open);
+                reply
+            }
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(timed_out(bound)),
-        };
-        if result.is_err() {
-            self.open = None;
         }
-        result
-    }
-
-    async fn query_unbounded<T>(
-        &mut self,
-        packed: &[u8],
-        take: impl FnOnce(&[u8], &RangeFrame) -> Result<T, RedisError>,
-    ) -> Result<T, RedisError> {
-        if self.open.is_none() {
-            self.open = Some(self.connect().await?);
-        }
-        let Some(open) = self.open.as_mut() else {
-            return Err(RedisError::from((ErrorKind::IoError, "not connected")));
-        };
-        open.round_trip(packed, take).await
     }
 
     async fn connect(&self) -> Result<Open, RedisError> {
@@ -130,7 +127,7 @@ impl StreamReader {
             let packed = cmd.get_packed_command();
             tokio::time::timeout(self.timeout, open.round_trip(&packed, reply_value))
                 .await
-                .map_err(|_| timed_out(self.timeout))??;
+                .map_err(|_| timed_out(self.timeout))???;
         }
         Ok(open)
     }
@@ -168,17 +165,19 @@ impl Open {
     /// Sends `packed` and hands its reply to `take`. The reply is decoded once nothing more
     /// is waiting on the socket: redis writes a large reply 64 KB per event loop turn, and
     /// every decode of an incomplete reply is work thrown away.
+    /// `Err` when the connection failed; `Ok(Err)` for an error reply (the connection is
+    /// fine).
     async fn round_trip<T>(
         &mut self,
         packed: &[u8],
         take: impl FnOnce(&[u8], &RangeFrame) -> Result<T, RedisError>,
-    ) -> Result<T, RedisError> {
+    ) -> Result<Result<T, RedisError>, RedisError> {
         self.stream.write_all(packed).await?;
         loop {
             if let Some((frame, used)) = decode(&self.buf)? {
                 let result = take(&self.buf[..used], &frame);
                 self.buf.advance(used);
-                return result;
+                return Ok(result);
             }
             self.buf.reserve(READ_CHUNK);
             if self.stream.read_buf(&mut self.buf).await? == 0 {

@@ -194,3 +194,34 @@ async fn logs_in_as_the_url_says() -> anyhow::Result<()> {
     assert!(StreamReader::for_node(&tls, &format!("127.0.0.1:{port}"), TIMEOUT).is_none());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_abandoned_in_flight_leaves_no_reply_behind() -> anyhow::Result<()> {
+    let redis = tokio::task::spawn_blocking(RedisServer::start).await??;
+    let keys = backlog(&redis, 0).await?;
+    let mut reader = reader_of(&redis, &redis.url())?;
+    // The caller stops waiting while redis still blocks on the read.
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(100),
+        reader.read_new("g1", "c", &keys, 10, 2_000),
+    )
+    .await;
+    assert!(abandoned.is_err(), "still blocked when abandoned");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for user in ["first", "second"] {
+        redis.cli(&["SECKILL.RESERVE", "a", user, "1"])?;
+        // Had the abandoned read's connection stayed open, redis would answer it now, and
+        // every later read would return the reply of the read before it.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let got = reader.read_new("g1", "c", &keys, 10, 10).await?;
+        let users: Vec<&[u8]> = got
+            .iter()
+            .flat_map(|e| e.fields.iter().filter(|(k, _)| k == b"user"))
+            .map(|(_, v)| v.as_slice())
+            .collect();
+        assert_eq!(users, [user.as_bytes()], "each read gets its own reply");
+        // Past the read's BLOCK time before the next entry is written.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
