@@ -25,7 +25,7 @@ pub mod process;
 pub mod redis;
 pub mod tls;
 
-pub use self::redis::{module_path, RedisOptions, RedisServer, RedisTls};
+pub use self::redis::{module_path, shipped_config, RedisOptions, RedisServer, RedisTls};
 pub use cluster::{ClusterOptions, RedisCluster};
 pub use etcd::Etcd;
 pub use mariadb::MariaDb;

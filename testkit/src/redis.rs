@@ -31,8 +31,17 @@ pub fn module_path() -> anyhow::Result<PathBuf> {
     Ok(candidate)
 }
 
+/// The repository's `redis.conf`: what `make run` and the deployments start redis with.
+pub fn shipped_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../redis.conf")
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct RedisOptions {
+    /// A configuration file to start from (e.g. the repository's `redis.conf`, see
+    /// [`shipped_config`]); the harness's own options (port, bind, directory, log file)
+    /// override it, and its snapshot rules stay.
+    pub config: Option<PathBuf>,
     /// Append-only file with this fsync policy (`always`, `everysec`, `no`).
     pub appendfsync: Option<&'static str>,
     /// Start as a replica of this port.
@@ -179,9 +188,17 @@ fn spawn(
     options: &RedisOptions,
 ) -> anyhow::Result<ChildGuard> {
     let mut cmd = Command::new("redis-server");
+    match &options.config {
+        Some(file) => {
+            cmd.arg(file);
+        }
+        None => {
+            cmd.args(["--save", ""]);
+        }
+    }
     cmd.arg("--port")
         .arg(port.to_string())
-        .args(["--bind", "127.0.0.1", "--save", "", "--daemonize", "no"])
+        .args(["--bind", "127.0.0.1", "--daemonize", "no"])
         .args(["--enable-debug-command", "local"])
         .arg("--dir")
         .arg(dir)
