@@ -28,7 +28,8 @@
 #      per 1,000 requests]
 #      STACK_STARTUP_TIMEOUT [240] STACK_BACKGROUND_NICE (variant: the worker's and MariaDB's
 #      niceness, shipped 10) STACK_WORKER_MAX_ORDERS_PER_SEC (variant: the worker's pace,
-#      shipped 5000 by scripts/run-local.sh; 0: no cap) STACK_SKIP_BUILD=1 (binaries in SECKILL_BIN_DIR
+#      shipped 5000 by scripts/run-local.sh; 0: no cap) STACK_WORKER_LIFT_PACE_WHEN_IDLE
+#      (variant: true|false, shipped true by scripts/run-local.sh) STACK_SKIP_BUILD=1 (binaries in SECKILL_BIN_DIR
 #      [$CARGO_TARGET_DIR/release, else target/release] as they are)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -94,9 +95,11 @@ unset RUST_LOG
 # variables are dropped so the stack runs as shipped otherwise.
 VARIANT_NICE=${STACK_BACKGROUND_NICE:-}
 VARIANT_CAP=${STACK_WORKER_MAX_ORDERS_PER_SEC:-}
+VARIANT_LIFT=${STACK_WORKER_LIFT_PACE_WHEN_IDLE:-}
 while read -r v; do unset "$v"; done < <(compgen -e | grep '^SECKILL_' || true)
 [ -z "$VARIANT_NICE" ] || export SECKILL_BACKGROUND_NICE=$VARIANT_NICE
 [ -z "$VARIANT_CAP" ] || export SECKILL_WORKER__MAX_ORDERS_PER_SEC=$VARIANT_CAP
+[ -z "$VARIANT_LIFT" ] || export SECKILL_WORKER__LIFT_PACE_WHEN_IDLE=$VARIANT_LIFT
 export SECKILL_STATE_DIR=$STATE SECKILL_SKIP_SETUP=1 SECKILL_SKIP_BUILD=1 SECKILL_BIN_DIR=$BIN
 export SECKILL_DEV=1 SECKILL_STARTUP_TIMEOUT=$STARTUP
 export SECKILL_REDIS_PORT SECKILL_MYSQL_PORT SECKILL_ETCD_PORT SECKILL_ETCD_PEER_PORT \
@@ -218,11 +221,13 @@ check "wrk's 2xx <= orders <= 2xx + $CONNS in flight" \
 echo "| target | config | requests/s | p50 | p95 | p99 | non-2xx | orders in MariaDB | drained after |"
 echo "|---|---|---|---|---|---|---|---|---|"
 PACE=$(sed -n 's/.*SECKILL_WORKER__MAX_ORDERS_PER_SEC:-\([0-9]*\)}.*/\1/p' scripts/run-local.sh | head -1)
-CONFIG="shipped: scripts/run-local.sh, redis.conf (AOF, fsync always), access log on, worker into MariaDB at the local stack's pace (worker.max_orders_per_sec ${PACE:-?})"
+LIFT=$(sed -n 's/.*SECKILL_WORKER__LIFT_PACE_WHEN_IDLE:-\([a-z]*\)}.*/\1/p' scripts/run-local.sh | head -1)
+CONFIG="shipped: scripts/run-local.sh, redis.conf (AOF, fsync always), access log on, worker into MariaDB at the local stack's pace (worker.max_orders_per_sec ${PACE:-?}, lift_pace_when_idle ${LIFT:-?})"
 # A variant is labelled as such (never the headline).
 VARIANT=""
 [ -z "$VARIANT_NICE" ] || VARIANT+="${VARIANT:+, }worker and MariaDB at nice $VARIANT_NICE (shipped: 10)"
 [ -z "$VARIANT_CAP" ] || VARIANT+="${VARIANT:+, }worker.max_orders_per_sec $VARIANT_CAP (shipped: ${PACE:-?} in the local stack; 0: no cap)"
+[ -z "$VARIANT_LIFT" ] || VARIANT+="${VARIANT:+, }worker.lift_pace_when_idle $VARIANT_LIFT (shipped: ${LIFT:-?} in the local stack)"
 [ -z "$VARIANT" ] || CONFIG="variant: as shipped but $VARIANT"
 echo "| whole stack (make run) | $CONFIG |" \
   "$RPS | $P50 ms | $P95 ms | $P99 ms | $NON2XX | $ORDERS | $DRAIN_S s |"

@@ -45,6 +45,8 @@
 #                                cmd_proc)
 #   SECKILL_WORKER__MAX_ORDERS_PER_SEC [5000] the worker's pace into MariaDB (0: no cap;
 #                                configs/config.yaml ships 0, this stack shares its cores)
+#   SECKILL_WORKER__LIFT_PACE_WHEN_IDLE [true] the pace only while reservations arrive
+#                                (configs/config.yaml ships false)
 # The binaries also read configs/config.yaml; this script overrides the addresses with
 # SECKILL_<SECTION>__<KEY> variables so they point at the servers it started, and writes
 # .state/stack.yaml (addresses, each binary's Redis ACL user, the MySQL application and
@@ -135,6 +137,10 @@ export_stack_env() {
   # most this many orders a second, so a burst's drain does not take the sale's CPU (the
   # stream holds the backlog; docs/benchmarks.md, "Stack row"). 0: as fast as MariaDB goes.
   export SECKILL_WORKER__MAX_ORDERS_PER_SEC=${SECKILL_WORKER__MAX_ORDERS_PER_SEC:-5000}
+  # ...while the sale writes: once no reservation arrived between two lag polls (2 s), the
+  # backlog goes in at full speed, so orders reach MariaDB seconds after a burst, not a
+  # minute.
+  export SECKILL_WORKER__LIFT_PACE_WHEN_IDLE=${SECKILL_WORKER__LIFT_PACE_WHEN_IDLE:-true}
   if [ "$DEV" = 1 ]; then
     export SECKILL_GATEWAY__DEV_MODE=true
     # This stack's own token key (never a public constant), unless one was given.

@@ -86,6 +86,7 @@ pub async fn stream_lag<C: ConnectionLike + Send>(
         pending,
         consumers,
         dead_letters: dead,
+        entries_added: stream.entries_added,
     })
 }
 

@@ -70,6 +70,9 @@ pub struct StreamLag {
     pub pending: u64,
     pub consumers: u64,
     pub dead_letters: u64,
+    /// Entries ever appended (`XINFO STREAM` `entries-added`): grows with every reservation,
+    /// whatever was trimmed since.
+    pub entries_added: u64,
 }
 
 impl StreamLag {
@@ -195,6 +198,7 @@ mod tests {
             pending: 1,
             consumers: 2,
             dead_letters: 0,
+            entries_added: 5,
         }];
         let t = render_table(&rows);
         assert!(t.lines().last().unwrap().starts_with("TOTAL"));

@@ -6,6 +6,7 @@
 use crate::config::Settings;
 use crate::leader::{election_kind, run_sweeper};
 use crate::metrics::Metrics;
+use crate::pace::{Arrivals, Pace};
 use crate::shards::{run_consumers, Redis};
 use anyhow::Context;
 use redis::aio::ConnectionLike;
@@ -87,6 +88,8 @@ impl Worker {
         } else {
             w.consumer.clone()
         };
+        let pace =
+            Pace::new(w.max_orders_per_sec, w.batch_size, w.lift_pace_when_idle).map(Arc::new);
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(run_consumers(
             self.redis.clone(),
@@ -94,6 +97,7 @@ impl Worker {
             self.settings.clone(),
             base,
             self.metrics.clone(),
+            pace.clone(),
             shutdown.clone(),
         ));
         tasks.spawn(poll_lag(
@@ -101,6 +105,7 @@ impl Worker {
             w.group.clone(),
             Duration::from_millis(w.lag_interval_ms.max(100)),
             self.metrics.clone(),
+            pace,
             shutdown.clone(),
         ));
         if w.sweeper.enabled {
@@ -194,11 +199,13 @@ async fn poll_lag(
     group: String,
     every: Duration,
     metrics: Arc<Metrics>,
+    pace: Option<Arc<Pace>>,
     shutdown: CancellationToken,
 ) {
     // Activities and nodes with exported series, to drop those that vanished.
     let mut exported: HashSet<String> = HashSet::new();
     let mut nodes: HashSet<String> = HashSet::new();
+    let mut arrivals = Arrivals::default();
     let mut conn = redis.shared.clone();
     loop {
         match redis.topology().await {
@@ -207,6 +214,15 @@ async fn poll_lag(
                     shards::shard_views(&redis.target, &topology, &group, redis.node_timeout).await;
                 nodes = metrics.set_shards(&views, &nodes);
                 let rows: Vec<_> = views.iter().flat_map(|v| v.streams.iter()).collect();
+                if let Some(pace) = &pace {
+                    // A node that could not be read this poll may be where the sale is
+                    // writing: its streams count as arriving.
+                    let unread = views.iter().any(|v| v.error.is_some());
+                    let grew = arrivals
+                        .observe(rows.iter().map(|r| (r.activity.clone(), r.entries_added)));
+                    let lifted = pace.observe(grew || unread);
+                    metrics.pace_lifted.set(i64::from(lifted));
+                }
                 let current: HashSet<String> = rows.iter().map(|r| r.activity.clone()).collect();
                 for gone in exported.difference(&current) {
                     tracing::info!(activity = %gone, "stream vanished; dropping its gauges");
@@ -217,7 +233,15 @@ async fn poll_lag(
                     set_activity(&metrics, &mut conn, r).await;
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "lag poll failed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "lag poll failed");
+                if let Some(pace) = &pace {
+                    // Blind: the sale may be writing, the cap holds until two polls show
+                    // the streams standing still.
+                    arrivals = Arrivals::default();
+                    metrics.pace_lifted.set(i64::from(pace.observe(true)));
+                }
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

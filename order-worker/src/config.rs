@@ -45,6 +45,12 @@ pub struct WorkerSettings {
     /// Most orders this process writes to MySQL per second; 0: as fast as MySQL takes them.
     /// The backlog waits in the streams meanwhile (see `seckill lag`).
     pub max_orders_per_sec: u32,
+    /// Hold `max_orders_per_sec` only while reservations arrive: once a lag poll
+    /// (`lag_interval_ms`) finds that no stream grew since the one before, the backlog is
+    /// written as fast as MySQL takes it, until a stream grows again. For a machine that
+    /// hosts the sale and MySQL side by side (the local stack); a database shared with other
+    /// services wants the cap always (false).
+    pub lift_pace_when_idle: bool,
     /// How long XREADGROUP blocks waiting for new entries.
     pub block_ms: u64,
     /// How often activity streams are discovered with SCAN.
@@ -79,6 +85,7 @@ impl Default for WorkerSettings {
             concurrent_inserts: 1,
             batch_size: 1_000,
             max_orders_per_sec: 0,
+            lift_pace_when_idle: false,
             block_ms: 1_000,
             discover_interval_ms: 2_000,
             claim_idle_ms: 30_000,

@@ -60,6 +60,8 @@ pub struct Metrics {
     pub unreplicated_waits_total: IntCounter,
     /// Seconds the consumers waited for `worker.max_orders_per_sec` (0 while uncapped).
     pub paced_seconds_total: Counter,
+    /// 1 while the pace is lifted (`worker.lift_pace_when_idle`, no reservation arriving).
+    pub pace_lifted: IntGauge,
     /// Per activity and node: 1 on the primary that serves the activity's slot.
     pub activity_node: IntGaugeVec,
     /// Per primary (`node`): 1 when it could be read this poll.
@@ -177,6 +179,10 @@ impl Metrics {
                 "paced_seconds_total",
                 "Seconds consumers waited for the worker.max_orders_per_sec cap",
             )?,
+            pace_lifted: IntGauge::new(
+                "pace_lifted",
+                "1 while worker.max_orders_per_sec is lifted (lift_pace_when_idle: no reservation arriving)",
+            )?,
             unreplicated_waits_total: IntCounter::new(
                 "unreplicated_waits_total",
                 "Batches whose WAIT counted fewer replicas than redis.min_replicas (retried)",
@@ -241,6 +247,7 @@ impl Metrics {
         r.register(Box::new(m.min_replicas.clone()))?;
         r.register(Box::new(m.unreplicated_waits_total.clone()))?;
         r.register(Box::new(m.paced_seconds_total.clone()))?;
+        r.register(Box::new(m.pace_lifted.clone()))?;
         r.register(Box::new(m.activity_node.clone()))?;
         r.register(Box::new(m.shard_up.clone()))?;
         r.register(Box::new(m.shard_replicas.clone()))?;

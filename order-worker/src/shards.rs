@@ -94,6 +94,7 @@ pub(crate) async fn run_consumers(
     settings: Settings,
     base: String,
     metrics: Arc<Metrics>,
+    pace: Option<Arc<Pace>>,
     shutdown: CancellationToken,
 ) {
     let w = &settings.worker;
@@ -106,7 +107,7 @@ pub(crate) async fn run_consumers(
     let db = Database {
         pool,
         inserts: Arc::new(Semaphore::new(w.concurrent_inserts.max(1))),
-        pace: Pace::new(w.max_orders_per_sec, w.batch_size).map(Arc::new),
+        pace,
     };
     let mut running: HashMap<String, NodeConsumers> = HashMap::new();
     let mut stopping: JoinSet<()> = JoinSet::new();

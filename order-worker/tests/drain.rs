@@ -79,6 +79,49 @@ async fn capped_drain_keeps_its_pace_and_loses_nothing() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `worker.lift_pace_when_idle`: the cap holds while reservations arrive, and once they
+/// stop the backlog goes in at full speed (paced it would take ~18 s), each reservation once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pace_lifted_when_idle_holds_during_the_sale_then_drains_the_backlog(
+) -> anyhow::Result<()> {
+    let env = env().await?;
+    let mut conn = env.conn().await?;
+    for a in 1..=4 {
+        create_activity(&mut conn, a, 1_000).await?;
+    }
+    let mut s = env.settings();
+    s.worker.batch_size = 100;
+    s.worker.max_orders_per_sec = 100;
+    s.worker.lift_pace_when_idle = true;
+    s.worker.lag_interval_ms = 200;
+    let started = std::time::Instant::now();
+    let (stop, handle) = env.spawn_worker(s).await?;
+    // The sale: 2,000 reservations over ~1 s, 20x the pace.
+    for round in 0..10 {
+        for a in 1..=4 {
+            reserve_many(&mut conn, a, (0..50).map(|u| format!("r{round}u{u}"))).await?;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let during = env.order_count().await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let most = 100.0 + 100.0 * elapsed;
+    assert!(
+        (during as f64) <= most,
+        "{during} orders after {elapsed:.2} s of arrivals: the cap of 100/s allows at most {most:.0}"
+    );
+    // No more arrivals: lifted within two lag polls, the rest (~1,850) in well under the
+    // ~18 s the pace would take.
+    env.wait_drained(2_000, Duration::from_secs(10)).await?;
+    stop.cancel();
+    handle.await??;
+    assert_eq!(
+        order_ids(&env.pool).await?,
+        stream_ids(&mut conn, 1..=4).await?
+    );
+    Ok(())
+}
+
 /// A malformed entry lands in the dead-letter stream with its reason; the rest flows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_entry_is_dead_lettered_and_the_rest_flows() -> anyhow::Result<()> {
