@@ -5,12 +5,13 @@
 //! pairs), and redis-rs decodes every value through `combine`'s resumable parser state.
 //! Profiled in the drain benchmark, that decoding was about half of the worker's CPU per
 //! order, and every microsecond the worker spends is one the database (on the same cores)
-//! does not get. Here a reply is decoded once it is complete, into the same [`Value`] tree,
-//! and parsed into entries by the same code as redis-rs' replies ([`streams::read_new`]).
+//! does not get. Here a reply is decoded once nothing more waits on the socket, and a reply
+//! of the usual shape becomes entries straight from the read buffer (the entries
+//! [`streams::read_new`] would make of it; a property test holds the two together).
 //!
-//! Only the happy shape takes this path: an error reply is handed to redis-rs' own parser, so
+//! Any other shape goes the old way: an error reply is handed to redis-rs' own parser, so
 //! its [`RedisError`] (code `NOGROUP`, `MOVED`, `NOPERM`, ...) is exactly what redis-rs
-//! would return. A connection that failed, timed out or was left with a command in flight
+//! would return, and other types become redis-rs' [`Value`] for `streams`' parser. A connection that failed, timed out or was left with a command in flight
 //! (the caller stopped waiting) is closed; the next read opens a new one (login and `SELECT`
 //! as the URL says). Nodes reached over TLS or a Unix socket have no reader: their
 //! consumers read through redis-rs ([`StreamReader::for_node`] says `None`).
