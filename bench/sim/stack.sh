@@ -141,6 +141,10 @@ stack_up() {
   trap 'exit 130' INT
   trap 'exit 143' TERM
   mkdir -p "$STACK_DIR"/{redis,logs}
+  # The binaries and the CLI read the local stack's settings from $SECKILL_STATE_DIR/stack.yaml
+  # (default .state/, where `make run` leaves it: its ports, ACL users, schema-owner URL). This
+  # stack is not that one: point them at its own directory, which has no such file.
+  export SECKILL_STATE_DIR=$STACK_DIR
   REDIS_HOST=127.0.0.1 MYSQL_HOST=127.0.0.1 MYSQL_USER=root MYSQL_PASS="" MYSQL_DB=seckill
   REDIS_PORT=$(free_port)
   MYSQL_PORT=$(free_port)
