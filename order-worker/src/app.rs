@@ -208,21 +208,18 @@ async fn poll_lag(
     let mut arrivals = Arrivals::default();
     let mut conn = redis.shared.clone();
     loop {
+        // Blind unless the poll reads every node: the sale may be writing where it cannot
+        // see, so the pace holds.
+        let mut arriving = true;
         match redis.topology().await {
             Ok(topology) => {
                 let views =
                     shards::shard_views(&redis.target, &topology, &group, redis.node_timeout).await;
                 nodes = metrics.set_shards(&views, &nodes);
                 let rows: Vec<_> = views.iter().flat_map(|v| v.streams.iter()).collect();
-                if let Some(pace) = &pace {
-                    // A node that could not be read this poll may be where the sale is
-                    // writing: its streams count as arriving.
-                    let unread = views.iter().any(|v| v.error.is_some());
-                    let grew = arrivals
-                        .observe(rows.iter().map(|r| (r.activity.clone(), r.entries_added)));
-                    let lifted = pace.observe(grew || unread);
-                    metrics.pace_lifted.set(i64::from(lifted));
-                }
+                let grew =
+                    arrivals.observe(rows.iter().map(|r| (r.activity.clone(), r.entries_added)));
+                arriving = grew || views.iter().any(|v| v.error.is_some());
                 let current: HashSet<String> = rows.iter().map(|r| r.activity.clone()).collect();
                 for gone in exported.difference(&current) {
                     tracing::info!(activity = %gone, "stream vanished; dropping its gauges");
@@ -235,13 +232,12 @@ async fn poll_lag(
             }
             Err(e) => {
                 tracing::warn!(error = %e, "lag poll failed");
-                if let Some(pace) = &pace {
-                    // Blind: the sale may be writing, the cap holds until two polls show
-                    // the streams standing still.
-                    arrivals = Arrivals::default();
-                    metrics.pace_lifted.set(i64::from(pace.observe(true)));
-                }
+                // Two polls must show the streams standing still again.
+                arrivals = Arrivals::default();
             }
+        }
+        if let Some(pace) = &pace {
+            metrics.pace_lifted.set(i64::from(pace.observe(arriving)));
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

@@ -178,10 +178,8 @@ pub(crate) struct Consumer {
 }
 
 impl Consumer {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         redis: ConnectionManager,
-        reader: Option<StreamReader>,
         db: Database,
         settings: WorkerSettings,
         name: String,
@@ -204,7 +202,7 @@ impl Consumer {
         }
         Self {
             redis,
-            reader,
+            reader: None,
             pool,
             settings,
             replicas,
@@ -220,6 +218,12 @@ impl Consumer {
             in_hand: None,
             active_streams: None,
         }
+    }
+
+    /// Reads new entries through `reader` (see the field) instead of the redis-rs connection.
+    pub(crate) fn with_reader(mut self, reader: Option<StreamReader>) -> Self {
+        self.reader = reader;
+        self
     }
 
     /// Runs until `shutdown`, then finishes the batch in hand.
@@ -486,27 +490,21 @@ impl Consumer {
         }
         let count = self.per_stream_count();
         let (group, block_ms) = (&self.settings.group, self.settings.block_ms);
-        let span = tracing::info_span!("redis.xreadgroup", streams = self.streams.len());
-        let r = match &mut self.reader {
-            Some(reader) => {
-                reader
-                    .read_new(group, &self.name, &self.streams, count, block_ms)
-                    .instrument(span)
-                    .await
-            }
-            None => {
-                streams::read_new(
-                    &mut self.redis,
-                    group,
-                    &self.name,
-                    &self.streams,
-                    count,
-                    block_ms,
-                )
-                .instrument(span)
-                .await
+        let (name, keys) = (&self.name, &self.streams);
+        let read = async {
+            match &mut self.reader {
+                Some(reader) => reader.read_new(group, name, keys, count, block_ms).await,
+                None => {
+                    streams::read_new(&mut self.redis, group, name, keys, count, block_ms).await
+                }
             }
         };
+        let r = read
+            .instrument(tracing::info_span!(
+                "redis.xreadgroup",
+                streams = keys.len()
+            ))
+            .await;
         match r {
             Err(e) if e.code() == Some("NOGROUP") || seckill_client::shards::is_elsewhere(&e) => {
                 // A stream was deleted and recreated, or moved to another node: forget the

@@ -146,14 +146,14 @@ pub(crate) async fn run_consumers(
                                 );
                                 let c = Consumer::new(
                                     conn,
-                                    reader,
                                     db.clone(),
                                     w.clone(),
                                     format!("{base}-{n}"),
                                     metrics.clone(),
                                     replicas,
                                     cluster,
-                                );
+                                )
+                                .with_reader(reader);
                                 tasks.spawn(c.run(stop.clone()));
                             }
                             Err(e) => {
