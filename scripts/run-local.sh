@@ -455,7 +455,15 @@ redis_cli_hint() {
   fi
 }
 
+# The banner goes out in one write: whoever watches the console for its first line (a test,
+# bench/stack.sh) then reads all of it, never half.
 banner() {
+  local text
+  text=$(banner_text)
+  printf '%s\n\n' "$text"
+}
+
+banner_text() {
   local activity="" product=1 remaining="?" json
   [ -s "$STATE/demo-activity" ] && activity=$(cat "$STATE/demo-activity")
   if [ -n "$activity" ]; then

@@ -27,6 +27,8 @@ struct Ports {
     etcd_peer: u16,
     gateway: u16,
     worker_metrics: u16,
+    /// `make run-cluster`'s first node (six consecutive ports, and their bus ports).
+    cluster_base: Option<u16>,
 }
 
 impl Ports {
@@ -50,7 +52,24 @@ impl Ports {
             etcd_peer: p(),
             gateway: p(),
             worker_metrics: p(),
+            cluster_base: None,
         }
+    }
+
+    fn free_with_cluster() -> Self {
+        Self {
+            cluster_base: Some(cluster_base_port()),
+            ..Self::free()
+        }
+    }
+
+    /// Other free ports of the same kind (after one of these was taken by another test).
+    fn repick(&mut self) {
+        *self = if self.cluster_base.is_some() {
+            Self::free_with_cluster()
+        } else {
+            Self::free()
+        };
     }
 }
 
@@ -75,6 +94,9 @@ fn stack_env(cmd: &mut Command, state: &Path, ports: &Ports) {
             "SECKILL_WORKER_METRICS_PORT",
             ports.worker_metrics.to_string(),
         );
+    if let Some(base) = ports.cluster_base {
+        cmd.env("SECKILL_REDIS_CLUSTER_PORT", base.to_string());
+    }
 }
 
 /// Processes whose environment names this state directory: every process of the stack
@@ -114,18 +136,14 @@ struct Stack {
 }
 
 impl Stack {
-    fn start(state: &Path, ports: &Ports, log: PathBuf) -> Self {
-        Self::start_with(state, ports, log, "run", &[])
+    fn start(state: &Path, ports: &mut Ports, log: PathBuf) -> Self {
+        Self::start_with(state, ports, log, "run")
     }
 
-    /// `scripts/run-local.sh <command>` (`run` or `run-cluster`) with more variables.
-    fn start_with(
-        state: &Path,
-        ports: &Ports,
-        log: PathBuf,
-        command: &str,
-        extra_env: &[(&str, String)],
-    ) -> Self {
+    /// `scripts/run-local.sh <command>` (`run` or `run-cluster`). When run-local.sh finds
+    /// one of `ports` taken (by a test running in parallel, between the pick and the start),
+    /// it is started again on other ports, which `ports` then holds.
+    fn start_with(state: &Path, ports: &mut Ports, log: PathBuf, command: &str) -> Self {
         require_tool(
             "python3",
             "the Debian packages `python3` and `python3-venv`",
@@ -141,32 +159,47 @@ impl Stack {
             require_tool(tool, &format!("the Debian package `{pkg}`"));
         }
         built("libseckill_module.so");
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let mut cmd = Command::new("bash");
-        cmd.arg(root().join("scripts/run-local.sh"))
-            .arg(command)
-            .current_dir(root())
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            // Its own process group, like a job in a terminal: SIGINT can go to the group.
-            .process_group(0);
-        stack_env(&mut cmd, state, ports);
-        for (k, v) in extra_env {
-            cmd.env(k, v);
+        for attempt in 1.. {
+            let out = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .unwrap();
+            let logged_before = std::fs::metadata(&log).map_or(0, |m| m.len() as usize);
+            let mut cmd = Command::new("bash");
+            cmd.arg(root().join("scripts/run-local.sh"))
+                .arg(command)
+                .current_dir(root())
+                .stdin(Stdio::null())
+                .stdout(out.try_clone().unwrap())
+                .stderr(out)
+                // Its own process group, like a job in a terminal: SIGINT can go to the group.
+                .process_group(0);
+            stack_env(&mut cmd, state, ports);
+            let child = cmd.spawn().expect("start scripts/run-local.sh");
+            let mut s = Self {
+                child: Some(child),
+                state: state.to_path_buf(),
+                log: log.clone(),
+            };
+            match s.wait_for_banner() {
+                Ok(()) => return s,
+                Err(status) => {
+                    let this_run = s.log().get(logged_before..).unwrap_or_default().to_owned();
+                    if attempt < 4 && this_run.contains("is already in use") {
+                        eprintln!("a port was taken in between; starting again on others");
+                        s.child = None;
+                        ports.repick();
+                        continue;
+                    }
+                    panic!(
+                        "run-local.sh exited ({status}) before the stack was up:\n{}",
+                        s.tail()
+                    );
+                }
+            }
         }
-        let child = cmd.spawn().expect("start scripts/run-local.sh");
-        let mut s = Self {
-            child: Some(child),
-            state: state.to_path_buf(),
-            log,
-        };
-        s.wait_for_banner();
-        s
+        unreachable!("the loop returns or panics")
     }
 
     fn log(&self) -> String {
@@ -179,22 +212,22 @@ impl Stack {
         lines[lines.len().saturating_sub(80)..].join("\n")
     }
 
-    fn wait_for_banner(&mut self) {
+    /// Waits for the whole banner; the exit status when run-local.sh exits first.
+    fn wait_for_banner(&mut self) -> Result<(), std::process::ExitStatus> {
         let deadline = Instant::now() + Duration::from_secs(240);
-        let runs = self.log().matches("seckill local stack is up").count();
+        // The banner's last line, so the whole banner is there once this returns.
+        const END: &str = "Ctrl-C stops everything.";
+        let runs = self.log().matches(END).count();
         loop {
-            if self.log().matches("seckill local stack is up").count() > runs {
-                return;
+            if self.log().matches(END).count() > runs {
+                return Ok(());
             }
             if let Some(status) = self
                 .child
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                panic!(
-                    "run-local.sh exited ({status}) before the stack was up:\n{}",
-                    self.tail()
-                );
+                return Err(status);
             }
             assert!(
                 Instant::now() < deadline,
@@ -375,10 +408,10 @@ fn run_local_serves_a_sale_and_stops_without_leftovers() {
         .unwrap();
     let state = state_dir.path().join("state");
     let log = state_dir.path().join("run-local.log");
-    let ports = Ports::free();
+    let mut ports = Ports::free();
 
     // ---- first run, from nothing
-    let mut stack = Stack::start(&state, &ports, log.clone());
+    let mut stack = Stack::start(&state, &mut ports, log.clone());
     let first = stack.log();
     for want in [
         "admin / admin",
@@ -563,7 +596,7 @@ fn run_local_serves_a_sale_and_stops_without_leftovers() {
     drop(stack);
 
     // ---- second run: same state, nothing re-created
-    let mut stack = Stack::start(&state, &ports, log);
+    let mut stack = Stack::start(&state, &mut ports, log);
     assert!(
         stack
             .log()
@@ -734,15 +767,9 @@ fn run_cluster_serves_a_sale_on_a_redis_cluster_and_stops_without_leftovers() {
         .unwrap();
     let state = state_dir.path().join("state");
     let log = state_dir.path().join("run-cluster.log");
-    let ports = Ports::free();
-    let base = cluster_base_port();
-    let mut stack = Stack::start_with(
-        &state,
-        &ports,
-        log,
-        "run-cluster",
-        &[("SECKILL_REDIS_CLUSTER_PORT", base.to_string())],
-    );
+    let mut ports = Ports::free_with_cluster();
+    let mut stack = Stack::start_with(&state, &mut ports, log, "run-cluster");
+    let base = ports.cluster_base.expect("cluster ports");
     let banner = stack.log();
     for want in [
         "Redis Cluster".to_owned(),

@@ -134,13 +134,19 @@ mariadb_init() { # DATADIR LOG
   local dir=$1 log=$2
   [ -d "$dir/mysql" ] && return 0
   local tmp=$dir.partial
-  rm -rf "$tmp" "$dir"
-  local args=(--no-defaults "--datadir=$tmp" --auth-root-authentication-method=normal --skip-test-db)
+  rm -rf "$tmp" "$dir" "$dir.tmpdir"
+  # A temp directory of its own: two bootstraps sharing /tmp (two stacks initialising at
+  # once) can pick the same temporary table names there and fail, or crash.
+  mkdir -p "$dir.tmpdir"
+  local args=(--no-defaults "--datadir=$tmp" "--tmpdir=$dir.tmpdir"
+    --auth-root-authentication-method=normal --skip-test-db)
   [ "$(id -u)" -eq 0 ] && args+=(--user=root)
   if ! mariadb-install-db "${args[@]}" >"$log" 2>&1; then
+    rm -rf "$dir.tmpdir"
     tail -n 30 "$log" >&2
     return 1
   fi
+  rm -rf "$dir.tmpdir"
   mv "$tmp" "$dir"
 }
 

@@ -184,11 +184,18 @@ impl MariaDb {
 /// bootstrap server occasionally fails for reasons its log does not explain.
 fn install(datadir: &Path, extra: &[String]) -> anyhow::Result<()> {
     let mut last = String::new();
+    // A temp directory of its own: bootstraps running in parallel (tests) that share /tmp
+    // can pick the same temporary table names there and fail, or crash.
+    let tmpdir = tempfile::Builder::new()
+        .prefix("seckill-mariadb-install-")
+        .tempdir()
+        .context("creating a temp directory for mariadb-install-db")?;
     for _ in 0..3 {
         let _ = std::fs::remove_dir_all(datadir);
         let out = Command::new("mariadb-install-db")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", datadir.display()))
+            .arg(format!("--tmpdir={}", tmpdir.path().display()))
             .args([
                 "--auth-root-authentication-method=normal",
                 // Same size as the server uses, so its first start does not resize it.
