@@ -5,11 +5,13 @@
 //! Redis runs the repository's `redis.conf` (AOF, `appendfsync always`), as shipped;
 //! `REDIS_AOF=off` runs it without AOF (a variant).
 //! Also prints the CPU each process used in each phase (this process runs the worker), per
-//! row, so a gap between the two rows can be put on the database, Redis or the worker.
+//! row, so a gap between the two rows can be put on the database, Redis or the worker, and
+//! how long each process' threads waited for a core (runnable, not running: the kernel's
+//! `schedstat`), which is where the two cores being shared shows.
 //!
 //! ```text
 //! cargo build --release -p seckill-module
-//! cargo bench -p seckill-worker --bench drain    # ENTRIES=200000 BATCH=1000 CONSUMERS=2 ROUNDS=3
+//! cargo bench -p seckill-worker --bench drain    # ENTRIES=200000 BATCH=<shipped worker.batch_size> CONSUMERS=<shipped> ROUNDS=3
 //! ```
 
 use seckill_client::lag as streams;
@@ -36,7 +38,8 @@ fn env_num(name: &str, default: usize) -> usize {
 }
 
 /// CPU seconds (user + system) used so far by this process (the worker's tasks run here)
-/// and by each kind of its child processes (`mariadbd`, `redis-server`), from `/proc`.
+/// and by each kind of its child processes (`mariadbd`, `redis-server`), from `/proc`; and,
+/// as "<name> waiting for a core", the seconds their threads spent runnable but not running.
 fn cpu_seconds() -> std::collections::BTreeMap<String, f64> {
     let me = std::process::id();
     let mut out = std::collections::BTreeMap::new();
@@ -66,9 +69,25 @@ fn cpu_seconds() -> std::collections::BTreeMap<String, f64> {
             continue;
         };
         // USER_HZ is 100 on every Linux the bench runs on.
-        *out.entry(name).or_insert(0.0) += ticks as f64 / 100.0;
+        *out.entry(name.clone()).or_insert(0.0) += ticks as f64 / 100.0;
+        *out.entry(format!("{name} waiting for a core"))
+            .or_insert(0.0) += run_queue_wait(pid);
     }
     out
+}
+
+/// Seconds the threads of `pid` have spent runnable but waiting for a core (the second field
+/// of each thread's `/proc/<pid>/task/<tid>/schedstat`, in ns); 0 where schedstats are off.
+fn run_queue_wait(pid: u32) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(|ns| ns as f64 / 1e9)
+        .sum()
 }
 
 fn cpu_used(
@@ -111,8 +130,10 @@ fn main() -> anyhow::Result<()> {
 
 async fn run() -> anyhow::Result<()> {
     let entries = env_num("ENTRIES", 200_000);
-    let batch = env_num("BATCH", 1_000);
-    let consumers = env_num("CONSUMERS", 2);
+    // The worker as shipped unless told otherwise; the plain INSERTs use the same batch.
+    let shipped = Settings::default().worker;
+    let batch = env_num("BATCH", shipped.batch_size);
+    let consumers = env_num("CONSUMERS", shipped.consumers);
     let activities = 10;
     // Extra mariadbd options (e.g. "--innodb-log-file-size=512M"), to see what the server's
     // own settings cost.
