@@ -4,9 +4,11 @@
 //! all of them.
 
 use crate::config::Settings;
+use crate::consumer::Database;
 use crate::leader::{election_kind, run_sweeper};
 use crate::metrics::Metrics;
 use crate::pace::{Arrivals, Pace};
+use crate::read_size::ReadSize;
 use crate::shards::{run_consumers, Redis};
 use anyhow::Context;
 use redis::aio::ConnectionLike;
@@ -18,6 +20,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 pub struct Worker {
@@ -90,14 +93,20 @@ impl Worker {
         };
         let pace =
             Pace::new(w.max_orders_per_sec, w.batch_size, w.lift_pace_when_idle).map(Arc::new);
+        let read_size = Arc::new(ReadSize::new(w.batch_size, w.batch_size_while_arriving));
         let mut tasks = tokio::task::JoinSet::new();
+        let db = Database {
+            pool: self.pool.clone(),
+            inserts: Arc::new(Semaphore::new(w.concurrent_inserts.max(1))),
+            pace: pace.clone(),
+            read_size: read_size.clone(),
+        };
         tasks.spawn(run_consumers(
             self.redis.clone(),
-            self.pool.clone(),
+            db,
             self.settings.clone(),
             base,
             self.metrics.clone(),
-            pace.clone(),
             shutdown.clone(),
         ));
         tasks.spawn(poll_lag(
@@ -106,6 +115,7 @@ impl Worker {
             Duration::from_millis(w.lag_interval_ms.max(100)),
             self.metrics.clone(),
             pace,
+            read_size,
             shutdown.clone(),
         ));
         if w.sweeper.enabled {
@@ -200,6 +210,7 @@ async fn poll_lag(
     every: Duration,
     metrics: Arc<Metrics>,
     pace: Option<Arc<Pace>>,
+    read_size: Arc<ReadSize>,
     shutdown: CancellationToken,
 ) {
     // Activities and nodes with exported series, to drop those that vanished.
@@ -217,9 +228,13 @@ async fn poll_lag(
                     shards::shard_views(&redis.target, &topology, &group, redis.node_timeout).await;
                 nodes = metrics.set_shards(&views, &nodes);
                 let rows: Vec<_> = views.iter().flat_map(|v| v.streams.iter()).collect();
+                let knew = arrivals.knows();
                 let grew =
                     arrivals.observe(rows.iter().map(|r| (r.activity.clone(), r.entries_added)));
                 arriving = grew || views.iter().any(|v| v.error.is_some());
+                if knew && views.iter().all(|v| v.error.is_none()) {
+                    read_size.observe(grew);
+                }
                 let current: HashSet<String> = rows.iter().map(|r| r.activity.clone()).collect();
                 for gone in exported.difference(&current) {
                     tracing::info!(activity = %gone, "stream vanished; dropping its gauges");

@@ -37,6 +37,7 @@ use crate::config::WorkerSettings;
 use crate::metrics::Metrics;
 use crate::pace::Pace;
 use crate::plan::{holds_stock, order_key, plan_batch, refused, DeadReason, RawEntry, Windows};
+use crate::read_size::ReadSize;
 use redis::aio::ConnectionManager;
 use seckill_client::reader::StreamReader;
 use seckill_client::{sale, streams, ClientError};
@@ -145,6 +146,8 @@ pub(crate) struct Database {
     pub(crate) inserts: Arc<Semaphore>,
     /// The process's cap on orders written per second (`worker.max_orders_per_sec`).
     pub(crate) pace: Option<Arc<Pace>>,
+    /// How many entries to read at once (smaller while reservations arrive).
+    pub(crate) read_size: Arc<ReadSize>,
 }
 
 pub(crate) struct Consumer {
@@ -162,6 +165,7 @@ pub(crate) struct Consumer {
     /// (`worker.concurrent_inserts`).
     inserts: Arc<Semaphore>,
     pace: Option<Arc<Pace>>,
+    read_size: Arc<ReadSize>,
     pub name: String,
     metrics: Arc<Metrics>,
     streams: Vec<(String, ActivityId)>,
@@ -195,6 +199,7 @@ impl Consumer {
             pool,
             inserts,
             pace,
+            read_size,
         } = db;
         let mut settings = settings;
         if let Some(pace) = &pace {
@@ -209,6 +214,7 @@ impl Consumer {
             cluster,
             inserts,
             pace,
+            read_size,
             name,
             metrics,
             streams: Vec::new(),
@@ -391,10 +397,16 @@ impl Consumer {
         }
     }
 
+    /// Most entries in the next batch: `batch_size` (at most the pace's burst), less while
+    /// reservations arrive (`crate::read_size`).
+    fn batch_size(&self) -> usize {
+        self.read_size.current().min(self.settings.batch_size)
+    }
+
     /// XREADGROUP's COUNT for the next read (see `active_streams`).
     fn per_stream_count(&self) -> usize {
         let active = self.active_streams.unwrap_or(self.streams.len());
-        per_stream_count(self.settings.batch_size, active)
+        per_stream_count(self.batch_size(), active)
     }
 
     async fn discover_if_due(&mut self) -> Result<(), ConsumeError> {
@@ -446,7 +458,7 @@ impl Consumer {
             let mut claimed = Vec::new();
             let mut stale: Vec<String> = Vec::new();
             for (key, activity) in &self.streams {
-                let room = self.settings.batch_size.saturating_sub(claimed.len());
+                let room = self.batch_size().saturating_sub(claimed.len());
                 if room == 0 {
                     break;
                 }

@@ -29,6 +29,7 @@ mod leader;
 pub mod metrics;
 mod pace;
 pub mod plan;
+mod read_size;
 mod shards;
 pub mod sweeper;
 pub mod trim;

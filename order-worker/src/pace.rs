@@ -102,6 +102,11 @@ pub(crate) struct Arrivals {
 }
 
 impl Arrivals {
+    /// Whether a poll before this one was observed (so growth can be told).
+    pub(crate) fn knows(&self) -> bool {
+        self.last.is_some()
+    }
+
     pub(crate) fn observe(&mut self, added: impl IntoIterator<Item = (String, u64)>) -> bool {
         let now: HashMap<String, u64> = added.into_iter().collect();
         let arriving = match &self.last {

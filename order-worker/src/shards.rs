@@ -12,16 +12,13 @@
 use crate::config::Settings;
 use crate::consumer::{Consumer, Database, Replicas};
 use crate::metrics::Metrics;
-use crate::pace::Pace;
 use seckill_client::cluster::{self, RedisConn};
 use seckill_client::reader::StreamReader;
 use seckill_client::{shards, streams, ClientError, Target, Topology};
 use seckill_core::ActivityId;
-use seckill_db::MySqlPool;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -87,14 +84,14 @@ struct NodeConsumers {
 }
 
 /// Runs `worker.consumers` consumers on every primary until `shutdown`, following the
-/// layout; waits for all of them.
+/// layout; waits for all of them. `db` is shared by every node's consumers (one MySQL, one
+/// set of insert permits, one pace, one read size).
 pub(crate) async fn run_consumers(
     redis: Redis,
-    pool: MySqlPool,
+    db: Database,
     settings: Settings,
     base: String,
     metrics: Arc<Metrics>,
-    pace: Option<Arc<Pace>>,
     shutdown: CancellationToken,
 ) {
     let w = &settings.worker;
@@ -103,12 +100,6 @@ pub(crate) async fn run_consumers(
         timeout: settings.redis.replica_ack_timeout(),
     };
     let cluster = redis.target.is_cluster();
-    // One MySQL for every node's consumers: they share the permits.
-    let db = Database {
-        pool,
-        inserts: Arc::new(Semaphore::new(w.concurrent_inserts.max(1))),
-        pace,
-    };
     let mut running: HashMap<String, NodeConsumers> = HashMap::new();
     let mut stopping: JoinSet<()> = JoinSet::new();
     loop {

@@ -122,6 +122,89 @@ async fn a_pace_lifted_when_idle_holds_during_the_sale_then_drains_the_backlog(
     Ok(())
 }
 
+/// Batches (as the worker's `batch_size` histogram counts them) of more than 50 entries.
+fn batches_over_50(metrics: &seckill_worker::metrics::Metrics) -> u64 {
+    let m = prometheus::core::Metric::metric(&metrics.batch_size);
+    let h = m.get_histogram();
+    let upto_50 = h
+        .get_bucket()
+        .iter()
+        .find(|b| b.upper_bound() == 50.0)
+        .map_or(0, |b| b.cumulative_count());
+    h.get_sample_count() - upto_50
+}
+
+/// `worker.batch_size` for a backlog, `batch_size_while_arriving` while reservations arrive
+/// (each read holds Redis' one thread while the sale's reservations wait), full size again
+/// once they stop. The worker is kept behind during the arrivals by its pace, so its reads
+/// could be full-size if nothing held them back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_smaller_while_reservations_arrive() -> anyhow::Result<()> {
+    let env = env().await?;
+    let mut conn = env.conn().await?;
+    for a in 1..=4 {
+        create_activity(&mut conn, a, 100_000).await?;
+    }
+    for a in 1..=4 {
+        reserve_many(&mut conn, a, (0..500).map(|u| format!("backlog{u}"))).await?;
+    }
+    let mut s = env.settings();
+    s.worker.batch_size = 500;
+    s.worker.batch_size_while_arriving = 50;
+    s.worker.max_orders_per_sec = 1_000;
+    s.worker.lift_pace_when_idle = true;
+    // Arrivals every 50 ms, polls every 250: a poll always sees a stream grow during them.
+    s.worker.lag_interval_ms = 250;
+    let worker = seckill_worker::Worker::build(s).await?;
+    let metrics = worker.metrics();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let handle = tokio::spawn(worker.run_until_stopped(stop.clone()));
+
+    // A backlog and nothing arriving: full batches.
+    env.wait_drained(2_000, Duration::from_secs(30)).await?;
+    let backlog = batches_over_50(&metrics);
+    assert!(backlog > 0, "the backlog was read in batches of at most 50");
+
+    // The sale: 8,000 reservations/s for 3 s, 8x the pace, so a backlog builds up. After
+    // 1.5 s (several lag polls; a batch read before the first of them has been written by
+    // then) no batch is larger than 50.
+    let arrivals_started = std::time::Instant::now();
+    let mut during = None;
+    let mut round = 0;
+    while arrivals_started.elapsed() < Duration::from_secs(3) {
+        for a in 1..=4 {
+            reserve_many(&mut conn, a, (0..100).map(|u| format!("r{round}u{u}"))).await?;
+        }
+        round += 1;
+        if during.is_none() && arrivals_started.elapsed() >= Duration::from_millis(1_500) {
+            during = Some(batches_over_50(&metrics));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let during = during.expect("arrivals lasted over 1.5 s");
+    assert_eq!(
+        batches_over_50(&metrics),
+        during,
+        "batches of more than 50 entries were read while reservations arrived"
+    );
+
+    // Arrivals stop: the rest of the backlog goes in full batches again.
+    let total = 2_000 + round * 400;
+    env.wait_drained(total as i64, Duration::from_secs(60))
+        .await?;
+    assert!(
+        batches_over_50(&metrics) > during,
+        "the backlog left after the sale was read in batches of at most 50"
+    );
+    stop.cancel();
+    handle.await??;
+    assert_eq!(
+        order_ids(&env.pool).await?,
+        stream_ids(&mut conn, 1..=4).await?
+    );
+    Ok(())
+}
+
 /// A malformed entry lands in the dead-letter stream with its reason; the rest flows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_entry_is_dead_lettered_and_the_rest_flows() -> anyhow::Result<()> {
