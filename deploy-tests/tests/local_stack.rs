@@ -159,7 +159,9 @@ impl Stack {
             require_tool(tool, &format!("the Debian package `{pkg}`"));
         }
         built("libseckill_module.so");
-        for attempt in 1.. {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
             let out = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -199,7 +201,6 @@ impl Stack {
                 }
             }
         }
-        unreachable!("the loop returns or panics")
     }
 
     fn log(&self) -> String {

@@ -93,7 +93,12 @@ impl Worker {
         };
         let pace =
             Pace::new(w.max_orders_per_sec, w.batch_size, w.lift_pace_when_idle).map(Arc::new);
-        let read_size = Arc::new(ReadSize::new(w.batch_size, w.batch_size_while_arriving));
+        // A paced worker reads batches of at most the pace's burst, so a batch in hand
+        // waits about a second at most for its turn.
+        let full = pace
+            .as_ref()
+            .map_or(w.batch_size, |p| w.batch_size.min(p.burst()));
+        let read_size = Arc::new(ReadSize::new(full, w.batch_size_while_arriving));
         let mut tasks = tokio::task::JoinSet::new();
         let db = Database {
             pool: self.pool.clone(),
@@ -231,8 +236,9 @@ async fn poll_lag(
                 let knew = arrivals.knows();
                 let grew =
                     arrivals.observe(rows.iter().map(|r| (r.activity.clone(), r.entries_added)));
-                arriving = grew || views.iter().any(|v| v.error.is_some());
-                if knew && views.iter().all(|v| v.error.is_none()) {
+                let blind = views.iter().any(|v| v.error.is_some());
+                arriving = grew || blind;
+                if knew && !blind {
                     read_size.observe(grew);
                 }
                 let current: HashSet<String> = rows.iter().map(|r| r.activity.clone()).collect();

@@ -201,10 +201,6 @@ impl Consumer {
             pace,
             read_size,
         } = db;
-        let mut settings = settings;
-        if let Some(pace) = &pace {
-            settings.batch_size = settings.batch_size.min(pace.burst());
-        }
         Self {
             redis,
             reader: None,
@@ -397,10 +393,9 @@ impl Consumer {
         }
     }
 
-    /// Most entries in the next batch: `batch_size` (at most the pace's burst), less while
-    /// reservations arrive (`crate::read_size`).
+    /// Most entries in the next batch (`crate::read_size`).
     fn batch_size(&self) -> usize {
-        self.read_size.current().min(self.settings.batch_size)
+        self.read_size.current()
     }
 
     /// XREADGROUP's COUNT for the next read (see `active_streams`).
