@@ -87,6 +87,7 @@ pub async fn stream_lag<C: ConnectionLike + Send>(
         consumers,
         dead_letters: dead,
         entries_added: stream.entries_added,
+        last_generated_id: stream.last_generated_id,
     })
 }
 

@@ -73,6 +73,9 @@ pub struct StreamLag {
     /// Entries ever appended (`XINFO STREAM` `entries-added`): grows with every reservation,
     /// whatever was trimmed since.
     pub entries_added: u64,
+    /// The id of the stream's newest entry ever (`last-generated-id`): an entry read above
+    /// it was appended after this was taken.
+    pub last_generated_id: StreamId,
 }
 
 impl StreamLag {
@@ -199,6 +202,7 @@ mod tests {
             consumers: 2,
             dead_letters: 0,
             entries_added: 5,
+            last_generated_id: id("1-4"),
         }];
         let t = render_table(&rows);
         assert!(t.lines().last().unwrap().starts_with("TOTAL"));

@@ -3,11 +3,12 @@
 //! poller, the sweeper and the metrics endpoint until the shutdown token fires, and waits for
 //! all of them.
 
+use crate::arrivals::{Arrivals, LastIds};
 use crate::config::Settings;
 use crate::consumer::Database;
 use crate::leader::{election_kind, run_sweeper};
 use crate::metrics::Metrics;
-use crate::pace::{Arrivals, Pace};
+use crate::pace::Pace;
 use crate::read_size::ReadSize;
 use crate::shards::{run_consumers, Redis};
 use anyhow::Context;
@@ -103,12 +104,13 @@ impl Worker {
         let db = Database {
             pool: self.pool.clone(),
             inserts: Arc::new(Semaphore::new(w.concurrent_inserts.max(1))),
-            pace: pace.clone(),
-            read_size: read_size.clone(),
+            pace,
+            read_size,
+            last_ids: Arc::new(LastIds::default()),
         };
         tasks.spawn(run_consumers(
             self.redis.clone(),
-            db,
+            db.clone(),
             self.settings.clone(),
             base,
             self.metrics.clone(),
@@ -119,8 +121,7 @@ impl Worker {
             w.group.clone(),
             Duration::from_millis(w.lag_interval_ms.max(100)),
             self.metrics.clone(),
-            pace,
-            read_size,
+            db,
             shutdown.clone(),
         ));
         if w.sweeper.enabled {
@@ -214,10 +215,15 @@ async fn poll_lag(
     group: String,
     every: Duration,
     metrics: Arc<Metrics>,
-    pace: Option<Arc<Pace>>,
-    read_size: Arc<ReadSize>,
+    db: Database,
     shutdown: CancellationToken,
 ) {
+    let Database {
+        pace,
+        read_size,
+        last_ids,
+        ..
+    } = db;
     // Activities and nodes with exported series, to drop those that vanished.
     let mut exported: HashSet<String> = HashSet::new();
     let mut nodes: HashSet<String> = HashSet::new();
@@ -241,6 +247,14 @@ async fn poll_lag(
                 if knew && !blind {
                     read_size.observe(grew);
                 }
+                if blind {
+                    last_ids.forget();
+                } else {
+                    last_ids.record(
+                        rows.iter()
+                            .map(|r| (r.activity.clone(), r.last_generated_id)),
+                    );
+                }
                 let current: HashSet<String> = rows.iter().map(|r| r.activity.clone()).collect();
                 for gone in exported.difference(&current) {
                     tracing::info!(activity = %gone, "stream vanished; dropping its gauges");
@@ -255,6 +269,7 @@ async fn poll_lag(
                 tracing::warn!(error = %e, "lag poll failed");
                 // Two polls must show the streams standing still again.
                 arrivals = Arrivals::default();
+                last_ids.forget();
             }
         }
         if let Some(pace) = &pace {

@@ -47,7 +47,7 @@ pub struct WorkerSettings {
     /// (docs/benchmarks.md). Only an upper bound: a worker keeping up reads what is there.
     pub batch_size: usize,
     /// Most entries per batch while reservations arrive (a lag poll, `lag_interval_ms`, saw a
-    /// stream grow): each XREADGROUP and XACK holds Redis' one thread, ~1.4 µs per entry,
+    /// stream grow, or a consumer read an entry appended after the last poll): each XREADGROUP and XACK holds Redis' one thread, ~1.4 µs per entry,
     /// while the sale's reservations wait behind it. Measured in the local stack: reads of
     /// 3,000 during the sale put the reservations' p99 at 8.5-9.6 ms, reads of 1,000 at
     /// 5.8-6.3 ms.
@@ -57,7 +57,8 @@ pub struct WorkerSettings {
     pub max_orders_per_sec: u32,
     /// Hold `max_orders_per_sec` only while reservations arrive: once a lag poll
     /// (`lag_interval_ms`) finds that no stream grew since the one before, the backlog is
-    /// written as fast as MySQL takes it, until a stream grows again. For a machine that
+    /// written as fast as MySQL takes it, until a consumer reads an entry appended after that
+    /// poll (the sale's first reservations, not its next poll, hold the pace again). For a machine that
     /// hosts the sale and MySQL side by side (the local stack); a database shared with other
     /// services wants the cap always (false).
     pub lift_pace_when_idle: bool,

@@ -33,6 +33,7 @@
 //! drops out until the next discovery; a batch in hand whose stream moved is let go (its
 //! entries stay pending, now on the node that serves them, where they are claimed).
 
+use crate::arrivals::LastIds;
 use crate::config::WorkerSettings;
 use crate::metrics::Metrics;
 use crate::pace::Pace;
@@ -148,6 +149,8 @@ pub(crate) struct Database {
     pub(crate) pace: Option<Arc<Pace>>,
     /// How many entries to read at once (smaller while reservations arrive).
     pub(crate) read_size: Arc<ReadSize>,
+    /// Each stream's last id at the last lag poll: a read above it is an arrival.
+    pub(crate) last_ids: Arc<LastIds>,
 }
 
 pub(crate) struct Consumer {
@@ -166,6 +169,7 @@ pub(crate) struct Consumer {
     inserts: Arc<Semaphore>,
     pace: Option<Arc<Pace>>,
     read_size: Arc<ReadSize>,
+    last_ids: Arc<LastIds>,
     pub name: String,
     metrics: Arc<Metrics>,
     streams: Vec<(String, ActivityId)>,
@@ -200,6 +204,7 @@ impl Consumer {
             inserts,
             pace,
             read_size,
+            last_ids,
         } = db;
         Self {
             redis,
@@ -211,6 +216,7 @@ impl Consumer {
             inserts,
             pace,
             read_size,
+            last_ids,
             name,
             metrics,
             streams: Vec::new(),
@@ -360,6 +366,7 @@ impl Consumer {
             if entries.is_empty() {
                 return Ok(Outcome::default());
             }
+            self.note_arrivals(&entries);
             self.in_hand = Some(InHand {
                 outcome: Outcome {
                     read: entries.len(),
@@ -390,6 +397,19 @@ impl Consumer {
                 r = work => r,
                 never = keep_alive(&mut keeper, &group, &name, &entries, every, false) => match never {},
             },
+        }
+    }
+
+    /// Reservations appended since the last lag poll are arriving now: the pace holds and
+    /// reads get smaller at once, not at the next poll (`crate::arrivals`).
+    fn note_arrivals(&self, entries: &[RawEntry]) {
+        let read = entries.iter().map(|e| (e.activity.as_str(), e.id.as_str()));
+        if !self.last_ids.any_after(read) {
+            return;
+        }
+        self.read_size.observe(true);
+        if let Some(pace) = &self.pace {
+            self.metrics.pace_lifted.set(i64::from(pace.observe(true)));
         }
     }
 

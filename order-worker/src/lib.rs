@@ -23,6 +23,7 @@
 //!   deleted on shutdown; see `seckill_runtime::etcd::members`).
 
 mod app;
+mod arrivals;
 pub mod config;
 mod consumer;
 mod leader;

@@ -11,11 +11,10 @@
 //!
 //! With `worker.lift_pace_when_idle` the cap holds only while the sale is writing: the lag
 //! poll reports each stream's `entries-added`, and while no stream grew between two polls
-//! ([`Arrivals`]) the backlog is written at full speed. The pace exists to keep the drain off
+//! ([`crate::arrivals`]) the backlog is written at full speed. The pace exists to keep the drain off
 //! the sale's CPU; once no reservation arrives there is no sale to keep it off.
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -92,61 +91,9 @@ impl Pace {
     }
 }
 
-/// Whether reservations are arriving, from each stream's `entries-added` at successive lag
-/// polls (pure). A stream that grew, or a new stream with entries, is an arrival; the first
-/// poll after start knows nothing yet and says "arriving" (the cap holds until a second poll
-/// shows the streams standing still).
-#[derive(Debug, Default)]
-pub(crate) struct Arrivals {
-    last: Option<HashMap<String, u64>>,
-}
-
-impl Arrivals {
-    /// Whether a poll before this one was observed (so growth can be told).
-    pub(crate) fn knows(&self) -> bool {
-        self.last.is_some()
-    }
-
-    pub(crate) fn observe(&mut self, added: impl IntoIterator<Item = (String, u64)>) -> bool {
-        let now: HashMap<String, u64> = added.into_iter().collect();
-        let arriving = match &self.last {
-            None => true,
-            Some(before) => now
-                .iter()
-                .any(|(k, n)| before.get(k).map_or(*n > 0, |b| n > b)),
-        };
-        self.last = Some(now);
-        arriving
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn added(v: &[(&str, u64)]) -> Vec<(String, u64)> {
-        v.iter().map(|(k, n)| (k.to_string(), *n)).collect()
-    }
-
-    #[test]
-    fn arrivals_are_streams_that_grew() {
-        let mut a = Arrivals::default();
-        assert!(
-            a.observe(added(&[("1", 10)])),
-            "the first poll knows nothing yet"
-        );
-        assert!(!a.observe(added(&[("1", 10)])), "standing still");
-        assert!(a.observe(added(&[("1", 11)])), "grew");
-        assert!(
-            !a.observe(added(&[("1", 11), ("2", 0)])),
-            "a new empty stream"
-        );
-        assert!(
-            a.observe(added(&[("1", 11), ("2", 0), ("3", 4)])),
-            "a new stream with entries"
-        );
-        assert!(!a.observe(added(&[("3", 4)])), "streams gone");
-    }
 
     #[tokio::test]
     async fn a_lifted_pace_admits_at_once_and_holds_again_when_reservations_arrive() {

@@ -205,6 +205,76 @@ async fn reads_are_smaller_while_reservations_arrive() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A sale that starts while the pace is lifted (nothing arrived for a poll) holds the pace
+/// and reads small batches from its first reservations, not from the next lag poll: a flash
+/// sale's stock can be gone within one poll interval, and the worker would have drained all
+/// of it unpaced, in full batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_is_noticed_at_its_first_reservations_not_the_next_poll() -> anyhow::Result<()> {
+    let env = env().await?;
+    let mut conn = env.conn().await?;
+    // One stream: XREADGROUP's COUNT is per stream, so a read's size is its COUNT.
+    create_activity(&mut conn, 1, 100_000).await?;
+    let mut s = env.settings();
+    s.worker.batch_size = 400;
+    s.worker.batch_size_while_arriving = 50;
+    s.worker.max_orders_per_sec = 400;
+    s.worker.lift_pace_when_idle = true;
+    // Polls at start, +4 s, +8 s...: the sale below starts just after the +4 s one lifted
+    // the pace and is checked well before the +8 s one.
+    s.worker.lag_interval_ms = 4_000;
+    let worker = seckill_worker::Worker::build(s).await?;
+    let metrics = worker.metrics();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let handle = tokio::spawn(worker.run_until_stopped(stop.clone()));
+    let lifted = std::time::Instant::now();
+    while metrics.pace_lifted.get() != 1 {
+        anyhow::ensure!(
+            lifted.elapsed() < Duration::from_secs(15),
+            "the pace was not lifted with nothing arriving"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The sale: 2,000 reservations at once, 5x the pace.
+    let started = std::time::Instant::now();
+    reserve_many(&mut conn, 1, (0..2_000).map(|u| format!("u{u}"))).await?;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let (written, elapsed) = (env.order_count().await?, started.elapsed());
+    assert!(
+        elapsed < Duration::from_millis(2_500),
+        "the check ran {elapsed:?} after the sale started: too late to tell the poll from the reads"
+    );
+    assert_eq!(
+        metrics.pace_lifted.get(),
+        0,
+        "the pace is still lifted during the sale"
+    );
+    // Admitted by then: the bucket (400) plus 400/s, and a read in flight (at most 400).
+    // Lifted, the worker would have written all 2,000.
+    let most = 400.0 + 400.0 * elapsed.as_secs_f64() + 400.0;
+    assert!(
+        (written as f64) <= most,
+        "{written} orders {elapsed:?} into the sale: the pace of 400/s allows at most {most:.0}"
+    );
+    // Each of the two consumers may have read once before it saw the sale's first entries.
+    let large = batches_over_50(&metrics);
+    assert!(
+        large <= 2,
+        "{large} batches of more than 50 entries were read during the sale"
+    );
+
+    // Arrivals stop: two polls later the rest goes in at full speed.
+    env.wait_drained(2_000, Duration::from_secs(60)).await?;
+    stop.cancel();
+    handle.await??;
+    assert_eq!(
+        order_ids(&env.pool).await?,
+        stream_ids(&mut conn, 1..=1).await?
+    );
+    Ok(())
+}
+
 /// A malformed entry lands in the dead-letter stream with its reason; the rest flows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_entry_is_dead_lettered_and_the_rest_flows() -> anyhow::Result<()> {
