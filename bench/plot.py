@@ -374,9 +374,9 @@ def ratios(groups):
     add("gateway durable / no AOF (access log off)", gwk.get("nolog"), gwk.get("noaof-nolog"),
         "appendfsync always, seen through the gateway")
     add("gateway access log shipped / off (AOF)", gwk.get("shipped"), gwk.get("nolog"),
-        "one JSON access-log line per request, written to a file")
+        "the shipped access log (every error and unexpected refusal, 1 in 100 other requests, a summary line every 10 s), written to a file")
     add("gateway access log shipped / off (no AOF)", gwk.get("noaof"), gwk.get("noaof-nolog"),
-        "one JSON access-log line per request, written to a file")
+        "the shipped access log (every error and unexpected refusal, 1 in 100 other requests, a summary line every 10 s), written to a file")
     add("gateway admission on / off (shipped)", gwk.get("admission"), gwk.get("shipped"),
         "an admission token checked on every reservation (HMAC + seen-set, difficulty 0)")
     cl = by_name.get("gateway on Redis Cluster", {"rows": []})

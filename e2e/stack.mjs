@@ -85,7 +85,7 @@ export function listensOn(pid, port) {
 function childEnv(extra = {}) {
   const env = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SECKILL_')) env[k] = v;
-  return { ...env, RUST_LOG: 'info,warp::filters::trace=error', ...extra };
+  return { ...env, RUST_LOG: 'info', ...extra };
 }
 
 export class Stack {

@@ -137,7 +137,7 @@ impl Default for GatewaySettings {
             mysql_timeout_ms: 3_000,
             sold_out_ttl_ms: 1_000,
             body_limit_bytes: 16 * 1024,
-            log_filter: "info,warp::filters::trace=error".into(),
+            log_filter: "info".into(),
             access_log_sample_every: 100,
             access_log_summary_secs: 10,
             max_connections: 10_000,

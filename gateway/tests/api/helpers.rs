@@ -86,7 +86,7 @@ pub(crate) async fn spawn_redis_only() -> TestApp {
 }
 
 pub(crate) async fn spawn_with(with_db: bool, tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    seckill_gateway::telemetry::init("warn,warp::filters::trace=error");
+    seckill_gateway::telemetry::init("warn");
     let redis = tokio::task::spawn_blocking(RedisServer::start)
         .await
         .expect("join")

@@ -82,7 +82,7 @@ impl Reply {
 
 /// The cluster, a database, the gateway (`min_replicas`), the worker (same setting).
 pub(crate) async fn start(min_replicas: u32) -> Stack {
-    seckill_gateway::telemetry::init("warn,warp::filters::trace=error");
+    seckill_gateway::telemetry::init("warn");
     let acl_dir = tempfile::tempdir().expect("temp dir");
     let users = render_acl_users(acl_dir.path());
     let cluster = tokio::task::spawn_blocking(move || {
