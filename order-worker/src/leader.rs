@@ -14,6 +14,7 @@ use crate::metrics::Metrics;
 use crate::shards::Redis;
 use crate::sweeper::sweep_once;
 use crate::trim::trim_activities;
+use seckill_client::RedisConn;
 use seckill_db::MySqlPool;
 use seckill_runtime::config::connect_error;
 use sqlx::{Connection, MySqlConnection, Row};
@@ -98,36 +99,14 @@ async fn sweep_while_leader(
     let mut last_trim: Option<Instant> = None;
     let mut conn = redis.shared.clone();
     loop {
-        if let Err(e) = sweep_once(pool, &mut conn, sw, Some(metrics)).await {
-            let dependency = match e {
-                crate::sweeper::SweepError::Db(_) => "mysql",
-                crate::sweeper::SweepError::Redis(_) => "redis",
-            };
-            metrics.retries_total.with_label_values(&[dependency]).inc();
-            tracing::warn!(error = %e, "sweep pass failed");
-        }
-        let trim_due = sw.trim_interval_ms > 0
-            && last_trim.is_none_or(|t| t.elapsed() >= Duration::from_millis(sw.trim_interval_ms));
-        if trim_due {
-            last_trim = Some(Instant::now());
-            // Streams are listed per node (SCAN), then trimmed through the routed connection.
-            match redis.activities().await {
-                Ok(activities) => {
-                    trim_activities(
-                        pool,
-                        &mut conn,
-                        &activities,
-                        group,
-                        sw.trim_scan_limit,
-                        Some(metrics),
-                    )
-                    .await;
-                }
-                Err(e) => {
-                    metrics.trim_errors_total.inc();
-                    tracing::warn!(error = %e, "trim pass failed");
-                }
-            }
+        // A pass against a database or Redis that went away waits out a timeout per order
+        // and per stream (seconds each); a shutdown or a lost election must not wait for it.
+        // Dropping a pass midway is what a crash does, which both passes already survive.
+        let pass = one_pass(sw, group, pool, &redis, &mut conn, metrics, &mut last_trim);
+        tokio::select! {
+            _ = pass => {}
+            _ = shutdown.cancelled() => break,
+            _ = lost.cancelled() => break,
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(sw.interval_ms)) => {}
@@ -136,6 +115,50 @@ async fn sweep_while_leader(
         }
     }
     metrics.sweeper_leader.set(0);
+}
+
+/// One sweep, and a trim of every stream when `trim_interval_ms` has passed since the last.
+async fn one_pass(
+    sw: &SweeperSettings,
+    group: &str,
+    pool: &MySqlPool,
+    redis: &Redis,
+    conn: &mut RedisConn,
+    metrics: &Metrics,
+    last_trim: &mut Option<Instant>,
+) {
+    if let Err(e) = sweep_once(pool, conn, sw, Some(metrics)).await {
+        let dependency = match e {
+            crate::sweeper::SweepError::Db(_) => "mysql",
+            crate::sweeper::SweepError::Redis(_) => "redis",
+        };
+        metrics.retries_total.with_label_values(&[dependency]).inc();
+        tracing::warn!(error = %e, "sweep pass failed");
+    }
+    let trim_due = sw.trim_interval_ms > 0
+        && last_trim.is_none_or(|t| t.elapsed() >= Duration::from_millis(sw.trim_interval_ms));
+    if !trim_due {
+        return;
+    }
+    *last_trim = Some(Instant::now());
+    // Streams are listed per node (SCAN), then trimmed through the routed connection.
+    match redis.activities().await {
+        Ok(activities) => {
+            trim_activities(
+                pool,
+                conn,
+                &activities,
+                group,
+                sw.trim_scan_limit,
+                Some(metrics),
+            )
+            .await;
+        }
+        Err(e) => {
+            metrics.trim_errors_total.inc();
+            tracing::warn!(error = %e, "trim pass failed");
+        }
+    }
 }
 
 async fn lead_with_mysql(

@@ -371,3 +371,49 @@ async fn long_outage_with_two_consumers_dead_letters_nothing() -> anyhow::Result
     );
     Ok(())
 }
+
+/// SIGTERM while the sweeper leader's pass waits on a database that went away: the worker
+/// stops at once. A pass trims every stream, each waiting out the pool's acquire timeout
+/// with the database gone, so finishing it first kept a stopping worker alive for that
+/// timeout times the streams (in the local stack: a process still there after `stop`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_does_not_wait_for_a_sweep_pass_on_a_dead_database() -> anyhow::Result<()> {
+    let mut db = MariaDb::start()?;
+    let env = env_on(Some(&db)).await?;
+    let mut conn = env.conn().await?;
+    for a in 1..=10 {
+        create_activity(&mut conn, a, 100).await?;
+        reserve_many(&mut conn, a, ["u1".to_string()]).await?;
+    }
+    let mut settings = env.settings();
+    let sw = &mut settings.worker.sweeper;
+    sw.enabled = true;
+    sw.interval_ms = 50;
+    sw.trim_interval_ms = 50;
+    let worker = Worker::build(settings).await?;
+    let metrics = worker.metrics();
+    let stop = CancellationToken::new();
+    let handle = tokio::spawn(worker.run_until_stopped(stop.clone()));
+    env.wait_drained(10, Duration::from_secs(30)).await?;
+    let started = Instant::now();
+    while metrics.sweeper_leader.get() != 1 {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(10),
+            "the worker never led the sweeper"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    db.stop();
+    // Passes now wait on the pool (acquire timeout 1 s per statement, ten streams).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stopping = Instant::now();
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(30), handle).await???;
+    let took = stopping.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "the worker took {took:?} to stop after the shutdown"
+    );
+    Ok(())
+}
