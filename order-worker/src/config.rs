@@ -47,10 +47,10 @@ pub struct WorkerSettings {
     /// (docs/benchmarks.md). Only an upper bound: a worker keeping up reads what is there.
     pub batch_size: usize,
     /// Most entries per batch while reservations arrive (a lag poll, `lag_interval_ms`, saw a
-    /// stream grow, or a consumer read an entry appended after the last poll): each XREADGROUP and XACK holds Redis' one thread, ~1.4 µs per entry,
-    /// while the sale's reservations wait behind it. Measured in the local stack: reads of
-    /// 3,000 during the sale put the reservations' p99 at 8.5-9.6 ms, reads of 1,000 at
-    /// 5.8-6.3 ms.
+    /// stream grow, or a consumer read an entry appended after the last poll): each
+    /// XREADGROUP and XACK holds Redis' one thread, ~1.4 µs per entry, while the sale's
+    /// reservations wait behind it. Measured in the local stack: reads of 3,000 during the
+    /// sale put the reservations' p99 at 8.5-9.6 ms, reads of 1,000 at 5.8-6.3 ms.
     pub batch_size_while_arriving: usize,
     /// Most orders this process writes to MySQL per second; 0: as fast as MySQL takes them.
     /// The backlog waits in the streams meanwhile (see `seckill lag`).
@@ -58,9 +58,9 @@ pub struct WorkerSettings {
     /// Hold `max_orders_per_sec` only while reservations arrive: once a lag poll
     /// (`lag_interval_ms`) finds that no stream grew since the one before, the backlog is
     /// written as fast as MySQL takes it, until a consumer reads an entry appended after that
-    /// poll (the sale's first reservations, not its next poll, hold the pace again). For a machine that
-    /// hosts the sale and MySQL side by side (the local stack); a database shared with other
-    /// services wants the cap always (false).
+    /// poll (the sale's first reservations, not its next poll, hold the pace again). For a
+    /// machine that hosts the sale and MySQL side by side (the local stack); a database
+    /// shared with other services wants the cap always (false).
     pub lift_pace_when_idle: bool,
     /// How long XREADGROUP blocks waiting for new entries.
     pub block_ms: u64,

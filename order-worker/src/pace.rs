@@ -9,10 +9,11 @@
 //! entry stays pending or undelivered, nothing is lost; `seckill lag` shows it). The cap is
 //! per process: N workers write up to N times it.
 //!
-//! With `worker.lift_pace_when_idle` the cap holds only while the sale is writing: the lag
-//! poll reports each stream's `entries-added`, and while no stream grew between two polls
-//! ([`crate::arrivals`]) the backlog is written at full speed. The pace exists to keep the drain off
-//! the sale's CPU; once no reservation arrives there is no sale to keep it off.
+//! With `worker.lift_pace_when_idle` the cap holds only while the sale is writing: once no
+//! stream grew between two lag polls the backlog is written at full speed, until a consumer
+//! reads an entry appended after the last poll ([`crate::arrivals`]). The pace exists to
+//! keep the drain off the sale's CPU; once no reservation arrives there is no sale to keep
+//! it off.
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::num::NonZeroU32;
