@@ -258,7 +258,7 @@ pub(crate) fn request_span(
         "request",
         otel.name = span_name(method.as_str(), path),
         otel.kind = "server",
-        method = %method,
+        method = method.as_str(),
         path,
         request_id = id.to_str().unwrap_or("invalid"),
         client = %client,

@@ -71,7 +71,12 @@ impl Store {
         qty: u64,
         product: &str,
     ) -> Result<Reservation, ClientError> {
-        let span = tracing::info_span!("redis.reserve", activity = %activity, user = %user, qty);
+        let span = tracing::info_span!(
+            "redis.reserve",
+            activity = activity.as_str(),
+            user = user.as_str(),
+            qty
+        );
         self.observed(
             "SECKILL.RESERVE",
             self.client.reserve(activity, user, qty, product),
