@@ -35,7 +35,13 @@ async fn serve(settings: Settings, threads: usize) -> anyhow::Result<()> {
         }
     };
     tracing::info!(addr = %app.local_addr(), worker_threads = threads, "gateway listening");
-    app.run_until_stopped().await;
+    // On a worker thread, not `block_on`'s: there the accept loop's yield after each
+    // connection (`server.rs`) lets the worker's other tasks run, and each connection's task
+    // goes to that worker's own queue instead of through the shared one with a wake-up.
+    if let Err(e) = tokio::spawn(app.run_until_stopped()).await {
+        tracing::error!(error = %e, "the gateway's serving task failed");
+        return Err(e).context("the gateway's serving task failed");
+    }
     tracing::info!("gateway stopped");
     Ok(())
 }
