@@ -255,6 +255,25 @@ pub(crate) fn refusal_code(r: Refusal) -> &'static str {
     }
 }
 
+/// A body whose Content-Length is over `gateway.body_limit_bytes` (warp's `PayloadTooLarge`,
+/// and the hot route's own check).
+pub(crate) fn body_too_large() -> Response {
+    envelope::refusal(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "PAYLOAD_TOO_LARGE",
+        "request body is too large",
+    )
+}
+
+/// A body without Content-Length (warp's `LengthRequired`, and the hot route's own check).
+pub(crate) fn length_required() -> Response {
+    envelope::refusal(
+        StatusCode::LENGTH_REQUIRED,
+        "LENGTH_REQUIRED",
+        "a Content-Length header is required",
+    )
+}
+
 /// The one `recover` handler: every rejection (ours and warp's) becomes the envelope.
 pub(crate) async fn handle_rejection(err: Rejection) -> Result<Response, Infallible> {
     Ok(rejection_response(&err))
@@ -272,17 +291,9 @@ fn rejection_response(err: &Rejection) -> Response {
             "no such route".to_owned(),
         )
     } else if err.find::<PayloadTooLarge>().is_some() {
-        (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "PAYLOAD_TOO_LARGE",
-            "request body is too large".to_owned(),
-        )
+        return body_too_large();
     } else if err.find::<LengthRequired>().is_some() {
-        (
-            StatusCode::LENGTH_REQUIRED,
-            "LENGTH_REQUIRED",
-            "a Content-Length header is required".to_owned(),
-        )
+        return length_required();
     } else if err.find::<MethodNotAllowed>().is_some() {
         (
             StatusCode::METHOD_NOT_ALLOWED,

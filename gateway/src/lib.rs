@@ -12,6 +12,8 @@
 //!   serves until SIGINT/SIGTERM and drains in-flight requests.
 //! - `server`: the listener (hyper around warp's filter): connection cap, header-read and idle
 //!   timeouts, the client address.
+//! - `hot_route`: `POST /api/v1/seckill` served by the listener without warp's filter tree,
+//!   with the same checks and replies.
 //! - [`client_ip`]: who the client is (trusted proxies, `X-Forwarded-For`, IPv6 /64 keys).
 //! - [`routes`]: the route table (shared by metrics labels and the OpenAPI check) and one
 //!   function per route returning a warp `Filter`.
@@ -71,6 +73,7 @@ mod envelope;
 mod error;
 mod handlers;
 mod hashing;
+mod hot_route;
 mod metrics;
 mod models;
 mod openapi;

@@ -197,26 +197,46 @@ pub fn all(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infalli
         })
         .with(warp::log::custom(move |info| {
             let label = route_label(info.method().as_str(), info.path());
-            let m = &access.metrics;
-            m.requests
-                .with_label_values(&[label, info.status().as_str()])
-                .inc();
-            m.latency
-                .with_label_values(&[label])
-                .observe(info.elapsed().as_secs_f64());
-            let status = info.status().as_u16();
-            if let Some(why) = access.access_log.decide(label, status) {
-                tracing::info!(
-                    target: "access",
-                    method = %info.method(),
-                    path = info.path(),
-                    route = label,
-                    status,
-                    elapsed_us = info.elapsed().as_micros() as u64,
-                    logged = ?why,
-                );
-            }
+            account(
+                &access,
+                info.method(),
+                info.path(),
+                label,
+                info.status(),
+                info.elapsed(),
+            );
         }))
+}
+
+/// A served request's metrics and, when [`crate::access_log`] says so, its access-log line:
+/// the same for the warp routes and the hot route's own path (`crate::hot_route`).
+pub(crate) fn account(
+    state: &State,
+    method: &Method,
+    path: &str,
+    label: &'static str,
+    status: StatusCode,
+    elapsed: std::time::Duration,
+) {
+    let m = &state.metrics;
+    m.requests
+        .with_label_values(&[label, status.as_str()])
+        .inc();
+    m.latency
+        .with_label_values(&[label])
+        .observe(elapsed.as_secs_f64());
+    let status = status.as_u16();
+    if let Some(why) = state.access_log.decide(label, status) {
+        tracing::info!(
+            target: "access",
+            method = %method,
+            path,
+            route = label,
+            status,
+            elapsed_us = elapsed.as_micros() as u64,
+            logged = ?why,
+        );
+    }
 }
 
 /// The request's id, put into its extensions by the listener with the request span
@@ -339,16 +359,18 @@ fn caller(state: State) -> impl Filter<Extract = (Caller,), Error = Rejection> +
         .unify()
         .and_then(move |header: Option<String>| {
             let state = state.clone();
-            async move {
-                let caller = bearer_token(header.as_deref())
-                    .and_then(|t| state.jwt.verify(t))
-                    .map_err(warp::reject::custom)?;
-                if !state.limits.allow_user(&caller.user) {
-                    return Err(warp::reject::custom(ApiError::RateLimited));
-                }
-                Ok::<_, Rejection>(caller)
-            }
+            async move { authorize(&state, header.as_deref()).map_err(warp::reject::custom) }
         })
+}
+
+/// The caller of a request whose `Authorization` header is `header` (`None`: absent or not
+/// text), rate-limited per user.
+pub(crate) fn authorize(state: &State, header: Option<&str>) -> Result<Caller, ApiError> {
+    let caller = bearer_token(header).and_then(|t| state.jwt.verify(t))?;
+    if !state.limits.allow_user(&caller.user) {
+        return Err(ApiError::RateLimited);
+    }
+    Ok(caller)
 }
 
 /// An admin caller: the token must say admin, and so must the database, asked on every
@@ -402,12 +424,23 @@ where
         }
         Ok(acc)
     });
+    body_read_within(deadline, async { read.await.map(BytesMut::freeze) })
+        .await
+        .map_err(warp::reject::custom)
+}
+
+/// A body read (`read`) under the request deadline: a body that fails to arrive is a 400, one
+/// still trickling in at the deadline a 408.
+pub(crate) async fn body_read_within<E>(
+    deadline: std::time::Duration,
+    read: impl std::future::Future<Output = Result<Bytes, E>>,
+) -> Result<Bytes, ApiError> {
     match tokio::time::timeout(deadline, read).await {
-        Ok(Ok(b)) => Ok(b.freeze()),
-        Ok(Err(_)) => Err(warp::reject::custom(ApiError::InvalidArgument(
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(_)) => Err(ApiError::InvalidArgument(
             "the request body could not be read".into(),
-        ))),
-        Err(_) => Err(warp::reject::custom(ApiError::BodyTimeout)),
+        )),
+        Err(_) => Err(ApiError::BodyTimeout),
     }
 }
 

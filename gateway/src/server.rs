@@ -13,13 +13,15 @@
 //! - The client address (`crate::client_ip`) is resolved here, once, from the peer and,
 //!   behind trusted proxies, `X-Forwarded-For`, and handed to the routes as a request
 //!   extension, with the request id; the request's span is made here too, with both.
+//! - `POST /api/v1/seckill`, the sale itself, is served here without warp's filter tree
+//!   (`crate::hot_route`); every other request goes through the warp routes.
 //!
 //! Graceful shutdown: on the signal the listener closes, every connection finishes the
 //! request in hand and closes (idle ones at once), bounded by the request deadline.
 
 use crate::client_ip::{ClientAddr, ClientIps};
-use crate::routes;
 use crate::state::State;
+use crate::{hot_route, routes};
 use futures::future::Either;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -98,10 +100,16 @@ pub(crate) async fn serve(
             let ip = clients.resolve(peer.ip(), req.headers().get_all("x-forwarded-for").iter());
             let id = routes::request_id_of(req.headers());
             let span = routes::request_span(req.method(), req.uri().path(), req.headers(), &id, ip);
+            if hot_route::is_hot(&req) {
+                let served = hot_route::serve(state.clone(), ip, id, req);
+                return Either::Right(Either::Left(
+                    async move { Ok(served.await) }.instrument(span),
+                ));
+            }
             req.extensions_mut().insert(ClientAddr { peer, ip });
             req.extensions_mut().insert(routes::RequestId(id));
             let mut svc = svc.clone();
-            Either::Right(svc.call(req).instrument(span))
+            Either::Right(Either::Right(svc.call(req).instrument(span)))
         });
         let conn = graceful.watch(http.serve_connection(io, service));
         let metrics = metrics.clone();

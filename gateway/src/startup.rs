@@ -44,6 +44,7 @@ impl Application {
             &settings.redis,
             settings.redis_timeout(),
             metrics.clone(),
+            !settings.telemetry.otlp_endpoint.trim().is_empty(),
         )
         .await
         .map_err(|e| connect_error(e, "Redis", &settings.redis.shown(), "redis.tls"))?;

@@ -8,6 +8,7 @@ mod admin;
 mod bad_input;
 mod health_auth;
 mod helpers;
+mod hot_route;
 mod memory;
 mod openapi;
 mod orders;
