@@ -6,7 +6,7 @@
 //! (docs/benchmarks.md, "Where the time goes"), work that says nothing about a reservation.
 //! Here the same checks run in the same order, with the same pieces (`routes::authorize`,
 //! `routes::body_read_within`, `routes::account`, the handler itself), and give the same
-//! replies; `tests` serves one set of requests both ways and compares them.
+//! replies; `tests/api/hot_route.rs` serves one set of requests both ways and compares them.
 //!
 //! Order, as in `routes`: the per-client limit, the bearer token and the per-user limit, the
 //! Content-Length limit, the body under the request deadline, then the handler.
@@ -85,7 +85,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    // Equivalence with the warp route is tested end to end in tests/edge (`hot_route.rs`),
+    // Equivalence with the warp route is tested end to end in `tests/api/hot_route.rs`,
     // against a gateway with Redis and MySQL behind it; the pure part is only this.
     use super::*;
 
