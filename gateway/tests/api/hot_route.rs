@@ -8,8 +8,9 @@ use seckill_gateway::auth::Role;
 use serde_json::Value;
 
 /// What a reply says, with what differs by nature blanked: the reservation id (each side
-/// reserves its own), the buyer's id in messages (`side`, each side its own buyers), the headers hyper adds on the wire (`date`, `content-length`: the
-/// bodies are compared) and the echoed `x-request-id`.
+/// reserves its own), the buyer's id in messages (`side`: each side has its own buyers), the
+/// headers hyper adds on the wire (`date`, `content-length`: the bodies are compared) and
+/// the echoed `x-request-id`.
 #[derive(Debug, PartialEq)]
 struct Said {
     status: u16,
