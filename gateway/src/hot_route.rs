@@ -25,6 +25,9 @@ use warp::reply::Response;
 /// The route served here.
 pub(crate) const PATH: &str = "/api/v1/seckill";
 
+/// Its metrics label in `routes::ROUTES` (a test keeps the two equal).
+const LABEL: &str = "seckill";
+
 /// Whether the listener serves `req` here rather than through warp.
 pub(crate) fn is_hot<B>(req: &Request<B>) -> bool {
     req.method() == Method::POST && req.uri().path() == PATH
@@ -46,7 +49,7 @@ where
         &state,
         &Method::POST,
         PATH,
-        "seckill",
+        LABEL,
         res.status(),
         started.elapsed(),
     );
@@ -98,5 +101,10 @@ mod tests {
         assert!(!is_hot(&req(Method::POST, "/api/v1/seckill/")));
         assert!(!is_hot(&req(Method::POST, "/api/v1/seckill/admission")));
         assert!(!is_hot(&req(Method::POST, "/api/v1/seckillx")));
+    }
+
+    #[test]
+    fn the_label_is_the_route_tables() {
+        assert_eq!(routes::route_label("POST", PATH), LABEL);
     }
 }
