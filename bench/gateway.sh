@@ -17,13 +17,18 @@
 #   admission on                    shipped, with admission.required on at difficulty 0: every
 #                                   request carries an admission token minted beforehand
 #                                   (`seckill-gateway-bench admission`, gateway.lua's
-#                                   ADMISSION), so the row prices the token check itself.
+#                                   ADMISSION), so the row prices the token check itself;
+#   floor                           a reference, not the gateway: `seckill-gateway-bench floor`
+#                                   on the shipped redis.conf, the cheapest handler that does
+#                                   what a reservation cannot avoid (read the request, one
+#                                   SECKILL.RESERVE through the gateway's Redis client, a fixed
+#                                   reply): the bound the durable round trip sets.
 # Each row also reports the gateway's CPU per request (user + system, from /proc), and the
 # whole machine's (wrk, Redis and the gateway; /proc/stat) with how busy the machine was.
 #
 # Usage: bench/gateway.sh [duration] [connections]   (defaults 10s, 64)
 # Env: THREADS USERS ACTIVITIES REQUESTS, RATE_LIMITS [on: limiters as in production; off],
-#      GATEWAY_ROWS ["shipped noaof nolog noaof-nolog admission"], STACK_SKIP_BUILD=1 (use the binaries
+#      GATEWAY_ROWS ["shipped noaof nolog noaof-nolog admission floor"], STACK_SKIP_BUILD=1 (use the binaries
 #      in SECKILL_BIN_DIR [$CARGO_TARGET_DIR/release, else target/release] as they are)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -36,7 +41,7 @@ export THREADS=${THREADS:-1}
 USERS=${USERS:-20000}
 export REQUESTS=${REQUESTS:-1000000}
 ACTIVITIES=${ACTIVITIES:-100}
-ROWS=${GATEWAY_ROWS:-shipped noaof nolog noaof-nolog admission}
+ROWS=${GATEWAY_ROWS:-shipped noaof nolog noaof-nolog admission floor}
 if [ "${STACK_SKIP_BUILD:-0}" != 1 ]; then
   # Two builds: `--bins` would apply to the module too, which has none, and leave a stale .so.
   cargo build --release -p seckill-module >&2
@@ -81,7 +86,8 @@ label() {
   nolog) echo "access log off" ;;
   noaof-nolog) echo "no AOF + access log off" ;;
   admission) echo "admission on (difficulty 0)" ;;
-  *) echo "gateway.sh: unknown row '$1' (shipped noaof nolog noaof-nolog admission)" >&2; exit 2 ;;
+  floor) echo "shipped redis.conf; seckill-gateway-bench floor" ;;
+  *) echo "gateway.sh: unknown row '$1' (shipped noaof nolog noaof-nolog admission floor)" >&2; exit 2 ;;
   esac
 }
 
@@ -136,18 +142,26 @@ for row in $ROWS; do
   fi
   rm -rf "$DIR/redis"
   mkdir -p "$DIR/redis"
+  rurl="redis://127.0.0.1:$RPORT/"
   redis_cmd "$RPORT" "$DIR/redis" "$MODULE" "${extra[@]}"
   spawn redis "$DIR/redis-$row.log" "${REDIS_CMD[@]}"
   wait_until 30 redis_up "$RPORT" || { tail "$DIR/redis-$row.log" >&2; exit 1; }
   for a in $(seq 0 $((ACTIVITIES - 1))); do
     redis-cli -p "$RPORT" SECKILL.CREATE "b$a" STOCK 1000000000 >/dev/null
   done
-  spawn gateway "$DIR/gateway-$row.log" env SECKILL_GATEWAY__LOG_FILTER="$filter" "${admission[@]}" \
-    "$BIN/seckill-gateway" --config configs/config.yaml --listen "127.0.0.1:$GPORT" \
-    --redis-url "redis://127.0.0.1:$RPORT/" --mysql-url "mysql://root@127.0.0.1:1/none"
+  target="POST /api/v1/seckill"
+  if [ "$row" = floor ]; then
+    target="one RESERVE per request, nothing else"
+    spawn floor "$DIR/gateway-$row.log" "$BIN/seckill-gateway-bench" floor "127.0.0.1:$GPORT" \
+      "$rurl" "$ACTIVITIES"
+  else
+    spawn gateway "$DIR/gateway-$row.log" env SECKILL_GATEWAY__LOG_FILTER="$filter" "${admission[@]}" \
+      "$BIN/seckill-gateway" --config configs/config.yaml --listen "127.0.0.1:$GPORT" \
+      --redis-url "$rurl" --mysql-url "mysql://root@127.0.0.1:1/none"
+  fi
   gpid=$SPAWNED_PID
   wait_for_port 30 "$GPORT" || { tail "$DIR/gateway-$row.log" >&2; exit 1; }
-  run "POST /api/v1/seckill" "$name" "http://127.0.0.1:$GPORT/api/v1/seckill" "$gpid" "$tickets"
+  run "$target" "$name" "http://127.0.0.1:$GPORT/api/v1/seckill" "$gpid" "$tickets"
   echo "gateway.sh: $name: redis appendonly $(redis-cli -p "$RPORT" CONFIG GET appendonly | tail -1)," \
     "log filter '$filter', gateway log $(wc -l <"$DIR/gateway-$row.log") lines" >&2
   echo "redis: $(redis-cli -p "$RPORT" SECKILL.STATUS b0 | paste -sd' ' | cut -c1-80)" >&2

@@ -181,6 +181,9 @@ def gateway_group(raw):
             config = r.get(config_col, "") if config_col else ""
             if "trivial" in target.lower():
                 name, role, key = target, "baseline", "trivial"
+            elif target.startswith("one RESERVE"):
+                # The floor: the durable round trip with no gateway work around it.
+                name, role, key = f"{target} ({config})", "reference", "floor"
             else:
                 key = gateway_config_key(config) or "shipped"
                 name = f"{target}, {config}" if config else target
@@ -188,7 +191,8 @@ def gateway_group(raw):
             row = row_of(head, r, name, role, "requests/s")
             row["config"] = config
             row["key"] = key
-            row["label"] = name if key == "trivial" else f"POST, {'shipped' if key == 'shipped' else config}"
+            row["label"] = {"trivial": name, "floor": "floor: one RESERVE, nothing else",
+                            "shipped": "POST, shipped"}.get(key, f"POST, {config}")
             non = col(head, "non-2xx")
             if non:
                 row["non_2xx"] = number(r.get(non))
@@ -369,6 +373,14 @@ def ratios(groups):
                     "numerator": shipped["name"], "denominator": stack["name"],
                     "measures": "the stack / gateway ratio the machine's CPU allows: all processes' CPU per "
                                 "request (wrk included), the stack's with the drain's share of each order"})
+    add("floor / trivial handler", gwk.get("floor"), gwk.get("trivial"),
+        "the bound one durable RESERVE per request sets: a handler that does only that (no token, "
+        "parse, limits, metrics or log) against the cheapest warp reply")
+    add("gateway alone (shipped) / floor", gwk.get("shipped"), gwk.get("floor"),
+        "what the gateway's own work (token, parse, limits, metrics, access log) costs beyond the "
+        "durable round trip")
+    add("stack / floor", stack, gwk.get("floor"),
+        "the whole stack against the handler that only makes the durable round trip")
     add("gateway durable / no AOF (access log on)", gwk.get("shipped"), gwk.get("noaof"),
         "appendfsync always, seen through the gateway")
     add("gateway durable / no AOF (access log off)", gwk.get("nolog"), gwk.get("noaof-nolog"),

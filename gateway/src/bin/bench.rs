@@ -2,6 +2,9 @@
 //!
 //! - `seckill-gateway-bench baseline [ADDR]`: a trivial warp handler answering a fixed JSON
 //!   envelope on the same warp/tokio stack as the gateway (default 127.0.0.1:18081).
+//! - `seckill-gateway-bench floor ADDR REDIS_URL ACTIVITIES`: the same handler plus one
+//!   `SECKILL.RESERVE` per request through the gateway's Redis client: the floor a gateway
+//!   that reserves durably cannot go below (`bench/gateway.sh`'s `floor` row).
 //! - `seckill-gateway-bench tokens COUNT FILE`: writes COUNT valid JWTs (users `bench0`...),
 //!   one per line, signed with `SECKILL_AUTH__JWT_SECRET`.
 //! - `seckill-gateway-bench admission USERS ACTIVITIES COUNT FILE`: writes COUNT admission
@@ -19,15 +22,35 @@ use warp::Filter;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if args.first().map(String::as_str) == Some("floor") {
+        // The gateway's own default on this machine, so the floor differs from it only by
+        // the work.
+        runtime
+            .worker_threads(seckill_gateway::config::GatewaySettings::default().worker_threads());
+    }
+    runtime
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?
+        .block_on(run(args))
+}
+
+async fn run(args: Vec<String>) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("--version" | "-V") => {
             println!("seckill-gateway-bench {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
         Some("baseline") => baseline(args.get(1).map_or("127.0.0.1:18081", String::as_str)).await,
+        Some("floor") => {
+            let addr = args.get(1).context("ADDR missing")?;
+            let redis = args.get(2).context("REDIS_URL missing")?;
+            let activities: u64 = args.get(3).context("ACTIVITIES missing")?.parse()?;
+            floor(addr, redis, activities).await
+        }
         Some("tokens") => {
             let count: u64 = args.get(1).context("COUNT missing")?.parse()?;
             let file = args.get(2).context("FILE missing")?;
@@ -44,7 +67,8 @@ async fn main() -> anyhow::Result<()> {
             admission(n(1, "USERS")?, n(2, "ACTIVITIES")?, n(3, "COUNT")?, file)
         }
         _ => bail!(
-            "usage: seckill-gateway-bench baseline [ADDR] | tokens COUNT FILE \
+            "usage: seckill-gateway-bench baseline [ADDR] | floor ADDR REDIS_URL ACTIVITIES \
+             | tokens COUNT FILE \
              | admission USERS ACTIVITIES COUNT FILE"
         ),
     }
@@ -60,6 +84,55 @@ async fn baseline(addr: &str) -> anyhow::Result<()> {
     });
     let listener = tokio::net::TcpListener::bind(addr).await?;
     eprintln!("baseline listening on {}", listener.local_addr()?);
+    warp::serve(route)
+        .incoming(listener)
+        .graceful(seckill_runtime::shutdown::signal())
+        .run()
+        .await;
+    Ok(())
+}
+
+/// The cheapest handler that does what a reservation cannot avoid: read the request, one
+/// `SECKILL.RESERVE` through the gateway's own Redis client (the coalesced pipeline), the
+/// fixed envelope. No token, no parse, no limits, no metrics, no log. Request n reserves for
+/// user `floor<n>` in activity `b<n % activities>`.
+async fn floor(addr: &str, redis: &str, activities: u64) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let client = seckill_client::SeckillClient::connect(redis, std::time::Duration::from_secs(1))
+        .await
+        .with_context(|| format!("could not connect to {redis}"))?;
+    let next = Arc::new(AtomicU64::new(0));
+    let route = warp::any()
+        .and(warp::body::bytes())
+        .then(move |_body: bytes::Bytes| {
+            let client = client.clone();
+            let n = next.fetch_add(1, Ordering::Relaxed);
+            async move {
+                let reserved = async {
+                    let user = seckill_core::UserId::parse(format!("floor{n}"))?;
+                    let activity = seckill_core::ActivityId::parse(format!("b{}", n % activities))?;
+                    client.reserve(&activity, &user, 1, "p").await?;
+                    anyhow::Ok(())
+                };
+                let (status, body) = match reserved.await {
+                    Ok(()) => (
+                        warp::http::StatusCode::OK,
+                        r#"{"code":200,"message":"ok","data":{"status":"queued"}}"#.to_owned(),
+                    ),
+                    Err(e) => (
+                        warp::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("{e:#}"),
+                    ),
+                };
+                warp::reply::with_status(
+                    warp::reply::with_header(body, "content-type", "application/json"),
+                    status,
+                )
+            }
+        });
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    eprintln!("floor listening on {}", listener.local_addr()?);
     warp::serve(route)
         .incoming(listener)
         .graceful(seckill_runtime::shutdown::signal())
