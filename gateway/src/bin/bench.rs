@@ -49,6 +49,9 @@ async fn run(args: Vec<String>) -> anyhow::Result<()> {
             let addr = args.get(1).context("ADDR missing")?;
             let redis = args.get(2).context("REDIS_URL missing")?;
             let activities: u64 = args.get(3).context("ACTIVITIES missing")?.parse()?;
+            if activities == 0 {
+                bail!("ACTIVITIES must be positive");
+            }
             floor(addr, redis, activities).await
         }
         Some("tokens") => {
@@ -115,18 +118,20 @@ async fn floor(addr: &str, redis: &str, activities: u64) -> anyhow::Result<()> {
                     client.reserve(&activity, &user, 1, "p").await?;
                     anyhow::Ok(())
                 };
-                let (status, body) = match reserved.await {
+                let (status, kind, body) = match reserved.await {
                     Ok(()) => (
                         warp::http::StatusCode::OK,
+                        "application/json",
                         r#"{"code":200,"message":"ok","data":{"status":"queued"}}"#.to_owned(),
                     ),
                     Err(e) => (
                         warp::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        "text/plain",
                         format!("{e:#}"),
                     ),
                 };
                 warp::reply::with_status(
-                    warp::reply::with_header(body, "content-type", "application/json"),
+                    warp::reply::with_header(body, "content-type", kind),
                     status,
                 )
             }
