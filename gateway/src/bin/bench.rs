@@ -77,16 +77,25 @@ async fn run(args: Vec<String>) -> anyhow::Result<()> {
     }
 }
 
+/// The reply of both handlers below: the gateway's envelope for a queued reservation.
+const QUEUED: &str = r#"{"code":200,"message":"ok","data":{"status":"queued"}}"#;
+
 async fn baseline(addr: &str) -> anyhow::Result<()> {
-    let route = warp::any().map(|| {
-        warp::reply::with_header(
-            r#"{"code":200,"message":"ok","data":{"status":"queued"}}"#,
-            "content-type",
-            "application/json",
-        )
-    });
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    eprintln!("baseline listening on {}", listener.local_addr()?);
+    let route =
+        warp::any().map(|| warp::reply::with_header(QUEUED, "content-type", "application/json"));
+    serve("baseline", addr, route).await
+}
+
+/// Serves `route` on `addr` until SIGINT/SIGTERM.
+async fn serve<F>(what: &str, addr: &str, route: F) -> anyhow::Result<()>
+where
+    F: Filter + Clone + Send + Sync + 'static,
+    F::Extract: warp::Reply,
+{
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("could not listen on {addr}"))?;
+    eprintln!("{what} listening on {}", listener.local_addr()?);
     warp::serve(route)
         .incoming(listener)
         .graceful(seckill_runtime::shutdown::signal())
@@ -101,16 +110,15 @@ async fn baseline(addr: &str) -> anyhow::Result<()> {
 /// user `floor<n>` in activity `b<n % activities>`.
 async fn floor(addr: &str, redis: &str, activities: u64) -> anyhow::Result<()> {
     use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::Arc;
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let client = seckill_client::SeckillClient::connect(redis, std::time::Duration::from_secs(1))
         .await
         .with_context(|| format!("could not connect to {redis}"))?;
-    let next = Arc::new(AtomicU64::new(0));
     let route = warp::any()
         .and(warp::body::bytes())
         .then(move |_body: bytes::Bytes| {
             let client = client.clone();
-            let n = next.fetch_add(1, Ordering::Relaxed);
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
             async move {
                 let reserved = async {
                     let user = seckill_core::UserId::parse(format!("floor{n}"))?;
@@ -122,7 +130,7 @@ async fn floor(addr: &str, redis: &str, activities: u64) -> anyhow::Result<()> {
                     Ok(()) => (
                         warp::http::StatusCode::OK,
                         "application/json",
-                        r#"{"code":200,"message":"ok","data":{"status":"queued"}}"#.to_owned(),
+                        QUEUED.to_owned(),
                     ),
                     Err(e) => (
                         warp::http::StatusCode::INTERNAL_SERVER_ERROR,
@@ -136,14 +144,7 @@ async fn floor(addr: &str, redis: &str, activities: u64) -> anyhow::Result<()> {
                 )
             }
         });
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    eprintln!("floor listening on {}", listener.local_addr()?);
-    warp::serve(route)
-        .incoming(listener)
-        .graceful(seckill_runtime::shutdown::signal())
-        .run()
-        .await;
-    Ok(())
+    serve("floor", addr, route).await
 }
 
 fn tokens(count: u64, file: &str) -> anyhow::Result<()> {
