@@ -2,10 +2,11 @@
 //! than `worker.batch_size_while_arriving` while reservations arrive.
 //!
 //! Every `XREADGROUP` and `XACK` runs on Redis' one thread, and the sale's reservations wait
-//! behind it: ~1.4 µs per entry, so a 3,000-entry read holds them ~4 ms. A backlog drains
-//! fastest in large batches (each batch costs fixed round trips and fsyncs); while the sale
-//! is writing, a worker that fell behind reads small ones so the reservations' tail latency
-//! stays where a 1,000-entry read puts it. [`crate::arrivals`] says which
+//! behind it: 1.4-4.6 µs per entry by the machine (`bench/drain-reads.sh`), so a 3,000-entry
+//! read holds them 4-14 ms. A backlog drains fastest in large batches (each batch costs
+//! fixed round trips and fsyncs); while the sale is writing, a worker that fell behind reads
+//! small ones so the reservations' tail latency stays where a 1,000-entry read puts it.
+//! [`crate::arrivals`] says which
 //! ([`ReadSize::observe`]): a stream that grew since the poll before, or an entry read that
 //! was appended after the last poll, is an arrival. Until the poll knows (the first
 //! poll after start, a failed poll) the size stays as it was: this is a speed setting, not a
