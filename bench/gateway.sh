@@ -22,7 +22,9 @@
 #                                   on the shipped redis.conf, the cheapest handler that does
 #                                   what a reservation cannot avoid (read the request, one
 #                                   SECKILL.RESERVE through the gateway's Redis client, a fixed
-#                                   reply): the bound the durable round trip sets.
+#                                   reply): the bound the durable round trip sets;
+#   floor, no AOF                   (row floor-noaof, not run unless named) the floor on
+#                                   --appendonly no: what the fsync costs the round trip.
 # Each row also reports the gateway's CPU per request (user + system, from /proc), and the
 # whole machine's (wrk, Redis and the gateway; /proc/stat) with how busy the machine was.
 #
@@ -87,7 +89,8 @@ label() {
   noaof-nolog) echo "no AOF + access log off" ;;
   admission) echo "admission on (difficulty 0)" ;;
   floor) echo "shipped redis.conf; seckill-gateway-bench floor" ;;
-  *) echo "gateway.sh: unknown row '$1' (shipped noaof nolog noaof-nolog admission floor)" >&2; exit 2 ;;
+  floor-noaof) echo "no AOF; seckill-gateway-bench floor" ;;
+  *) echo "gateway.sh: unknown row '$1' (shipped noaof nolog noaof-nolog admission floor floor-noaof)" >&2; exit 2 ;;
   esac
 }
 
@@ -150,7 +153,7 @@ for row in $ROWS; do
     redis-cli -p "$RPORT" SECKILL.CREATE "b$a" STOCK 1000000000 >/dev/null
   done
   target="POST /api/v1/seckill"
-  if [ "$row" = floor ]; then
+  if [ "${row%-noaof}" = floor ]; then
     target="one RESERVE per request, nothing else"
     spawn floor "$DIR/gateway-$row.log" "$BIN/seckill-gateway-bench" floor "127.0.0.1:$GPORT" \
       "$rurl" "$ACTIVITIES"

@@ -182,8 +182,11 @@ def gateway_group(raw):
             if "trivial" in target.lower():
                 name, role, key = target, "baseline", "trivial"
             elif target.startswith("one RESERVE"):
-                # The floor: the durable round trip with no gateway work around it.
-                name, role, key = f"{target} ({config})", "reference", "floor"
+                # The floor: the durable round trip with no gateway work around it (and,
+                # when asked for, the same without AOF: a labelled variant, not the floor).
+                name = f"{target} ({config})"
+                noaof = config.startswith("no AOF")
+                role, key = ("variant", "floor-noaof") if noaof else ("reference", "floor")
             else:
                 key = gateway_config_key(config) or "shipped"
                 name = f"{target}, {config}" if config else target
@@ -192,6 +195,7 @@ def gateway_group(raw):
             row["config"] = config
             row["key"] = key
             row["label"] = {"trivial": name, "floor": "floor: one RESERVE, nothing else",
+                            "floor-noaof": "floor, no AOF",
                             "shipped": "POST, shipped"}.get(key, f"POST, {config}")
             non = col(head, "non-2xx")
             if non:
