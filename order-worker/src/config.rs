@@ -49,9 +49,9 @@ pub struct WorkerSettings {
     /// Most entries per batch while reservations arrive (a lag poll, `lag_interval_ms`, saw a
     /// stream grow, or a consumer read an entry appended after the last poll): each
     /// XREADGROUP and XACK holds Redis' one thread, 1.4-4.6 µs per entry by the machine
-    /// (`bench/drain-reads.sh`), while the sale's
-    /// reservations wait behind it. Measured in the local stack: reads of 3,000 during the
-    /// sale put the reservations' p99 at 8.5-9.6 ms, reads of 1,000 at 5.8-6.3 ms.
+    /// (`bench/drain-reads.sh`), while the sale's reservations wait behind it. Measured in
+    /// the local stack: reads of 3,000 during the sale put the reservations' p99 at 8.5-9.6
+    /// ms, reads of 1,000 at 5.8-6.3 ms.
     pub batch_size_while_arriving: usize,
     /// Most orders this process writes to MySQL per second; 0: as fast as MySQL takes them.
     /// The backlog waits in the streams meanwhile (see `seckill lag`).

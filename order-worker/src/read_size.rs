@@ -6,11 +6,11 @@
 //! read holds them 4-14 ms. A backlog drains fastest in large batches (each batch costs
 //! fixed round trips and fsyncs); while the sale is writing, a worker that fell behind reads
 //! small ones so the reservations' tail latency stays where a 1,000-entry read puts it.
-//! [`crate::arrivals`] says which
-//! ([`ReadSize::observe`]): a stream that grew since the poll before, or an entry read that
-//! was appended after the last poll, is an arrival. Until the poll knows (the first
-//! poll after start, a failed poll) the size stays as it was: this is a speed setting, not a
-//! safety one, and a worker started on a backlog should drain it at full size.
+//! [`crate::arrivals`] says which ([`ReadSize::observe`]): a stream that grew since the poll
+//! before, or an entry read that was appended after the last poll, is an arrival. Until the
+//! poll knows (the first poll after start, a failed poll) the size stays as it was: this is a
+//! speed setting, not a safety one, and a worker started on a backlog should drain it at
+//! full size.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
