@@ -15,10 +15,7 @@ cd "$ROOT"
 source "$ROOT/scripts/lib/stack.sh"
 ENTRIES=${1:-20000}
 COUNTS=${COUNTS:-1000 250 100}
-if [ -z "${SECKILL_MODULE:-}" ] && [ "${STACK_SKIP_BUILD:-0}" != 1 ]; then
-  cargo build --release -p seckill-module >&2
-fi
-MODULE=$(realpath "${SECKILL_MODULE:-$(seckill_bin_dir)/libseckill_module.so}")
+MODULE=$(bench_module)
 
 stack_traps
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/seckill-drain-reads.XXXXXX")
@@ -26,7 +23,8 @@ cleanup_dir "$DIR"
 PORT=$(free_port)
 cli() { redis-cli -p "$PORT" "$@"; }
 
-# usec per call of one command from INFO commandstats (0 when it never ran).
+# Redis' time in one command, µs in all since CONFIG RESETSTAT (INFO commandstats; 0 when it
+# never ran).
 usec_total() { # COMMAND
   cli INFO commandstats | tr -d '\r' | awk -F'[:,=]' -v c="cmdstat_$1" '$1 == c {print $5; f = 1} END {if (!f) print 0}'
 }

@@ -37,11 +37,7 @@ N1=${2:-$((N / 5))}
 CLIENTS=${CLIENTS:-50}
 BUYERS=${BUYERS:-1000000}
 CONFIGS=${MODULE_CONFIGS:-shipped noaof}
-# Always build unless a module is given: a stale .so would measure old code.
-if [ -z "${SECKILL_MODULE:-}" ] && [ "${STACK_SKIP_BUILD:-0}" != 1 ]; then
-  cargo build --release -p seckill-module >&2
-fi
-MODULE=$(realpath "${SECKILL_MODULE:-$(seckill_bin_dir)/libseckill_module.so}")
+MODULE=$(bench_module)
 
 stack_traps
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/seckill-module-bench.XXXXXX")

@@ -49,6 +49,15 @@ seckill_bin_dir() {
   echo "$d"
 }
 
+# The module a benchmark loads: SECKILL_MODULE when given, else the release build, built
+# first unless STACK_SKIP_BUILD=1 (a stale .so would measure old code). Prints its path.
+bench_module() {
+  if [ -z "${SECKILL_MODULE:-}" ] && [ "${STACK_SKIP_BUILD:-0}" != 1 ]; then
+    (cd "$STACK_ROOT" && cargo build --release -p seckill-module >&2)
+  fi
+  realpath "${SECKILL_MODULE:-$(seckill_bin_dir)/libseckill_module.so}"
+}
+
 # ---------------------------------------------------------------------------- ports
 
 # A port nobody listens on now (the kernel's choice for port 0; python3 is needed anyway).
